@@ -1,0 +1,26 @@
+# The README's two commands: `make demo` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU build of torch first, pinned, so nothing below can pull a CUDA build.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e ".[test,text]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/vidiff sample --model shapes-tiny --num 8 --frames 16 --steps 25 --seed 0 --out outputs --name demo --format mp4,gif
+
+test: $(STAMP)
+	OMP_NUM_THREADS=2 $(BIN)/python -m pytest tests
+
+clean:
+	rm -rf $(VENV) outputs

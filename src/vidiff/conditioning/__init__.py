@@ -1,0 +1,4 @@
+"""Conditioning: the `Cond` container, class labels, text (MiniLM), first frame / known frames."""
+from .cond import Cond, cond_or_empty
+
+__all__ = ["Cond", "cond_or_empty"]

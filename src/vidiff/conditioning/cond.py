@@ -1,0 +1,68 @@
+"""`Cond`: the conditioning a backbone may receive alongside (x_t, t)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class Cond:
+    """Conditioning inputs for a backbone; every field is optional and batch-first.
+
+    Fields (B = batch, F = frames, L = text tokens, D = embedding width):
+      class_ids: (B,) long. The null class (for classifier-free guidance) is `num_classes`.
+      text:      (B, L, D) token embeddings for cross-attention.
+      text_mask: (B, L) bool, True where a token is real (not padding).
+      pooled:    (B, D) pooled text/image embedding (adaLN / added to the time embedding).
+      concat:    (B, C_extra, F, H, W) channels concatenated to x_t (low-res video, first frame,
+                 known frames and their mask) — VDM / Imagen Video / SVD style conditioning.
+      is_image:  (B,) bool, True for samples that are independent images stacked along F:
+                 backbones then disable temporal mixing for them (VDM joint image-video training).
+      noise_aug: (B,) float, the noise level applied to `concat` (Imagen Video noise conditioning
+                 augmentation); backbones embed it like the timestep.
+    """
+
+    class_ids: Tensor | None = None
+    text: Tensor | None = None
+    text_mask: Tensor | None = None
+    pooled: Tensor | None = None
+    concat: Tensor | None = None
+    is_image: Tensor | None = None
+    noise_aug: Tensor | None = None
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> "Cond":
+        """Apply `fn` to every tensor field (e.g. `.to(device)`, indexing)."""
+        return Cond(**{k: (fn(v) if v is not None else None) for k, v in self.items()})
+
+    def items(self):
+        return ((f.name, getattr(self, f.name)) for f in dataclasses.fields(self))
+
+    def to(self, *args, **kwargs) -> "Cond":
+        return self.map(lambda v: v.to(*args, **kwargs))
+
+    def repeat_batch(self, n: int) -> "Cond":
+        """Repeat every field n times along the batch (sample-major: a a b b)."""
+        return self.map(lambda v: v.repeat_interleave(n, dim=0))
+
+    @staticmethod
+    def cat(conds: list["Cond"]) -> "Cond":
+        """Concatenate along the batch; a field must be set in all or none of them."""
+        out = {}
+        for f in dataclasses.fields(Cond):
+            vals = [getattr(c, f.name) for c in conds]
+            if all(v is None for v in vals):
+                out[f.name] = None
+            elif any(v is None for v in vals):
+                raise ValueError(f"Cond.cat: field {f.name!r} is set in some conds but not others")
+            else:
+                out[f.name] = torch.cat(vals, dim=0)
+        return Cond(**out)
+
+
+def cond_or_empty(cond: Cond | None) -> Cond:
+    """`cond`, or an empty Cond."""
+    return cond if cond is not None else Cond()

@@ -1,0 +1,87 @@
+"""Spectral volumes (GID sec. 3): temporal FFT of per-pixel trajectories, and its inverse.
+
+Layout. A spectral volume ``S`` has shape ``(K, 4, H, W)`` (optionally with leading batch dims):
+frequency index ``f = 0 .. K-1`` (``f`` cycles per period of ``T`` frames), channels
+``[Re Sx, Im Sx, Re Sy, Im Sy]`` — the complex coefficient of the x and y displacement.
+
+Normalisation. Coefficients are *one-sided amplitudes*: for a real trajectory ``D(t, p)``
+
+    S_0 = (1/T) Σ_t D(t),      S_f = (2/T) Σ_t D(t) exp(-2πi f t / T)   (1 <= f < T/2)
+
+so a sinusoid ``A cos(2π f t / T + φ)`` has ``S_f = A e^{iφ}`` and the motion texture is
+
+    F_t(p) = Σ_{f<K} Re( S_f(p) exp(2πi f t / T) )       (any real t: slow motion)
+
+which is also the modal superposition F = Σ Re(S_f q_f) with q_f(t) = exp(2πi f t / T).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..utils import VidiffError
+
+
+def trajectories_to_spectral(traj: Tensor | np.ndarray, k: int = 16) -> Tensor:
+    """Per-pixel trajectories ``(T, 2, H, W)`` -> spectral volume ``(K, 4, H, W)`` (one-sided amplitudes, module doc)."""
+    traj = torch.as_tensor(np.asarray(traj) if isinstance(traj, np.ndarray) else traj)
+    if traj.ndim < 4 or traj.shape[-3] != 2:
+        raise VidiffError(f"trajectories must be (T, 2, H, W), got {tuple(traj.shape)}")
+    t = traj.shape[-4]
+    if not 1 <= k <= t // 2 + (t % 2):
+        raise VidiffError(f"k={k} frequencies need at least {2 * k - 1} frames; got T={t}: lower --k")
+    spec = torch.fft.rfft(traj.double(), dim=-4)[..., :k, :, :, :] / t  # (..., K, 2, H, W) complex
+    spec[..., 1:, :, :, :] *= 2.0
+    if t % 2 == 0 and k == t // 2 + 1:  # the Nyquist bin is not doubled
+        spec[..., -1, :, :, :] /= 2.0
+    out = torch.stack([spec.real, spec.imag], dim=-3)  # (..., K, 2, 2, H, W): axis, re/im
+    return out.flatten(-4, -3).to(torch.float32 if traj.dtype != torch.float64 else torch.float64)
+
+
+def spectral_to_complex(sv: Tensor) -> Tensor:
+    """``(..., K, 4, H, W)`` real layout -> ``(..., K, 2, H, W)`` complex (x, y)."""
+    if sv.shape[-3] != 4:
+        raise VidiffError(f"spectral volume must have 4 channels (Re x, Im x, Re y, Im y), got {tuple(sv.shape)}")
+    return torch.complex(sv[..., 0::2, :, :], sv[..., 1::2, :, :])
+
+
+def complex_to_spectral(c: Tensor) -> Tensor:
+    """``(..., K, 2, H, W)`` complex -> ``(..., K, 4, H, W)`` real layout."""
+    return torch.stack([c.real, c.imag], dim=-3).flatten(-4, -3)
+
+
+def motion_texture(sv: Tensor, t: float | Tensor, period: float, magnify: float = 1.0) -> Tensor:
+    """F_t = magnify · Σ_f Re(S_f exp(2πi f t / T)) (module doc); ``sv (..., K, 4, H, W)`` -> ``(..., 2, H, W)``.
+
+    ``t`` may be fractional (slow motion) or a 1-D tensor of times, giving ``(..., n, 2, H, W)``.
+    Differentiable in ``sv`` (used by the loop guidance loss).
+    """
+    k = sv.shape[-4]
+    f = torch.arange(k, dtype=sv.dtype, device=sv.device)
+    t = torch.as_tensor(t, dtype=sv.dtype, device=sv.device)
+    phase = 2 * math.pi * f * t.reshape(-1, 1) / period  # (n, K)
+    cos, sin = torch.cos(phase), torch.sin(phase)
+    # Re((a + ib)(cos + i sin)) = a cos - b sin, for x (channels 0,1) and y (channels 2,3)
+    x = torch.einsum("...khw,nk->...nhw", sv[..., 0, :, :], cos) - torch.einsum("...khw,nk->...nhw", sv[..., 1, :, :], sin)
+    y = torch.einsum("...khw,nk->...nhw", sv[..., 2, :, :], cos) - torch.einsum("...khw,nk->...nhw", sv[..., 3, :, :], sin)
+    out = magnify * torch.stack([x, y], dim=-3)  # (..., n, 2, H, W)
+    return out[..., 0, :, :, :] if t.ndim == 0 else out
+
+
+def amplitude_per_frequency(sv: Tensor) -> Tensor:
+    """Mean over pixels of |S_f| (x and y amplitude combined) -> ``(K,)``, for the extract plot."""
+    c = spectral_to_complex(sv)
+    return c.abs().pow(2).sum(-3).sqrt().mean(dim=(-2, -1))
+
+
+def resize_spectral(sv: Tensor, size: tuple[int, int]) -> Tensor:
+    """Resize ``(K, 4, H, W)`` to ``size=(H', W')``, scaling x/y displacement with the image."""
+    k, _, h, w = sv.shape
+    if (h, w) == tuple(size):
+        return sv
+    out = torch.nn.functional.interpolate(sv.float(), size=size, mode="bilinear", align_corners=False)
+    scale = torch.tensor([size[1] / w, size[1] / w, size[0] / h, size[0] / h]).view(1, 4, 1, 1)
+    return out * scale

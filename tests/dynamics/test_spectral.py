@@ -1,0 +1,93 @@
+"""Oracles for flow + spectral volumes: known sinusoidal warps, exact FFT round trips."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from vidiff.dynamics.flow import extract_spectral_volume, flow_to_frames
+from vidiff.dynamics.spectral import (complex_to_spectral, motion_texture, resize_spectral,
+                                      spectral_to_complex, trajectories_to_spectral)
+from vidiff.utils import VidiffError
+
+from ._synth import known_field, warped_video
+
+
+def _smooth_amp(a0, cx, cy, s):
+    return lambda x, y: a0 * (0.6 + 0.4 * np.cos((x - cx) / s) * np.cos((y - cy) / s))
+
+
+def test_extracted_spectral_volume_matches_known_coefficients():
+    h = w = 64
+    period, k = 48, 8
+    comps = [
+        (0, 1, _smooth_amp(2.0, 20, 30, 25.0), lambda x, y: 0.3 + x / 60.0),
+        (0, 3, _smooth_amp(1.2, 40, 20, 30.0), lambda x, y: -1.0 + y / 50.0),
+        (1, 2, _smooth_amp(1.6, 30, 40, 28.0), lambda x, y: 0.8 + 0.0 * x),
+    ]
+    truth, d = known_field(h, w, period, comps)
+    video = warped_video(h, w, period, d)
+    sv = extract_spectral_volume(video, num_frames=period, k=k)
+    assert sv.shape == (k, 4, h, w)
+    c = spectral_to_complex(sv).numpy()  # (K, 2, H, W)
+    m = 8  # away from borders, where the texture covers every neighbourhood
+    for (axis, f), s_true in truth.items():
+        est = c[f, axis, m:-m, m:-m]
+        ref = s_true[m:-m, m:-m]
+        rel = np.abs(est - ref).mean() / np.abs(ref).mean()
+        assert rel < 0.10, (axis, f, rel)
+    # frequencies with no motion stay small compared with the dominant ones
+    assert np.abs(c[5:, :, m:-m, m:-m]).mean() < 0.1 * np.abs(truth[(0, 1)]).mean()
+
+
+def test_flow_methods_agree_on_translation():
+    from ._synth import texture
+    h, w = 48, 48
+    yy, xx = np.mgrid[0:h, 0:w].astype(float)
+    frames = np.stack([np.clip(texture(xx - s, yy - 0.5 * s), 0, 255).astype(np.uint8)[..., None].repeat(3, -1)
+                       for s in (0.0, 1.0, 2.0)])
+    for method in ("dis", "farneback"):
+        fl = flow_to_frames(frames, method=method)
+        assert np.allclose(fl[0], 0)
+        np.testing.assert_allclose(fl[2, 0, 10:-10, 10:-10].mean(), 2.0, atol=0.15)
+        np.testing.assert_allclose(fl[2, 1, 10:-10, 10:-10].mean(), 1.0, atol=0.15)
+
+
+def test_fft_inverse_reproduces_band_limited_trajectories():
+    g = torch.Generator().manual_seed(0)
+    period, k = 20, 6
+    true = torch.randn(k, 4, 5, 7, generator=g, dtype=torch.float64)
+    true[0, 1::2] = 0  # the DC term is real
+    traj = motion_texture(true, torch.arange(period), period)  # (T, 2, H, W)
+    sv = trajectories_to_spectral(traj, k=k)
+    torch.testing.assert_close(sv, true, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(motion_texture(sv, torch.arange(period), period), traj)
+
+
+def test_sinusoid_coefficient_and_fractional_time():
+    period = 30
+    t = torch.arange(period, dtype=torch.float64)
+    traj = torch.zeros(period, 2, 1, 1, dtype=torch.float64)
+    traj[:, 0, 0, 0] = 1.5 * torch.cos(2 * math.pi * 4 * t / period + 0.7)
+    sv = trajectories_to_spectral(traj, k=8)
+    c = spectral_to_complex(sv)
+    assert abs(c[4, 0, 0, 0] - 1.5 * np.exp(0.7j)) < 1e-12
+    f = motion_texture(sv, 2.25, period)  # fractional t evaluates the continuous sinusoid
+    assert abs(float(f[0, 0, 0]) - 1.5 * math.cos(2 * math.pi * 4 * 2.25 / period + 0.7)) < 1e-12
+    torch.testing.assert_close(complex_to_spectral(c), sv)
+    torch.testing.assert_close(motion_texture(sv, 2.25, period, magnify=2.0), 2 * f)
+
+
+def test_resize_scales_displacements():
+    sv = torch.ones(3, 4, 8, 10)
+    out = resize_spectral(sv, (16, 30))
+    assert out.shape == (3, 4, 16, 30)
+    torch.testing.assert_close(out[:, 0], torch.full((3, 16, 30), 3.0))
+    torch.testing.assert_close(out[:, 2], torch.full((3, 16, 30), 2.0))
+
+
+def test_bad_inputs_raise():
+    with pytest.raises(VidiffError):
+        trajectories_to_spectral(torch.zeros(4, 2, 3, 3), k=16)
+    with pytest.raises(VidiffError):
+        extract_spectral_volume(np.zeros((5, 8, 8, 3), np.uint8), k=16)

@@ -26,30 +26,47 @@ def motion_metric(flow: Tensor, scale: float = 1.0) -> Tensor:
     return scale * flow.pow(2).sum(1, keepdim=True).add(1e-12).sqrt()
 
 
+_GRID: dict = {}
+
+
+def _base_grid(h: int, w: int, device, dtype) -> tuple[Tensor, Tensor]:
+    """Pixel coordinates (H, W) x and y, cached per size/device/dtype (rendering reuses them every frame)."""
+    key = (h, w, str(device), dtype)
+    if key not in _GRID:
+        if len(_GRID) > 32:
+            _GRID.clear()
+        gy, gx = torch.meshgrid(torch.arange(h, device=device, dtype=dtype),
+                                torch.arange(w, device=device, dtype=dtype), indexing="ij")
+        _GRID[key] = (gx, gy)
+    return _GRID[key]
+
+
 def splat_accumulate(x: Tensor, flow: Tensor) -> Tensor:
     """Σ_p b(p, q) x(p): bilinear forward splat of ``x (B, C, H, W)`` by ``flow (B, 2, H, W)`` (eq. 1)."""
     b, c, h, w = x.shape
     if flow.shape != (b, 2, h, w):
         raise VidiffError(f"flow must be (B, 2, H, W) = {(b, 2, h, w)}, got {tuple(flow.shape)}")
-    dev, dt = x.device, x.dtype
-    gy, gx = torch.meshgrid(torch.arange(h, device=dev, dtype=dt), torch.arange(w, device=dev, dtype=dt), indexing="ij")
+    gx, gy = _base_grid(h, w, x.device, x.dtype)
     tx = gx + flow[:, 0]  # (B, H, W) target x
     ty = gy + flow[:, 1]
     x0, y0 = torch.floor(tx), torch.floor(ty)
     fx, fy = tx - x0, ty - y0  # fractional parts carry the gradient w.r.t. flow
     x0i, y0i = x0.long(), y0.long()
-    # the 4 corners stacked on a new leading axis: (4, B, H, W)
-    cx = torch.stack([x0i, x0i + 1, x0i, x0i + 1])
-    cy = torch.stack([y0i, y0i, y0i + 1, y0i + 1])
-    wgt = torch.stack([(1 - fx) * (1 - fy), fx * (1 - fy), (1 - fx) * fy, fx * fy])  # (4, B, H, W)
-    inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
-    wgt = wgt * inside
-    boff = (torch.arange(b, device=dev) * (h * w)).view(1, b, 1, 1)
-    idx = (boff + cy.clamp(0, h - 1) * w + cx.clamp(0, w - 1)).reshape(-1)  # (4·B·H·W,)
-    src = x.permute(0, 2, 3, 1).unsqueeze(0) * wgt.unsqueeze(-1)  # (4, B, H, W, C)
-    out = torch.zeros(b * h * w, c, device=dev, dtype=dt)
-    out = out.index_add(0, idx, src.reshape(-1, c))  # (B·H·W, C)
-    return out.view(b, h, w, c).permute(0, 3, 1, 2)  # (B, C, H, W)
+    vx0, vx1 = (x0i >= 0) & (x0i < w), (x0i >= -1) & (x0i < w - 1)  # corner columns inside
+    vy0, vy1 = (y0i >= 0) & (y0i < h), (y0i >= -1) & (y0i < h - 1)
+    gx0, gy0 = 1 - fx, 1 - fy
+    wgt = torch.stack([gx0 * gy0 * (vx0 & vy0), fx * gy0 * (vx1 & vy0),
+                       gx0 * fy * (vx0 & vy1), fx * fy * (vx1 & vy1)])  # (4, B, H, W)
+    boff = (torch.arange(b, device=x.device) * (h * w)).view(b, 1, 1)
+    i00 = boff + y0i.clamp(0, h - 1) * w + x0i.clamp(0, w - 1)  # (B, H, W) flat index of each corner
+    i01 = boff + y0i.clamp(0, h - 1) * w + (x0i + 1).clamp(0, w - 1)
+    i10 = boff + (y0i + 1).clamp(0, h - 1) * w + x0i.clamp(0, w - 1)
+    i11 = boff + (y0i + 1).clamp(0, h - 1) * w + (x0i + 1).clamp(0, w - 1)
+    idx = torch.stack([i00, i01, i10, i11]).reshape(-1)  # (4·B·H·W,)
+    xc = x.transpose(0, 1).reshape(c, 1, b * h * w)  # (C, 1, B·H·W): channels first, one row each
+    src = (xc * wgt.reshape(1, 4, b * h * w)).reshape(c, -1)  # (C, 4·B·H·W)
+    out = x.new_zeros(c, b * h * w).index_add(1, idx, src)  # (C, B·H·W): one index_add for all corners
+    return out.view(c, b, h, w).transpose(0, 1)  # (B, C, H, W)
 
 
 def splat(x: Tensor, flow: Tensor, mode: Mode = "softmax", metric: Tensor | None = None,

@@ -1,1 +1,33 @@
-"""vidiff.diffusion"""
+"""vidiff.diffusion: schedules, parameterizations, loss, samplers and guidance — independent of any network.
+
+Time runs from t = 0 (clean data) to t = 1 (pure noise); z_t = α_t x + σ_t ε, α² + σ² = 1.
+"""
+from .guidance import ClassifierFreeGuidance, GradientGuidance, ReconstructionGuidance, expand_mask
+from .loss import diffusion_loss, min_snr_weight
+from .param import (
+    PARAMETERIZATIONS,
+    Denoiser,
+    Prediction,
+    apply_clip,
+    convert,
+    dynamic_threshold,
+    eps_from_v,
+    eps_from_x0,
+    v_from_eps,
+    v_from_eps_x0,
+    v_from_x0,
+    x0_from_eps,
+    x0_from_v,
+)
+from .samplers import SAMPLERS, SPACINGS, ddim, ddim_invert, ddim_step, ddim_step_angular, ddpm, dpmpp_2m, sample, timesteps
+from .schedule import SCHEDULES, CosineSchedule, LinearSchedule, Schedule, ShiftedCosineSchedule, get_schedule
+
+__all__ = [
+    "Schedule", "CosineSchedule", "LinearSchedule", "ShiftedCosineSchedule", "SCHEDULES", "get_schedule",
+    "PARAMETERIZATIONS", "Prediction", "Denoiser", "convert", "apply_clip", "dynamic_threshold",
+    "x0_from_eps", "eps_from_x0", "v_from_eps_x0", "x0_from_v", "eps_from_v", "v_from_x0", "v_from_eps",
+    "diffusion_loss", "min_snr_weight",
+    "SAMPLERS", "SPACINGS", "sample", "ddpm", "ddim", "dpmpp_2m", "ddim_invert", "timesteps",
+    "ddim_step", "ddim_step_angular",
+    "ClassifierFreeGuidance", "ReconstructionGuidance", "GradientGuidance", "expand_mask",
+]

@@ -1,0 +1,130 @@
+"""The training objective: sample t, noise x into z_t, regress the network onto its target.
+
+L = E_{t ~ U[0,1], ε ~ N(0, I)} w(λ_t) ‖f(z_t, t) − target‖²   (Ho et al. 2020, eq. 14; the v-target
+of Salimans & Ho 2022; min-SNR-γ weighting of Hang et al. 2023).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from ..utils import VidiffError
+from .param import broadcast, check_parameterization, v_from_eps_x0
+from .schedule import Schedule, check_t
+
+__all__ = ["diffusion_loss", "min_snr_weight", "randn", "rand"]
+
+
+def randn(shape, generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """Standard normal noise of `shape` drawn from `generator` (on its device), moved to like's device/dtype."""
+    if generator is None:
+        return torch.randn(shape, device=like.device, dtype=like.dtype)
+    return torch.randn(shape, generator=generator, device=generator.device).to(like.device, like.dtype)
+
+
+def rand(shape, generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """U[0, 1) draws of `shape` from `generator`, moved to like's device (float32 at least)."""
+    dtype = like.dtype if like.dtype in (torch.float32, torch.float64) else torch.float32
+    if generator is None:
+        return torch.rand(shape, device=like.device, dtype=dtype)
+    return torch.rand(shape, generator=generator, device=generator.device).to(like.device, dtype)
+
+
+def min_snr_weight(logsnr: Tensor, parameterization: str, gamma: float = 5.0) -> Tensor:
+    """Min-SNR-γ (Hang et al. 2023, eq. 9) as a weight on the loss of each parameterization:
+    x0: min(SNR, γ); eps: min(SNR, γ)/SNR; v: min(SNR, γ)/(SNR + 1). Written in λ to stay finite."""
+    check_parameterization(parameterization)
+    if parameterization == "x0":
+        return torch.minimum(logsnr.exp(), torch.full_like(logsnr, gamma))
+    if parameterization == "eps":
+        return torch.clamp(gamma * torch.exp(-logsnr), max=1.0)
+    return torch.minimum(torch.sigmoid(logsnr), gamma * torch.sigmoid(-logsnr))
+
+
+def diffusion_loss(
+    model: Callable[..., Tensor],
+    x0: Tensor,
+    schedule: Schedule,
+    *,
+    parameterization: str = "v",
+    cond: Any = None,
+    frame_mask: Tensor | None = None,
+    weighting: str | Callable[[Tensor], Tensor] | None = None,
+    min_snr_gamma: float = 5.0,
+    t: Tensor | float | None = None,
+    noise: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    reduction: str = "mean",
+) -> Tensor:
+    """Denoising loss of a backbone `model(z_t, t, cond)` on clean data x0 of shape (B, C, [F,] H, W).
+
+    t ~ U[0, 1] per sample and ε ~ N(0, I) are drawn from `generator` unless given, so a training
+    step is exactly reproducible. `frame_mask` (B, F) bool marks clean conditioning frames: they
+    stay clean in z_t and are left out of the loss (VDM-style conditioning / joint image-video).
+    `weighting`: None, "min_snr" (γ = min_snr_gamma) or a function of λ_t (B,) -> (B,) weights.
+    reduction "mean" averages over the batch (each sample: mean over its unmasked elements);
+    "none" returns the (B,) per-sample losses.
+    """
+    check_parameterization(parameterization)
+    if x0.dim() < 2:
+        raise VidiffError(f"x0 must be batched, (B, C, F, H, W) or (B, C, H, W); got shape {tuple(x0.shape)}")
+    if reduction not in ("mean", "none"):
+        raise VidiffError(f"unknown reduction {reduction!r}; choose 'mean' or 'none'")
+    B = x0.shape[0]
+    # draw order is fixed (t first, then noise) so a generator seeds the whole step
+    if t is None:
+        t = rand((B,), generator, x0)
+    else:
+        check_t(t)
+        t = torch.as_tensor(t, device=x0.device, dtype=torch.float32 if x0.dtype not in (torch.float64,) else x0.dtype)
+        t = t.expand(B).clone() if t.dim() == 0 else t
+        if t.shape != (B,):
+            raise VidiffError(f"t must be a number or of shape (B,) = ({B},); got {tuple(t.shape)}")
+    if noise is None:
+        noise = randn(x0.shape, generator, x0)
+    elif noise.shape != x0.shape:
+        raise VidiffError(f"noise shape {tuple(noise.shape)} must equal x0 shape {tuple(x0.shape)}")
+
+    keep = _loss_mask(frame_mask, x0)  # (B, 1, F, 1, 1) float, 1 where the loss counts, or None
+    alpha, sigma = schedule.alpha_sigma(t)
+    a, s = broadcast(alpha, x0), broadcast(sigma, x0)
+    z = a * x0 + s * noise  # (B, C, F, H, W)
+    if keep is not None:
+        z = torch.where(keep.bool(), z, x0)  # conditioning frames stay clean
+    target = {"v": lambda: v_from_eps_x0(noise, x0, a, s), "eps": lambda: noise, "x0": lambda: x0}[parameterization]()
+
+    out = model(z, t.to(x0.dtype), cond)
+    if out.shape != x0.shape:
+        raise VidiffError(f"model returned shape {tuple(out.shape)} for input {tuple(x0.shape)}; "
+                          "a backbone must predict a tensor shaped like z_t")
+    err = (out.float() - target.float()) ** 2  # (B, C, F, H, W)
+    if keep is None:
+        per_sample = err.reshape(B, -1).mean(1)
+    else:
+        keep = keep.float().expand_as(err)
+        per_sample = (err * keep).reshape(B, -1).sum(1) / keep.reshape(B, -1).sum(1).clamp(min=1)
+
+    if weighting is not None:
+        logsnr = schedule.logsnr(t.double()).to(per_sample.device)
+        if weighting == "min_snr":
+            w = min_snr_weight(logsnr, parameterization, min_snr_gamma)
+        elif callable(weighting):
+            w = torch.as_tensor(weighting(logsnr), device=per_sample.device)
+        else:
+            raise VidiffError(f"unknown loss weighting {weighting!r}; choose None, 'min_snr' or a function of log-SNR")
+        per_sample = per_sample * w.to(per_sample.dtype)
+    return per_sample.mean() if reduction == "mean" else per_sample
+
+
+def _loss_mask(frame_mask: Tensor | None, x0: Tensor) -> Tensor | None:
+    """(B, F) True-is-clean mask -> (B, 1, F, 1, 1) tensor, True where the loss counts."""
+    if frame_mask is None:
+        return None
+    if x0.dim() != 5:
+        raise VidiffError(f"frame_mask needs video x0 (B, C, F, H, W); got shape {tuple(x0.shape)}")
+    B, _, F = x0.shape[:3]
+    if tuple(frame_mask.shape) != (B, F):
+        raise VidiffError(f"frame_mask must have shape (B, F) = ({B}, {F}); got {tuple(frame_mask.shape)}")
+    return (~frame_mask.to(device=x0.device, dtype=torch.bool))[:, None, :, None, None]

@@ -1,0 +1,283 @@
+"""Samplers: plain functions with one signature, no state kept between calls.
+
+    x0 = sampler(denoiser, noise, schedule, steps, *, cond=None, guidance=None, callback=None,
+                 generator=None, spacing="uniform", clip=None, **sampler_options)
+
+`denoiser(z, t, schedule, cond) -> Prediction` is a `Denoiser` (or a guidance wrapper around one).
+`guidance` is applied on the sampler side: a function denoiser -> denoiser (or a list of them,
+applied in order), e.g. `functools.partial(ClassifierFreeGuidance, w=3.0, null_cond=null)`.
+`clip` clips x̂₀ at every step (see `param.apply_clip`). The time grid t_0 = 1 > … > t_n = 0 is
+chosen by `spacing` ("uniform", "logsnr", "trailing", "leading") or given as a 1-D tensor of
+times (which may end above 0: then z_{t_n} is returned, e.g. for partial denoising). The end point
+t = 0 is the data itself (α = 1, σ = 0, as DDIM's α₀ := 1): the last step returns x̂₀.
+`callback(dict(step, total, t, x, x0))` runs after every step with the new z and the current x̂₀.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from ..utils import VidiffError
+from .loss import randn
+from .param import Prediction, apply_clip, broadcast
+from .schedule import Schedule, check_t
+
+__all__ = [
+    "SPACINGS",
+    "SAMPLERS",
+    "timesteps",
+    "ddpm",
+    "ddim",
+    "dpmpp_2m",
+    "sample",
+    "ddim_invert",
+    "ddim_step",
+    "ddim_step_angular",
+]
+
+SPACINGS = ("uniform", "logsnr", "trailing", "leading")
+
+
+# --- time grids --------------------------------------------------------------------------------------
+
+def timesteps(schedule: Schedule, steps: int, spacing: str | Sequence[float] | Tensor = "uniform") -> Tensor:
+    """The descending float64 time grid t_0 > … > t_n (n = steps) ending at 0.
+
+    uniform:  t_i = 1 − i/n.
+    logsnr:   uniform in λ from λ(1) to the schedule's finite λ_max (DPM-Solver's "logSNR"), then 0.
+    trailing: Lin et al. 2024, table 2 — n steps on the N-step training grid, starting at t = 1:
+              t_i = round(N (1 − i/n)) / N (equals "uniform" when n divides N).
+    leading:  the old Stable Diffusion grid t_i = (⌊N/n⌋ (n − 1 − i) + 1) / N, which never starts at
+              t = 1 — kept only to reproduce samplers that used it.
+    A tensor/sequence of times is validated (in [0, 1], strictly decreasing) and returned.
+    """
+    if not isinstance(spacing, str):
+        grid = torch.as_tensor(spacing, dtype=torch.float64).flatten()
+        check_t(grid, "spacing time")
+        if grid.numel() < 2 or not bool((grid[1:] < grid[:-1]).all()):
+            raise VidiffError("an explicit time grid needs >= 2 strictly decreasing times in [0, 1]")
+        return grid
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise VidiffError(f"steps must be a positive integer; got {steps!r}")
+    n, N = steps, schedule.num_train_steps
+    i = torch.arange(n + 1, dtype=torch.float64)
+    if spacing == "uniform":
+        grid = 1 - i / n
+    elif spacing == "logsnr":
+        lam = torch.linspace(schedule.logsnr_min, schedule.logsnr_max, n + 1, dtype=torch.float64)
+        grid = schedule.t_from_logsnr(lam)
+        grid[0], grid[-1] = 1.0, 0.0
+    elif spacing == "trailing":
+        grid = torch.round(N * (1 - i / n)) / N
+    elif spacing == "leading":
+        if n > N:
+            raise VidiffError(f"'leading' spacing allows at most {N} steps; got {n}")
+        grid = ((N // n) * (n - 1 - i[:-1]) + 1) / N
+        grid = torch.cat([grid, torch.zeros(1, dtype=torch.float64)])
+    else:
+        raise VidiffError(f"unknown timestep spacing {spacing!r}; choose one of {list(SPACINGS)} or pass a tensor of times")
+    if not bool((grid[1:] < grid[:-1]).all()):
+        raise VidiffError(f"{steps} steps is too many for spacing {spacing!r} (times repeat); use fewer steps")
+    return grid
+
+
+# --- shared plumbing ---------------------------------------------------------------------------------
+
+def _prepare(denoiser, guidance) -> Callable:
+    if isinstance(denoiser, torch.nn.Module):
+        raise VidiffError("samplers take a denoiser, not a bare backbone: wrap it as "
+                          "Denoiser(model, parameterization='v'|'eps'|'x0')")
+    if not callable(denoiser):
+        raise VidiffError(f"denoiser must be callable (z, t, schedule, cond) -> Prediction; got {type(denoiser).__name__}")
+    if guidance is None:
+        return denoiser
+    for g in (guidance if isinstance(guidance, (list, tuple)) else [guidance]):
+        denoiser = g(denoiser)
+    return denoiser
+
+
+def _coeffs(schedule: Schedule, t: float, z: Tensor) -> tuple[Tensor, Tensor]:
+    """(α_t, σ_t) as float64 scalars; t = 0 is the data (α = 1, σ = 0)."""
+    if t == 0:
+        return torch.tensor(1.0, dtype=torch.float64), torch.tensor(0.0, dtype=torch.float64)
+    a, s = schedule.alpha_sigma(torch.tensor(t, dtype=torch.float64))
+    return a, s
+
+
+class _Runner:
+    """Evaluate the (guided) denoiser at grid time t and clip x̂₀; report progress."""
+
+    def __init__(self, denoiser, schedule, cond, clip, callback, total):
+        self.denoiser, self.schedule, self.cond, self.clip = denoiser, schedule, cond, clip
+        self.callback, self.total = callback, total
+
+    def predict(self, z: Tensor, t: float) -> Prediction:
+        pred = self.denoiser(z, t, self.schedule, self.cond)
+        if self.clip is not None:
+            a, s = self.schedule.alpha_sigma(torch.tensor(t, dtype=torch.float64))
+            pred = apply_clip(pred, self.clip, z, a.to(z.dtype), s.to(z.dtype))
+        return pred
+
+    def report(self, i: int, t: float, z: Tensor, x0: Tensor) -> None:
+        if self.callback is not None:
+            self.callback(dict(step=i, total=self.total, t=t, x=z, x0=x0))
+
+
+def _check_noise(noise: Tensor) -> None:
+    if not isinstance(noise, Tensor) or not noise.is_floating_point() or noise.dim() < 1:
+        raise VidiffError("noise must be a floating-point tensor with a leading batch dimension")
+
+
+# --- step formulas -----------------------------------------------------------------------------------
+
+def ddim_step(pred: Prediction, alpha_s: Tensor, sigma_s: Tensor, sigma_eta: Tensor | float = 0.0,
+              xi: Tensor | None = None) -> Tensor:
+    """DDIM (Song et al. 2021, eq. 12): z_s = α_s x̂ + sqrt(σ_s² − σ_η²) ε̂ + σ_η ξ."""
+    z = alpha_s * pred.x0 + torch.sqrt(torch.clamp(sigma_s**2 - sigma_eta**2, min=0)) * pred.eps
+    return z if xi is None else z + sigma_eta * xi
+
+
+def ddim_step_angular(z: Tensor, v: Tensor, phi_t: Tensor, phi_s: Tensor) -> Tensor:
+    """Deterministic DDIM in angular form (Salimans & Ho 2022, eq. 8): z_s = cos(φ_s − φ_t) z_t + sin(φ_s − φ_t) v̂."""
+    d = phi_s - phi_t
+    return torch.cos(d) * z + torch.sin(d) * v
+
+
+def _phi(a: Tensor, s: Tensor) -> Tensor:
+    return torch.atan2(s, a)
+
+
+# --- samplers ----------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def ddpm(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any = None, guidance=None,
+         callback: Callable | None = None, generator: torch.Generator | None = None,
+         spacing="uniform", clip=None) -> Tensor:
+    """Ancestral sampling (Ho et al. 2020, Alg. 2) with the exact posterior q(z_s | z_t, x = x̂₀)
+    between any two times (Kingma et al. 2021, eq. 32)."""
+    _check_noise(noise)
+    den = _prepare(denoiser, guidance)
+    grid = timesteps(schedule, steps, spacing)
+    run = _Runner(den, schedule, cond, clip, callback, len(grid) - 1)
+    z = noise
+    for i in range(len(grid) - 1):
+        t, s = float(grid[i]), float(grid[i + 1])
+        pred = run.predict(z, t)
+        a_t, s_t = _coeffs(schedule, t, z)
+        a_s, s_s = _coeffs(schedule, s, z)
+        if s_s == 0:
+            z = pred.x0
+        else:
+            a_ts = a_t / a_s                          # α_{t|s}
+            var_ts = s_t**2 - a_ts**2 * s_s**2        # σ²_{t|s}
+            mean = (a_ts * s_s**2 / s_t**2) * z + (a_s * var_ts / s_t**2) * pred.x0
+            std = torch.sqrt(var_ts * s_s**2 / s_t**2)
+            z = mean + std.to(z.dtype) * randn(z.shape, generator, z)
+        run.report(i, t, z, pred.x0)
+    return z
+
+
+@torch.no_grad()
+def ddim(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any = None, guidance=None,
+         callback: Callable | None = None, generator: torch.Generator | None = None,
+         spacing="uniform", clip=None, eta: float = 0.0) -> Tensor:
+    """DDIM (Song et al. 2021, eq. 12, 16); η = 0 is deterministic and uses the angular v-form
+    z_s = cos(φ_s − φ_t) z_t + sin(φ_s − φ_t) v̂; η = 1 equals ancestral DDPM."""
+    _check_noise(noise)
+    if eta < 0:
+        raise VidiffError(f"eta must be >= 0 (0 = deterministic DDIM, 1 = DDPM); got {eta}")
+    den = _prepare(denoiser, guidance)
+    grid = timesteps(schedule, steps, spacing)
+    run = _Runner(den, schedule, cond, clip, callback, len(grid) - 1)
+    z = noise
+    for i in range(len(grid) - 1):
+        t, s = float(grid[i]), float(grid[i + 1])
+        pred = run.predict(z, t)
+        a_t, s_t = _coeffs(schedule, t, z)
+        a_s, s_s = _coeffs(schedule, s, z)
+        if eta == 0:
+            phi_t, phi_s = _phi(a_t, s_t).to(z.dtype), _phi(a_s, s_s).to(z.dtype)
+            z = ddim_step_angular(z, pred.v, phi_t, phi_s)
+        else:
+            # σ_η = η sqrt(σ_s²/σ_t²) sqrt(1 − α_t² σ_s² / (α_s² σ_t²))  (Song et al. eq. 16)
+            sig_eta = eta * torch.sqrt(s_s**2 / s_t**2 * torch.clamp(1 - (a_t * s_s) ** 2 / (a_s * s_t) ** 2, min=0))
+            xi = randn(z.shape, generator, z) if sig_eta > 0 else None
+            z = ddim_step(pred, a_s.to(z.dtype), s_s.to(z.dtype), sig_eta.to(z.dtype), xi)
+        run.report(i, t, z, pred.x0)
+    return z
+
+
+@torch.no_grad()
+def dpmpp_2m(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any = None, guidance=None,
+             callback: Callable | None = None, generator: torch.Generator | None = None,
+             spacing="uniform", clip=None) -> Tensor:
+    """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) in data prediction, with λ = log(α/σ):
+    z_s = (σ_s/σ_t) z_t − α_s (e^{−h} − 1) D, D = (1 + 1/2r) x̂₀(t) − (1/2r) x̂₀(t_prev), r = h_prev/h.
+    The first step and the last step (to σ = 0, h = ∞) are first order, as in the reference code."""
+    _check_noise(noise)
+    den = _prepare(denoiser, guidance)
+    grid = timesteps(schedule, steps, spacing)
+    run = _Runner(den, schedule, cond, clip, callback, len(grid) - 1)
+    z = noise
+    x0_prev, h_prev = None, None
+    for i in range(len(grid) - 1):
+        t, s = float(grid[i]), float(grid[i + 1])
+        pred = run.predict(z, t)
+        a_t, s_t = _coeffs(schedule, t, z)
+        a_s, s_s = _coeffs(schedule, s, z)
+        if s_s == 0:
+            z = pred.x0
+        else:
+            h = torch.log(a_s / s_s) - torch.log(a_t / s_t)
+            if x0_prev is None:
+                D = pred.x0
+            else:
+                r = h_prev / h
+                D = (1 + 1 / (2 * r)).to(z.dtype) * pred.x0 - (1 / (2 * r)).to(z.dtype) * x0_prev
+            z = (s_s / s_t).to(z.dtype) * z - (a_s * torch.expm1(-h)).to(z.dtype) * D
+            x0_prev, h_prev = pred.x0, h
+        run.report(i, t, z, pred.x0)
+    return z
+
+
+SAMPLERS: dict[str, Callable[..., Tensor]] = {"ddpm": ddpm, "ddim": ddim, "dpmpp_2m": dpmpp_2m}
+
+
+def sample(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, sampler: str = "ddim", **kw) -> Tensor:
+    """Run the sampler named `sampler` (one of SAMPLERS) with the shared signature."""
+    if sampler not in SAMPLERS:
+        raise VidiffError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
+    return SAMPLERS[sampler](denoiser, noise, schedule, steps, **kw)
+
+
+@torch.no_grad()
+def ddim_invert(denoiser, x0: Tensor, schedule: Schedule, steps: int, cond: Any = None, *,
+                guidance=None, spacing="uniform", callback: Callable | None = None,
+                fixed_point_iters: int = 0) -> Tensor:
+    """Deterministic DDIM inversion, clean x0 -> noise z_1 (Song et al. 2021, sec. 4.3; Mokady et al.
+    2023): the angular step run backwards, z_t = (z_s − sin(φ_s − φ_t) v̂)/cos(φ_s − φ_t), with v̂
+    taken at the previous point (z_s, s); `fixed_point_iters` > 0 refines v̂ = v̂(z_t, t) by fixed-point
+    iteration so that `ddim` on the same grid maps the result back to x0 more exactly.
+    The first step leaves t = 0, where v̂ is undefined; it uses v̂ at (x0, t_1)."""
+    _check_noise(x0)
+    den = _prepare(denoiser, guidance)
+    grid = timesteps(schedule, steps, spacing).flip(0)  # 0 = s_0 < s_1 < ... < 1
+    run = _Runner(den, schedule, cond, None, callback, len(grid) - 1)
+    z = x0
+    for i in range(len(grid) - 1):
+        s, t = float(grid[i]), float(grid[i + 1])
+        a_s, s_s = _coeffs(schedule, s, z)
+        a_t, s_t = _coeffs(schedule, t, z)
+        phi_s, phi_t = _phi(a_s, s_s).to(z.dtype), _phi(a_t, s_t).to(z.dtype)
+        d = phi_s - phi_t
+        pred = run.predict(z, s if s > 0 else t)
+        z_t = (z - torch.sin(d) * pred.v) / torch.cos(d)
+        for _ in range(fixed_point_iters):
+            pred = run.predict(z_t, t)
+            z_t = (z - torch.sin(d) * pred.v) / torch.cos(d)
+        z = z_t
+        run.report(i, t, z, pred.x0)
+    return z

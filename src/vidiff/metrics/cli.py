@@ -1,0 +1,177 @@
+"""`vidiff eval`: score generated videos against real ones; prints a table, writes JSON with the protocol."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..utils import VidiffError
+
+
+def _load_set(path: str, need: int, label: str, warn) -> "np.ndarray":  # noqa: F821
+    """A video set as uint8 (N, need, H, W, 3): an .npy of (N, F, H, W, 3), one video file, or a folder."""
+    import numpy as np
+
+    from ..data.io import list_videos, read_video
+
+    p = Path(path)
+    if p.is_file() and p.suffix.lower() == ".npy":
+        a = np.load(p, mmap_mode="r", allow_pickle=False)
+        if a.ndim == 4:
+            a = a[None]
+        if a.ndim != 5 or a.shape[-1] != 3 or a.dtype != np.uint8:
+            raise VidiffError(f"{label} set {p}: expected a uint8 array (N, F, H, W, 3), got {a.dtype} {a.shape}")
+        if a.shape[1] < need:
+            raise VidiffError(f"{label} set {p} has {a.shape[1]} frames per video but the clip needs {need}; "
+                              "lower --frames or --stride")
+        return np.array(a[:, :need])  # copy out of the memory map
+    files = list_videos(p)
+    if not files:
+        raise VidiffError(f"no videos found in {p}: expected .mp4/.gif/.npy files or folders of frames")
+    vids = [read_video(f, max_frames=need) for f in files]
+    short = [(f.name, len(v)) for f, v in zip(files, vids) if len(v) < need]
+    if short:
+        shown = ", ".join(f"{n} ({k} frames)" for n, k in short[:3])
+        raise VidiffError(f"{len(short)} {label} video(s) are shorter than the {need} frames the clip needs: "
+                          f"{shown}; lower --frames or --stride")
+    sizes = sorted({v.shape[1:3] for v in vids})
+    if len(sizes) > 1:
+        import cv2
+
+        h, w = vids[0].shape[1:3]
+        warn(f"{label} videos have different sizes {sizes[:4]}: resizing all to {h}x{w} (bilinear) to stack them")
+        vids = [v if v.shape[1:3] == (h, w) else
+                np.stack([cv2.resize(fr, (w, h), interpolation=cv2.INTER_LINEAR) for fr in v]) for v in vids]
+    return np.stack(vids)
+
+
+def _clean(x):
+    """JSON-safe: NaN/Inf -> None, tuples -> lists, numpy scalars -> Python."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if hasattr(x, "item") and not isinstance(x, (str, bytes)):
+        x = x.item()
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker,warp", i3d: str | None = None,
+             inception: str | None = None, i3d_features: str = "logits", frames: int = 16, start: int = 0,
+             stride: int = 1, window: int | None = None, out: str | None = None, report_dir: str | None = None,
+             kid_subsets: int = 100, kid_subset_size: int = 1000, lpips_vgg: str | None = None,
+             lpips_lin: str | None = None, device: str = "auto", batch_size: int = 8, row: int | None = None,
+             quiet: bool = False) -> dict:
+    """The body of `vidiff eval`, callable from Python; returns the JSON report as a dict."""
+    import numpy as np
+    import torch
+    from rich.console import Console
+    from rich.table import Table
+
+    from .. import __version__ as version
+    from ..utils import atomic_write_text
+    from .evaluate import evaluate, parse_metrics
+
+    console = Console(stderr=True, quiet=quiet)
+    warnings: list[str] = []
+
+    def warn(msg: str) -> None:
+        if msg not in warnings:
+            warnings.append(msg)
+            console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False)
+
+    names = parse_metrics(metrics)
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    need = start + (frames - 1) * stride + 1
+    real_v = _load_set(real, need, "real", warn)
+    fake_v = _load_set(fake, need, "generated", warn)
+    if real_v.shape[2:4] != fake_v.shape[2:4]:
+        warn(f"real frames are {real_v.shape[2]}x{real_v.shape[3]}, generated {fake_v.shape[2]}x{fake_v.shape[3]}: "
+             "feature metrics resize both to the extractor size; paired metrics resize generated to real")
+    res = evaluate(real_v, fake_v, names, i3d=i3d, inception=inception, i3d_features=i3d_features, frames=frames,
+                   start=start, stride=stride, window=window, kid_subsets=kid_subsets,
+                   kid_subset_size=kid_subset_size, lpips_vgg=lpips_vgg, lpips_lin=lpips_lin, device=device,
+                   batch_size=batch_size, progress=not quiet, warn=warn)
+    by_msg: dict[str, list[str]] = {}
+    for m, s in res["scores"].items():
+        for w in s["protocol"]["warnings"]:
+            by_msg.setdefault(w, []).append(m)
+    for w, ms in by_msg.items():
+        warn(f"{','.join(ms)}: {w}")
+    report = _clean({"vidiff_version": version, "real": str(real), "fake": str(fake), **res, "warnings": warnings})
+
+    table = Table(title=f"vidiff eval: {len(fake_v)} generated vs {len(real_v)} real, {frames} frames")
+    for col in ("metric", "value", "real (ref.)", "extractor", "comparable"):
+        table.add_column(col)
+    for m, s in report["scores"].items():
+        value = _fmt(s["value"]) + (f" ± {s['std']:.2g}" if "std" in s else "")
+        p = s["protocol"]
+        table.add_row(m, value, _fmt(s.get("real")), p["extractor"] or "-",
+                      "-" if not p["extractor"] else ("yes" if p["comparable_to_published"] else "[red]NO[/red]"))
+    Console(quiet=quiet).print(table)
+
+    if out:
+        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+        console.print(f"wrote {out}")
+    if report_dir:
+        from ..data.io import write_mp4
+        from .report import plot_over_time, save_xt_png, side_by_side
+
+        d = Path(report_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        y = real_v.shape[2] // 2 if row is None else row
+        pair = side_by_side(real_v[0], fake_v[0])
+        save_xt_png(d / "xt_real_vs_generated.png", pair, min(y, pair.shape[1] - 1), scale=4)
+        n = min(4, len(real_v), len(fake_v))
+        write_mp4(d / "real_vs_generated.mp4",  # up to 4 pairs stacked vertically, real left
+                  np.concatenate([side_by_side(real_v[i], fake_v[i]) for i in range(n)], axis=1))
+        for m, pts in res["over_time"].items():
+            plot_over_time(d / f"{m}_over_time.png", {m: pts}, "frame (window start)" if m in ("fvd", "fid") else "frame",
+                           m, title=f"{m} over time")
+        console.print(f"wrote report files to {d}")
+    return report
+
+
+def register(app: typer.Typer) -> None:
+    """Add `vidiff eval` to the CLI."""
+
+    @app.command("eval")
+    def eval_cmd(
+        real: str = typer.Option(..., "--real", help="real videos: folder, video file, or .npy (N,F,H,W,3) uint8"),
+        fake: str = typer.Option(..., "--fake", help="generated videos, same forms as --real"),
+        metrics: str = typer.Option("fvd,fid,kid,psnr,ssim,flicker,warp", help="comma list of: fvd,fid,kid,"
+                                    "psnr,ssim,lpips,flicker,warp,motion"),
+        i3d: Optional[str] = typer.Option(None, help="local I3D weights: i3d_torchscript.pt (StyleGAN-V) or "
+                                          "i3d_pretrained_400.pt (VideoGPT/TATS); without: labelled fallback"),
+        i3d_features: str = typer.Option("logits", help="state-dict I3D output: logits (400, as VideoGPT/TATS) "
+                                         "or pool (1024)"),
+        inception: Optional[str] = typer.Option(None, help="local pytorch-fid pt_inception-2015-12-05 weights"),
+        frames: int = typer.Option(16, help="frames per clip"),
+        start: int = typer.Option(0, help="first frame of each clip"),
+        stride: int = typer.Option(1, help="frame step within a clip"),
+        window: Optional[int] = typer.Option(None, help="also score fvd/fid over windows of this many frames"),
+        out: Optional[str] = typer.Option(None, help="write the JSON report (with protocol) here"),
+        report_dir: Optional[str] = typer.Option(None, help="write X-t slice, side-by-side MP4, plots here"),
+        kid_subsets: int = typer.Option(100, help="KID: number of random subsets"),
+        kid_subset_size: int = typer.Option(1000, help="KID: subset size (capped at the set size)"),
+        lpips_vgg: Optional[str] = typer.Option(None, help="LPIPS: local VGG16 features state dict"),
+        lpips_lin: Optional[str] = typer.Option(None, help="LPIPS: local linear-layer weights (vgg.pth)"),
+        device: str = typer.Option("auto", help="auto, cpu or cuda"),
+        batch_size: int = typer.Option(8, help="videos per extractor batch"),
+        row: Optional[int] = typer.Option(None, help="row of the X-t slice (default: middle)"),
+    ) -> None:
+        """Score generated videos against real ones (FVD/FID/KID, PSNR/SSIM, temporal metrics)."""
+        run_eval(real, fake, metrics, i3d, inception, i3d_features, frames, start, stride, window, out, report_dir,
+                 kid_subsets, kid_subset_size, lpips_vgg, lpips_lin, device, batch_size, row)

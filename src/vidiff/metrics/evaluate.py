@@ -1,0 +1,138 @@
+"""`evaluate`: every metric of a real and a generated video set, each score stored with its protocol."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ..config import config_to_dict
+from ..utils import VidiffError
+from . import image, temporal
+from .extractors import FeatureExtractor, fallback_extractor, load_i3d, load_inception
+from .frechet import frechet_distance_features
+from .kid import kernel_distance
+from .protocol import EvalProtocol, as_video_tensor, resize_video, sample_clip
+
+DISTRIBUTION = ("fvd", "fid", "kid")
+PAIRED = ("psnr", "ssim", "lpips")
+PER_VIDEO = ("flicker", "warp", "motion")
+METRICS = DISTRIBUTION + PAIRED + PER_VIDEO
+
+
+def parse_metrics(spec: str | list[str]) -> list[str]:
+    """'fvd,fid' -> ['fvd', 'fid'], refusing unknown names."""
+    names = [m.strip().lower() for m in (spec.split(",") if isinstance(spec, str) else spec) if m.strip()]
+    bad = [m for m in names if m not in METRICS]
+    if bad or not names:
+        raise VidiffError(f"unknown metric(s) {bad or spec!r}; choose from {','.join(METRICS)}")
+    return list(dict.fromkeys(names))
+
+
+def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: str | None = None,
+             inception: str | None = None, i3d_features: str = "logits", frames: int = 16, start: int = 0,
+             stride: int = 1, window: int | None = None, kid_subsets: int = 100, kid_subset_size: int = 1000,
+             lpips_vgg: str | None = None, lpips_lin: str | None = None, device: str = "cpu",
+             batch_size: int = 8, progress: bool = False, warn: Callable[[str], None] = print) -> dict:
+    """Score `fake` against `real` ((N, F, H, W, 3) uint8 or (B, C, F, H, W) in [-1, 1]).
+
+    Returns {"scores": {metric: {"value", ..., "protocol"}}, "over_time": {metric: [(frame, value)]}}.
+    """
+    names = parse_metrics(metrics)
+    r = sample_clip(as_video_tensor(real), frames, start, stride)  # (Nr, 3, frames, H, W)
+    f = sample_clip(as_video_tensor(fake), frames, start, stride)  # (Nf, 3, frames, h, w)
+    base = dict(num_real=r.shape[0], num_fake=f.shape[0], frames=frames, clip_start=start, clip_stride=stride)
+    scores: dict[str, dict] = {}
+    over_time: dict[str, list] = {}
+
+    def proto(ex: FeatureExtractor | None, **kw) -> dict:
+        p = EvalProtocol(**base, **kw) if ex is None else EvalProtocol(
+            **base, resize_size=ex.input_size, extractor=ex.name, extractor_kind=ex.kind, extractor_weights_sha256=ex.weights_sha256,
+            comparable_to_published=ex.comparable, **kw)
+        return config_to_dict(p)
+
+    if any(m in names for m in DISTRIBUTION) and min(r.shape[0], f.shape[0]) < 2:
+        raise VidiffError(
+            f"fvd/fid/kid need at least 2 videos per set (got {r.shape[0]} real, {f.shape[0]} generated): "
+            "a covariance needs more; add videos or drop these metrics"
+        )
+
+    if "fvd" in names:
+        ex = load_i3d(i3d, i3d_features, device) if i3d else fallback_extractor("video", device=device)
+        if not ex.comparable:
+            warn(f"FVD uses the offline fallback extractor '{ex.name}' (no --i3d file): NOT comparable to "
+                 "published FVD")
+        fr, ff = ex(r, batch_size, progress), ex(f, batch_size, progress)
+        scores["fvd"] = {"value": frechet_distance_features(fr, ff), "features": fr.shape[1], "protocol": proto(ex)}
+        if window:
+            over_time["fvd"] = temporal.over_windows(
+                lambda a, b: frechet_distance_features(ex(a, batch_size), ex(b, batch_size)), r, f, window=window)
+
+    if "fid" in names or "kid" in names:
+        ex = load_inception(inception, device) if inception else fallback_extractor("image", device=device)
+        if not ex.comparable:
+            warn(f"FID/KID use the offline fallback extractor '{ex.name}' (no --inception file): NOT comparable "
+                 "to published FID/KID")
+        fr, ff = ex(r, batch_size, progress), ex(f, batch_size, progress)  # (N*frames, D): every frame an image
+        p = proto(ex)
+        if "fid" in names:
+            scores["fid"] = {"value": frechet_distance_features(fr, ff), "images_real": len(fr),
+                             "images_fake": len(ff), "protocol": p}
+            if window:
+                nr, nf = r.shape[0], f.shape[0]
+                fr3, ff3 = fr.reshape(nr, frames, -1), ff.reshape(nf, frames, -1)
+                over_time["fid"] = [
+                    (s, frechet_distance_features(fr3[:, s:e].reshape(-1, fr.shape[1]), ff3[:, s:e].reshape(-1, ff.shape[1])))
+                    for s, e in temporal.sliding_windows(frames, window)]
+        if "kid" in names:
+            mean, std = kernel_distance(fr, ff, kid_subsets, kid_subset_size)
+            scores["kid"] = {"value": mean, "std": std, "subsets": kid_subsets,
+                             "subset_size": min(kid_subset_size, len(fr), len(ff)), "protocol": p}
+
+    paired = [m for m in names if m in PAIRED]
+    if paired:
+        if r.shape[0] != f.shape[0]:
+            raise VidiffError(f"{','.join(paired)} compare videos pairwise and need equal counts "
+                              f"(got {r.shape[0]} real, {f.shape[0]} generated)")
+        fp = f
+        if f.shape[-2:] != r.shape[-2:]:
+            warn(f"generated frames {tuple(f.shape[-2:])} differ from real {tuple(r.shape[-2:])}: resizing "
+                 f"generated to {tuple(r.shape[-2:])} (bilinear) for {','.join(paired)}")
+            fp = resize_video(f, tuple(r.shape[-2:]))
+        resize = "none" if fp is f else "bilinear-to-real"
+        per_frame = {}
+        if "psnr" in names:
+            per_frame["psnr"] = image.psnr(r, fp)
+        if "ssim" in names:
+            per_frame["ssim"] = image.ssim(r, fp)
+        if "lpips" in names:
+            if not (lpips_vgg and lpips_lin):
+                raise VidiffError("lpips needs local weights: --lpips-vgg VGG16_FEATURES.pth and --lpips-lin LIN.pth")
+            from .lpips import load_lpips
+
+            per_frame["lpips"] = load_lpips(lpips_vgg, lpips_lin, device)(r, fp)
+        for m, v in per_frame.items():
+            curve = v.mean(0).tolist()
+            scores[m] = {"value": float(v.mean()), "per_frame": curve,
+                         "protocol": proto(None, resize_method=resize, resize_size=int(r.shape[-1]))}
+            over_time[m] = list(enumerate(curve))
+
+    fns = {"flicker": temporal.flicker, "warp": temporal.warp_error, "motion": temporal.motion_consistency}
+    for m in (m for m in names if m in PER_VIDEO):
+        vr, vf = fns[m](r), fns[m](f)
+        entry = {"value": float(np.nanmean(vf)), "real": float(np.nanmean(vr))}
+        if m == "motion":
+            entry["magnitude"], entry["magnitude_real"] = (float(temporal.motion_magnitude(f).mean()),
+                                                          float(temporal.motion_magnitude(r).mean()))
+        entry["protocol"] = proto(None, resize_method="none", resize_size=int(f.shape[-1]))
+        scores[m] = entry
+        if m == "flicker":
+            over_time["flicker"] = [(t, float((f[:, :, t + 1] - f[:, :, t]).abs().mean() / 2)) for t in range(frames - 1)]
+    return {"scores": scores, "over_time": over_time}
+
+
+def protocol_dict(**kw) -> dict:
+    """An EvalProtocol as a JSON-able dict (for callers building their own reports)."""
+    return config_to_dict(EvalProtocol(**kw))
+
+
+__all__ = ["METRICS", "evaluate", "parse_metrics", "protocol_dict"]

@@ -75,7 +75,7 @@ def test_loop_loss_zero_on_whole_period_and_positive_otherwise():
     fn = loop_guidance_loss(period, 20.0)
     x = sv.detach().clone().requires_grad_()
     opt = torch.optim.SGD([x], lr=0.5)
-    start = float(fn(x).sum())
+    start = float(fn(x).sum().detach())
     for _ in range(50):
         opt.zero_grad()
         fn(x).sum().backward()

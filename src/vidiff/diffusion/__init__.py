@@ -19,7 +19,19 @@ from .param import (
     x0_from_eps,
     x0_from_v,
 )
-from .samplers import SAMPLERS, SPACINGS, ddim, ddim_invert, ddim_step, ddim_step_angular, ddpm, dpmpp_2m, sample, timesteps
+from .samplers import (
+    SAMPLERS,
+    SPACINGS,
+    ddim,
+    ddim_invert,
+    ddim_step,
+    ddim_step_angular,
+    ddpm,
+    ddpm_posterior,
+    dpmpp_2m,
+    sample,
+    timesteps,
+)
 from .schedule import SCHEDULES, CosineSchedule, LinearSchedule, Schedule, ShiftedCosineSchedule, get_schedule
 
 __all__ = [
@@ -28,6 +40,6 @@ __all__ = [
     "x0_from_eps", "eps_from_x0", "v_from_eps_x0", "x0_from_v", "eps_from_v", "v_from_x0", "v_from_eps",
     "diffusion_loss", "min_snr_weight",
     "SAMPLERS", "SPACINGS", "sample", "ddpm", "ddim", "dpmpp_2m", "ddim_invert", "timesteps",
-    "ddim_step", "ddim_step_angular",
+    "ddim_step", "ddim_step_angular", "ddpm_posterior",
     "ClassifierFreeGuidance", "ReconstructionGuidance", "GradientGuidance", "expand_mask",
 ]

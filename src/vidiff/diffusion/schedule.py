@@ -94,6 +94,14 @@ class Schedule:
         lam = self._logsnr(check_t(t).to(_device(t)))
         return _to_input(torch.atan(torch.exp(-0.5 * lam)), t)
 
+    def transition(self, s: float | Tensor, t: float | Tensor) -> tuple[Tensor, Tensor]:
+        """(α_{t|s}, σ_{t|s}) of q(z_t | z_s) = N(α_{t|s} z_s, σ²_{t|s} I) for s < t (Kingma et al. 2021,
+        eq. 3): α_{t|s} = α_t/α_s, σ²_{t|s} = σ_t² − α²_{t|s} σ_s²."""
+        a_s, s_s = self.alpha_sigma(s)
+        a_t, s_t = self.alpha_sigma(t)
+        a_ts = a_t / a_s
+        return a_ts, torch.sqrt(torch.clamp(s_t**2 - a_ts**2 * s_s**2, min=0))
+
     @property
     def logsnr_min(self) -> float:
         """λ(1): the log-SNR at pure noise."""

@@ -98,7 +98,7 @@ class ProceduralScene:
     video: np.ndarray | None
     spectral_volume: Tensor
     period: int
-    mask: np.ndarray  # (H, W) bool, pixels of moving parts in frame 0
+    mask: np.ndarray  # (H, W) bool, pixels covered by a moving part (alpha > 0.1) in frame 0
 
 
 def _background(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
@@ -155,7 +155,7 @@ def make_scene(seed: int = 0, size: tuple[int, int] = (64, 64), frames: int = 15
             d = (p.coefficient(y) * np.exp(2j * math.pi * p.f * t / frames)).real
             col, alpha = p.rgba(x - d, y)
             img = img * (1 - alpha[..., None]) + col * alpha[..., None]
-            owner = np.where(alpha > 0.5, i, owner)
+            owner = np.where(alpha > 0.1, i, owner)  # edge pixels move with the part over them
         return np.clip(np.round(img), 0, 255).astype(np.uint8), owner
 
     image, owner = frame(0.0)

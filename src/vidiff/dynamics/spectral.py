@@ -85,3 +85,42 @@ def resize_spectral(sv: Tensor, size: tuple[int, int]) -> Tensor:
     out = torch.nn.functional.interpolate(sv.float(), size=size, mode="bilinear", align_corners=False)
     scale = torch.tensor([size[1] / w, size[1] / w, size[0] / h, size[0] / h]).view(1, 4, 1, 1)
     return out * scale
+
+
+LAYOUT = "K,4,H,W: re_x,im_x,re_y,im_y; one-sided amplitudes over a period of T frames"
+
+
+def save_spectral_volume(path, sv: Tensor, period: int, fps: float, reference: np.ndarray | None = None) -> None:
+    """Write ``.npz`` (atomically): spectral_volume (K, 4, H, W) float32, period, fps, layout[, reference image]."""
+    from ..utils import atomic_path
+
+    arrays = {"spectral_volume": np.asarray(sv.detach().cpu(), np.float32), "period": np.int64(period),
+              "fps": np.float64(fps), "layout": np.array(LAYOUT)}
+    if reference is not None:
+        arrays["reference"] = np.asarray(reference, np.uint8)
+    with atomic_path(path, suffix=".npz") as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+
+def load_spectral_volume(path) -> dict:
+    """Read a file written by ``save_spectral_volume`` -> {"spectral_volume": Tensor, "period", "fps"[, "reference"]}."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise VidiffError(f"spectral volume file not found: {path}; make one with `vidiff dynamics extract VIDEO --out sv.npz`")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except Exception as e:  # noqa: BLE001 - numpy raises many types for bad files
+        raise VidiffError(f"cannot read {path} as a spectral volume .npz ({type(e).__name__})") from None
+    if "spectral_volume" not in data:
+        raise VidiffError(f"{path} has no 'spectral_volume' array; make one with `vidiff dynamics extract`")
+    sv = torch.from_numpy(data["spectral_volume"].astype(np.float32))
+    if sv.ndim != 4 or sv.shape[1] != 4:
+        raise VidiffError(f"{path}: spectral_volume must be (K, 4, H, W), got {tuple(sv.shape)}")
+    out = {"spectral_volume": sv, "period": int(data.get("period", 150)), "fps": float(data.get("fps", 30.0))}
+    if "reference" in data:
+        out["reference"] = data["reference"]
+    return out

@@ -119,20 +119,11 @@ def gradient_loss(pred: Tensor, target: Tensor, scales: int = 3) -> Tensor:
     return loss
 
 
-VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
-
-
 def vgg16_features(upto: int = 16) -> nn.Sequential:
-    """The VGG16 `features` stack in torchvision's layer numbering (conv/ReLU/max-pool), first ``upto`` layers."""
-    layers: list[nn.Module] = []
-    cin = 3
-    for v in VGG16_CFG:
-        if v == "M":
-            layers.append(nn.MaxPool2d(2, 2))
-        else:
-            layers += [nn.Conv2d(cin, v, 3, padding=1), nn.ReLU(inplace=False)]
-            cin = v
-    return nn.Sequential(*layers[:upto])
+    """The first ``upto`` layers of torchvision's VGG16 ``features`` (layout shared with vidiff.metrics.lpips)."""
+    from ..metrics.lpips import vgg16_features as vgg16_full
+
+    return nn.Sequential(*list(vgg16_full())[:upto])
 
 
 def load_vgg16_features(path: str | Path, upto: int = 16) -> nn.Sequential:

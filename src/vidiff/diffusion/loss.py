@@ -99,7 +99,8 @@ def diffusion_loss(
     if out.shape != x0.shape:
         raise VidiffError(f"model returned shape {tuple(out.shape)} for input {tuple(x0.shape)}; "
                           "a backbone must predict a tensor shaped like z_t")
-    err = (out.float() - target.float()) ** 2  # (B, C, F, H, W)
+    acc = torch.promote_types(x0.dtype, torch.float32)  # at least float32, also under autocast
+    err = (out.to(acc) - target.to(acc)) ** 2  # (B, C, F, H, W)
     if keep is None:
         per_sample = err.reshape(B, -1).mean(1)
     else:

@@ -1,6 +1,7 @@
 """Dense optical flow from a reference frame to every later frame -> per-pixel trajectories (GID sec. 3).
 
-OpenCV DIS (coarse-to-fine patch inverse search + variational refinement) on grey frames; the
+OpenCV DIS (coarse-to-fine patch inverse search + variational refinement, refined down to full
+resolution) or Farneback (coarse-to-fine polynomial expansion) on grey frames; the
 flow ``D(t, p)`` maps pixel ``p`` of the reference frame to ``p + D(t, p)`` in frame ``t``.
 """
 from __future__ import annotations
@@ -30,6 +31,10 @@ def _dis(preset: str):
         raise VidiffError(f"unknown flow preset {preset!r}; choose one of {sorted(presets)}")
     dis = cv2.DISOpticalFlow_create(presets[preset])
     dis.setUseSpatialPropagation(True)
+    if preset == "medium":  # refine down to full resolution with denser patches: small, thin parts move right
+        dis.setFinestScale(0)
+        dis.setPatchSize(6)
+        dis.setPatchStride(2)
     return dis
 
 

@@ -134,3 +134,25 @@ def test_cli_folder_input_with_mixed_sizes_is_resized(tmp_path, capsys):
                "ssim,flicker", "--frames", "6"])
     assert rc == 0
     assert "different sizes" in capsys.readouterr().err
+
+
+def test_evaluate_api_on_tensors_and_size_mismatch():
+    from vidiff.metrics import evaluate
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.rand(3, 3, 6, 16, 16, generator=g) * 2 - 1
+    res = evaluate(real, real.clone(), "fvd,psnr,ssim,flicker", frames=6, warn=lambda m: None)["scores"]
+    assert res["fvd"]["value"] == pytest.approx(0.0, abs=1e-6)
+    assert res["psnr"]["value"] == pytest.approx(100.0) and res["ssim"]["value"] == pytest.approx(1.0, abs=1e-6)
+    msgs = []
+    big = torch.nn.functional.interpolate(real.flatten(1, 2), size=(32, 32), mode="nearest").view(3, 3, 6, 32, 32)
+    res = evaluate(real, big, "ssim", frames=6, warn=msgs.append)["scores"]
+    assert any("resizing generated to (16, 16)" in m for m in msgs)
+    assert res["ssim"]["protocol"]["resize_method"] == "bilinear-to-real" and res["ssim"]["value"] > 0.5
+
+
+def test_public_names_resolve():
+    import vidiff.metrics as vm
+
+    for name in vm.__all__:
+        assert not isinstance(getattr(vm, name), type(vm)), f"{name} resolves to a module"

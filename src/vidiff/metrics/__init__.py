@@ -17,7 +17,7 @@ _EXPORTS = {
     "optical_flow": "flow", "warp": "flow",
     "EvalProtocol": "protocol", "sample_clip": "protocol", "resize_video": "protocol",
     "xt_slice": "report", "save_xt_png": "report", "save_side_by_side_mp4": "report", "plot_over_time": "report",
-    "evaluate": "evaluate", "METRICS": "evaluate",
+    "evaluate": "evaluation", "METRICS": "evaluation",
     "load_lpips": "lpips",
 }
 

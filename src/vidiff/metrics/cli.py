@@ -81,7 +81,7 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
 
     from .. import __version__ as version
     from ..utils import atomic_write_text
-    from .evaluate import evaluate, parse_metrics
+    from .evaluation import evaluate, parse_metrics
 
     console = Console(stderr=True, quiet=quiet)
     warnings: list[str] = []

@@ -5,13 +5,15 @@ from typing import Callable
 
 import numpy as np
 
+import torch
+
 from ..config import config_to_dict
 from ..utils import VidiffError
 from . import image, temporal
 from .extractors import FeatureExtractor, fallback_extractor, load_i3d, load_inception
 from .frechet import frechet_distance_features
 from .kid import kernel_distance
-from .protocol import EvalProtocol, as_video_tensor, resize_video, sample_clip
+from .protocol import EvalProtocol, as_uint8_videos, as_video_tensor, resize_video, sample_clip
 
 DISTRIBUTION = ("fvd", "fid", "kid")
 PAIRED = ("psnr", "ssim", "lpips")
@@ -35,11 +37,13 @@ def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: s
              batch_size: int = 8, progress: bool = False, warn: Callable[[str], None] = print) -> dict:
     """Score `fake` against `real` ((N, F, H, W, 3) uint8 or (B, C, F, H, W) in [-1, 1]).
 
+    Sets are kept as uint8 and converted batch by batch, so memory stays bounded for thousands of videos.
     Returns {"scores": {metric: {"value", ..., "protocol"}}, "over_time": {metric: [(frame, value)]}}.
     """
     names = parse_metrics(metrics)
-    r = sample_clip(as_video_tensor(real), frames, start, stride)  # (Nr, 3, frames, H, W)
-    f = sample_clip(as_video_tensor(fake), frames, start, stride)  # (Nf, 3, frames, h, w)
+    # sets stay uint8 (N, frames, H, W, 3); metrics convert chunk by chunk to bound memory
+    r = sample_clip(as_uint8_videos(real), frames, start, stride)
+    f = sample_clip(as_uint8_videos(fake), frames, start, stride)
     base = dict(num_real=r.shape[0], num_fake=f.shape[0], frames=frames, clip_start=start, clip_stride=stride)
     scores: dict[str, dict] = {}
     over_time: dict[str, list] = {}
@@ -93,40 +97,47 @@ def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: s
         if r.shape[0] != f.shape[0]:
             raise VidiffError(f"{','.join(paired)} compare videos pairwise and need equal counts "
                               f"(got {r.shape[0]} real, {f.shape[0]} generated)")
-        fp = f
-        if f.shape[-2:] != r.shape[-2:]:
-            warn(f"generated frames {tuple(f.shape[-2:])} differ from real {tuple(r.shape[-2:])}: resizing "
-                 f"generated to {tuple(r.shape[-2:])} (bilinear) for {','.join(paired)}")
-            fp = resize_video(f, tuple(r.shape[-2:]))
-        resize = "none" if fp is f else "bilinear-to-real"
-        per_frame = {}
+        size = tuple(r.shape[2:4])
+        if f.shape[2:4] != size:
+            warn(f"generated frames {tuple(f.shape[2:4])} differ from real {size}: resizing "
+                 f"generated to {size} (bilinear) for {','.join(paired)}")
+        resize = "none" if f.shape[2:4] == size else "bilinear-to-real"
+        fns: dict[str, Callable] = {}
         if "psnr" in names:
-            per_frame["psnr"] = image.psnr(r, fp)
+            fns["psnr"] = image.psnr
         if "ssim" in names:
-            per_frame["ssim"] = image.ssim(r, fp)
+            fns["ssim"] = image.ssim
         if "lpips" in names:
             if not (lpips_vgg and lpips_lin):
                 raise VidiffError("lpips needs local weights: --lpips-vgg VGG16_FEATURES.pth and --lpips-lin LIN.pth")
             from .lpips import load_lpips
 
-            per_frame["lpips"] = load_lpips(lpips_vgg, lpips_lin, device)(r, fp)
+            fns["lpips"] = load_lpips(lpips_vgg, lpips_lin, device)
+        chunks: dict[str, list] = {m: [] for m in fns}
+        for s in range(0, r.shape[0], batch_size):
+            rc = as_video_tensor(r[s:s + batch_size])  # (b, 3, frames, H, W)
+            fc = resize_video(as_video_tensor(f[s:s + batch_size]), size)
+            for m, fn in fns.items():
+                chunks[m].append(fn(rc, fc).cpu())  # (b, frames)
+        per_frame = {m: torch.cat(c) for m, c in chunks.items()}
         for m, v in per_frame.items():
             curve = v.mean(0).tolist()
             scores[m] = {"value": float(v.mean()), "per_frame": curve,
-                         "protocol": proto(None, resize_method=resize, resize_size=int(r.shape[-1]))}
+                         "protocol": proto(None, resize_method=resize, resize_size=int(r.shape[3]))}
             over_time[m] = list(enumerate(curve))
 
-    fns = {"flicker": temporal.flicker, "warp": temporal.warp_error, "motion": temporal.motion_consistency}
+    per_video = {"flicker": temporal.flicker, "warp": temporal.warp_error, "motion": temporal.motion_consistency}
     for m in (m for m in names if m in PER_VIDEO):
-        vr, vf = fns[m](r), fns[m](f)
+        vr, vf = per_video[m](r), per_video[m](f)
         entry = {"value": float(np.nanmean(vf)), "real": float(np.nanmean(vr))}
         if m == "motion":
             entry["magnitude"], entry["magnitude_real"] = (float(temporal.motion_magnitude(f).mean()),
                                                           float(temporal.motion_magnitude(r).mean()))
-        entry["protocol"] = proto(None, resize_method="none", resize_size=int(f.shape[-1]))
+        entry["protocol"] = proto(None, resize_method="none", resize_size=int(f.shape[3]))
         scores[m] = entry
         if m == "flicker":
-            over_time["flicker"] = [(t, float((f[:, :, t + 1] - f[:, :, t]).abs().mean() / 2)) for t in range(frames - 1)]
+            over_time["flicker"] = [(t, float(np.mean([np.abs(v[t + 1].astype(np.float32) - v[t]).mean() for v in f]) / 255))
+                                    for t in range(frames - 1)]
     return {"scores": scores, "over_time": over_time}
 
 

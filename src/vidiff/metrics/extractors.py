@@ -44,9 +44,15 @@ class FeatureExtractor:
     @torch.no_grad()
     def __call__(self, videos, batch_size: int = 8, progress: bool = False) -> np.ndarray:
         """Videos (B, C, F, H, W) in [-1, 1] (or uint8 (N, F, H, W, 3)) -> float64 features (B or B·F, D)."""
-        v = as_video_tensor(videos)
-        if self.kind == "image":  # every frame is an image
-            v = v.permute(0, 2, 1, 3, 4).reshape(-1, v.shape[1], 1, *v.shape[-2:])  # (B*F, C, 1, H, W)
+        if isinstance(videos, Tensor):
+            v = as_video_tensor(videos)
+            if self.kind == "image":  # every frame is an image
+                v = v.permute(0, 2, 1, 3, 4).reshape(-1, v.shape[1], 1, *v.shape[-2:])  # (B*F, C, 1, H, W)
+        else:  # uint8 (N, F, H, W, 3): converted batch by batch to bound memory
+            v = np.asarray(videos)
+            v = v[None] if v.ndim == 4 else v
+            if self.kind == "image":
+                v = v.reshape(-1, 1, *v.shape[2:])  # (N*F, 1, H, W, 3)
         out = []
         starts = range(0, v.shape[0], batch_size)
         if progress:
@@ -54,7 +60,7 @@ class FeatureExtractor:
 
             starts = tqdm(starts, desc=f"features ({self.name})", leave=False)
         for s in starts:
-            x = resize_video(v[s:s + batch_size], self.input_size).to(self.device)  # (b, 3, F, S, S)
+            x = resize_video(as_video_tensor(v[s:s + batch_size]), self.input_size).to(self.device)  # (b, 3, F, S, S)
             if self.kind == "image":
                 x = x[:, :, 0]  # (b, 3, S, S)
             out.append(self.fn(x).double().cpu().reshape(x.shape[0], -1))

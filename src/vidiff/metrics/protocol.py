@@ -89,17 +89,33 @@ def as_video_tensor(x) -> Tensor:
     return torch.from_numpy(a).float().div(127.5).sub(1).permute(0, 4, 1, 2, 3).contiguous()
 
 
-def sample_clip(video: Tensor, frames: int, start: int = 0, stride: int = 1) -> Tensor:
-    """Frames start, start+stride, …, start+(frames-1)·stride of (B, C, F, H, W); refuse short videos."""
+def as_uint8_videos(x) -> np.ndarray:
+    """uint8 (N, F, H, W, 3) arrays pass through (F, H, W, 3 gets N=1); float (B, C, F, H, W) tensors in [-1, 1]
+    are quantized like saved videos."""
+    if isinstance(x, Tensor) and x.is_floating_point():
+        from ..data.io import to_uint8
+
+        return to_uint8(as_video_tensor(x))
+    a = np.asarray(x.cpu() if isinstance(x, Tensor) else x)
+    a = a[None] if a.ndim == 4 else a
+    if a.ndim != 5 or a.shape[-1] != 3 or a.dtype != np.uint8:
+        raise VidiffError(f"expected uint8 videos (N, F, H, W, 3), got {a.dtype} {a.shape}")
+    return a
+
+
+def sample_clip(video, frames: int, start: int = 0, stride: int = 1):
+    """Frames start, start+stride, …, start+(frames-1)·stride of a (B, C, F, H, W) tensor or a uint8
+    (N, F, H, W, 3) array; refuse videos that are too short."""
     need = start + (frames - 1) * stride + 1
     if frames < 1 or stride < 1 or start < 0:
         raise VidiffError(f"bad clip sampling frames={frames} start={start} stride={stride}: all must be positive")
-    if video.shape[2] < need:
+    axis = 2 if isinstance(video, Tensor) else 1
+    if video.shape[axis] < need:
         raise VidiffError(
-            f"videos have {video.shape[2]} frames but the clip needs {need} "
+            f"videos have {video.shape[axis]} frames but the clip needs {need} "
             f"(frames={frames}, start={start}, stride={stride}); lower --frames or --stride"
         )
-    return video[:, :, start:need:stride]
+    return video[:, :, start:need:stride] if axis == 2 else video[:, start:need:stride]
 
 
 def resize_video(video: Tensor, size: int | tuple[int, int], method: str = "bilinear") -> Tensor:

@@ -9,19 +9,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.io import to_uint8
+import torch
+
 from ..utils import VidiffError
 from .flow import optical_flow, warp
-from .protocol import as_video_tensor
+from .protocol import as_uint8_videos
 
 
 def _as_u8(videos) -> np.ndarray:
-    if isinstance(videos, np.ndarray) and videos.dtype == np.uint8:
-        v = videos[None] if videos.ndim == 4 else videos
-        if v.ndim != 5 or v.shape[-1] != 3:
-            raise VidiffError(f"expected uint8 videos (N, F, H, W, 3), got shape {videos.shape}")
-        return v
-    return to_uint8(as_video_tensor(videos))  # (N, F, H, W, 3)
+    return as_uint8_videos(videos)  # (N, F, H, W, 3)
 
 
 def _need_frames(v: np.ndarray, k: int, what: str) -> None:
@@ -33,8 +29,7 @@ def flicker(videos) -> np.ndarray:
     """Mean |x_{t+1} − x_t| over pixels, channels and consecutive frame pairs, per video (N,)."""
     v = _as_u8(videos)
     _need_frames(v, 2, "flicker")
-    d = np.abs(np.diff(v.astype(np.float32) / 255.0, axis=1))
-    return d.mean(axis=(1, 2, 3, 4)).astype(np.float64)
+    return np.asarray([np.abs(np.diff(video.astype(np.float32), axis=0)).mean() / 255.0 for video in v])
 
 
 def warp_error(videos, border: int = 0) -> np.ndarray:
@@ -101,10 +96,12 @@ def sliding_windows(num_frames: int, window: int, stride: int | None = None) -> 
 
 
 def over_windows(fn: Callable, *videos, window: int, stride: int | None = None) -> list[tuple[int, float]]:
-    """Apply fn(*clips) -> scalar (or per-video array, averaged) to each time window; [(start, value)]."""
-    vs = [as_video_tensor(v) for v in videos]
+    """Apply fn(*clips) -> scalar (or per-video array, averaged) to each time window; [(start, value)].
+
+    Videos are (B, C, F, H, W) tensors or (N, F, H, W, 3) arrays, all of one frame count."""
+    axis = 2 if isinstance(videos[0], torch.Tensor) else 1  # (B, C, F, H, W) tensors or (N, F, H, W, 3) arrays
     out = []
-    for s, e in sliding_windows(vs[0].shape[2], window, stride):
-        val = fn(*[v[:, :, s:e] for v in vs])
+    for s, e in sliding_windows(videos[0].shape[axis], window, stride):
+        val = fn(*[v[:, :, s:e] if axis == 2 else v[:, s:e] for v in videos])
         out.append((s, float(np.mean(np.asarray(val, dtype=np.float64)))))
     return out

@@ -1,0 +1,307 @@
+"""Factorized space-time U-Net (VDM, Ho et al. 2022) with pseudo-3D (Make-A-Video) and full-3D variants.
+
+Each resolution level stacks blocks of: ResBlock (2D convs applied per frame, i.e. 1×3×3) →
+spatial self-attention (only at `attention_levels`) → text cross-attention (same levels, if
+`text_dim`) → temporal mixing (`temporal`):
+
+  "attention"  temporal self-attention at every pixel with relative position bias / RoPE (VDM)
+  "conv"       a 1D temporal conv after each 2D conv, initialised to identity (Make-A-Video)
+  "full3d"     the ResBlock convs are k×k×k
+  "none"       an image model applied frame by frame
+
+`temporal_down_levels` also halves the frame count when leaving those levels (Lumiere STUNet).
+The block layout follows diffusers' `UNet2DModel` so a 2D U-Net can be inflated (see inflate.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+from ..conditioning.cond import Cond
+from ..utils import VidiffError
+from .layers import (
+    CrossAttentionBlock,
+    SpatialAttentionBlock,
+    TemporalAttentionBlock,
+    TemporalConv,
+    TimestepEmbedder,
+    VideoConv3d,
+    VideoCtx,
+    group_norm,
+    maybe_checkpoint,
+)
+
+
+@dataclass(frozen=True)
+class UNet3DConfig:
+    """Hyper-parameters of `UNet3D`. Level i works at resolution H/2^i; level 0 is full resolution."""
+
+    arch: Literal["unet3d"] = "unet3d"
+    in_channels: int = 3
+    out_channels: int = 3
+    cond_channels: int = 0  # extra input channels taken from Cond.concat (zeros when absent)
+    patch_size: int = 1  # space-to-depth stem: the U-Net runs at (H/p, W/p) on p²·C channels (Simple Diffusion)
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2, 4)
+    num_res_blocks: int = 1  # per down level; up levels use num_res_blocks + 1 (as in DDPM/diffusers)
+    attention_levels: tuple[int, ...] = (2,)  # levels with spatial (and text cross-) attention
+    mid_attention: bool = True
+    head_dim: int = 32  # heads = channels // head_dim (at least 1)
+    temporal: Literal["attention", "conv", "full3d", "none"] = "attention"
+    temporal_pos: Literal["bias", "rope"] = "bias"
+    temporal_down_levels: tuple[int, ...] = ()  # Lumiere: levels whose downsampling also halves F
+    causal: bool = False  # frame t only sees frames <= t
+    num_classes: int = 0  # 0 = unconditional; class id `num_classes` is the null class (CFG)
+    text_dim: int = 0  # 0 = no text; else width of Cond.text tokens / Cond.pooled
+    norm_groups: int = 32
+    norm_eps: float = 1e-5
+    dropout: float = 0.0
+    gradient_checkpointing: bool = False
+
+
+class ResBlock(nn.Module):
+    """Residual block with timestep embedding (DDPM, Ho et al. 2020 App. B) on `(B·F, C, H, W)` features."""
+
+    def __init__(self, cin: int, cout: int, temb: int, cfg: UNet3DConfig):
+        super().__init__()
+        self.norm1 = group_norm(cin, cfg.norm_groups, cfg.norm_eps)
+        self.time_proj = nn.Linear(temb, cout)
+        self.norm2 = group_norm(cout, cfg.norm_groups, cfg.norm_eps)
+        self.dropout = nn.Dropout(cfg.dropout)
+        if cfg.temporal == "full3d":
+            self.conv1, self.conv2 = VideoConv3d(cin, cout, 3, cfg.causal), VideoConv3d(cout, cout, 3, cfg.causal)
+        else:
+            self.conv1, self.conv2 = nn.Conv2d(cin, cout, 3, padding=1), nn.Conv2d(cout, cout, 3, padding=1)
+        if cfg.temporal == "conv":
+            self.tconv1, self.tconv2 = TemporalConv(cout, 3, cfg.causal), TemporalConv(cout, 3, cfg.causal)
+        else:
+            self.tconv1 = self.tconv2 = None
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def _conv(self, conv: nn.Module, tconv: nn.Module | None, h: Tensor, ctx: VideoCtx) -> Tensor:
+        h = conv(h, ctx) if isinstance(conv, VideoConv3d) else conv(h)
+        return tconv(h, ctx) if tconv is not None else h
+
+    def forward(self, x: Tensor, ctx: VideoCtx) -> Tensor:
+        h = self._conv(self.conv1, self.tconv1, F.silu(self.norm1(x)), ctx)  # (B·F, Cout, H, W)
+        h = h + self.time_proj(F.silu(ctx.emb)).repeat_interleave(ctx.frames, 0)[:, :, None, None]
+        h = self._conv(self.conv2, self.tconv2, self.dropout(F.silu(self.norm2(h))), ctx)
+        return self.skip(x) + h
+
+
+class SpaceTimeBlock(nn.Module):
+    """ResBlock → [spatial attention] → [text cross-attention] → [temporal attention]."""
+
+    def __init__(self, cin: int, cout: int, temb: int, cfg: UNet3DConfig, spatial_attention: bool):
+        super().__init__()
+        heads = max(1, cout // cfg.head_dim)
+        self.res = ResBlock(cin, cout, temb, cfg)
+        self.attn = SpatialAttentionBlock(cout, heads, cfg.norm_groups, cfg.norm_eps) if spatial_attention else None
+        self.cross = (CrossAttentionBlock(cout, cfg.text_dim, heads, cfg.norm_groups, cfg.norm_eps)
+                      if spatial_attention and cfg.text_dim else None)
+        self.temporal = (TemporalAttentionBlock(cout, heads, cfg.temporal_pos, cfg.causal)
+                         if cfg.temporal == "attention" else None)
+
+    def forward(self, x: Tensor, ctx: VideoCtx) -> Tensor:
+        h = self.res(x, ctx)
+        for layer in (self.attn, self.cross, self.temporal):
+            if layer is not None:
+                h = layer(h, ctx)
+        return h
+
+
+class Downsample(nn.Module):
+    """Stride-2 3×3 conv per frame; with `temporal`, frames are also halved by a stride-2 temporal conv (Lumiere)."""
+
+    def __init__(self, channels: int, temporal: bool):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+        self.tconv = nn.Conv1d(channels, channels, 3, stride=2, padding=1) if temporal else None
+        if self.tconv is not None:  # start as the average of frame pairs (2t, 2t+1)
+            with torch.no_grad():
+                self.tconv.weight.zero_()
+                self.tconv.bias.zero_()
+                eye = torch.eye(channels)
+                self.tconv.weight[:, :, 1] = 0.5 * eye
+                self.tconv.weight[:, :, 2] = 0.5 * eye
+
+    def forward(self, x: Tensor, ctx: VideoCtx) -> Tensor:
+        h = self.conv(x)  # (B·F, C, H/2, W/2)
+        if self.tconv is None:
+            return h
+        hh, ww = h.shape[-2:]
+        t = self.tconv(rearrange(h, "(b f) c h w -> (b h w) c f", b=ctx.batch))  # (B·h·w, C, F/2)
+        return rearrange(t, "(b h w) c f -> (b f) c h w", b=ctx.batch, h=hh, w=ww)
+
+
+class Upsample(nn.Module):
+    """Nearest ×2 upsampling (also of frames when `temporal`) followed by a 3×3 conv per frame."""
+
+    def __init__(self, channels: int, temporal: bool):
+        super().__init__()
+        self.temporal = temporal
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: Tensor, ctx: VideoCtx) -> Tensor:
+        if self.temporal:  # ctx.frames is the (coarser) input frame count
+            x = rearrange(x, "(b f) c h w -> b f c h w", b=ctx.batch).repeat_interleave(2, 1).flatten(0, 1)
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+
+
+class UNet3D(nn.Module):
+    """VDM-style space-time U-Net: `forward(x, t, cond) -> Tensor`, x (B, C, F, H, W), t (B,) in [0, 1]."""
+
+    def __init__(self, config: UNet3DConfig):
+        super().__init__()
+        cfg = self.config = config
+        levels = len(cfg.channel_mults)
+        if not levels:
+            raise VidiffError("channel_mults must list at least one level, e.g. [1, 2, 4]")
+        bad = [i for i in (*cfg.attention_levels, *cfg.temporal_down_levels) if not 0 <= i < levels]
+        if bad:
+            raise VidiffError(f"attention_levels/temporal_down_levels {bad} out of range: levels are 0..{levels - 1}")
+        if cfg.causal and cfg.temporal_down_levels:
+            raise VidiffError("causal=True is not supported with temporal_down_levels (frame pooling mixes "
+                              "frames 2t and 2t+1); drop one of them")
+        if levels - 1 in cfg.temporal_down_levels:
+            raise VidiffError(f"temporal_down_levels cannot include the last level {levels - 1} (it has no downsampling)")
+        self.gradient_checkpointing = cfg.gradient_checkpointing
+        ch = [cfg.base_channels * m for m in cfg.channel_mults]
+        c0, temb = ch[0], 4 * ch[0]
+        self.time_embed = TimestepEmbedder(c0, temb)
+        self.class_embed = nn.Embedding(cfg.num_classes + 1, temb) if cfg.num_classes else None
+        self.pooled_proj = nn.Linear(cfg.text_dim, temb) if cfg.text_dim else None
+        self.noise_aug_embed = TimestepEmbedder(c0, temb) if cfg.cond_channels else None
+        if cfg.patch_size < 1:
+            raise VidiffError(f"patch_size must be >= 1, got {cfg.patch_size}")
+        p2 = cfg.patch_size ** 2
+        self.conv_in = nn.Conv2d((cfg.in_channels + cfg.cond_channels) * p2, c0, 3, padding=1)
+
+        self.down = nn.ModuleList()
+        cin = c0
+        for i, cout in enumerate(ch):
+            level = nn.Module()
+            level.blocks = nn.ModuleList(
+                SpaceTimeBlock(cin if j == 0 else cout, cout, temb, cfg, i in cfg.attention_levels)
+                for j in range(cfg.num_res_blocks)
+            )
+            level.downsample = Downsample(cout, i in cfg.temporal_down_levels) if i < levels - 1 else None
+            self.down.append(level)
+            cin = cout
+        self.mid = nn.ModuleList([SpaceTimeBlock(ch[-1], ch[-1], temb, cfg, cfg.mid_attention),
+                                  SpaceTimeBlock(ch[-1], ch[-1], temb, cfg, False)])
+        self.up = nn.ModuleList()
+        rch = ch[::-1]
+        cout = rch[0]
+        for j in range(levels):  # up level j works at level i = levels-1-j
+            i = levels - 1 - j
+            prev, cout, skip_in = cout, rch[j], rch[min(j + 1, levels - 1)]
+            level = nn.Module()
+            level.blocks = nn.ModuleList(
+                SpaceTimeBlock((prev if k == 0 else cout) + (skip_in if k == cfg.num_res_blocks else cout),
+                               cout, temb, cfg, i in cfg.attention_levels)
+                for k in range(cfg.num_res_blocks + 1)
+            )
+            level.upsample = Upsample(cout, (i - 1) in cfg.temporal_down_levels) if i > 0 else None
+            self.up.append(level)
+        self.norm_out = group_norm(c0, cfg.norm_groups, cfg.norm_eps)
+        self.conv_out = nn.Conv2d(c0, cfg.out_channels * p2, 3, padding=1)
+
+    # ------------------------------------------------------------------ public helpers
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute block activations in backward to save memory (Chen et al. 2016)."""
+        self.gradient_checkpointing = enabled
+
+    def check_size(self, frames: int, height: int, width: int) -> None:
+        """Raise VidiffError unless (F, H, W) can pass through the down/up path unchanged."""
+        m = self.config.patch_size * 2 ** (len(self.config.channel_mults) - 1)
+        mt = 2 ** len(self.config.temporal_down_levels)
+        if height % m or width % m or height < 1 or width < 1:
+            raise VidiffError(f"H and W must be positive multiples of {m} for this UNet3D (patch_size "
+                              f"{self.config.patch_size}, {len(self.config.channel_mults)} levels); "
+                              f"got {height}x{width}")
+        if frames < 1 or frames % mt:
+            raise VidiffError(f"the frame count must be a positive multiple of {mt} for this UNet3D "
+                              f"(temporal_down_levels={list(self.config.temporal_down_levels)}); got {frames}")
+
+    # ------------------------------------------------------------------ forward
+    def embed(self, t: Tensor, cond: Cond, batch: int) -> Tensor:
+        """Time (+ class, pooled text, noise-augmentation) embedding, (B, 4·C0)."""
+        cfg = self.config
+        emb = self.time_embed(t.expand(batch) if t.dim() == 0 else t)
+        if self.class_embed is not None:
+            ids = cond.class_ids
+            if ids is None:
+                ids = torch.full((batch,), cfg.num_classes, dtype=torch.long, device=emb.device)
+            emb = emb + self.class_embed(ids)
+        elif cond.class_ids is not None:
+            raise VidiffError("cond.class_ids given but the model has num_classes=0; set num_classes in the model config")
+        if cond.pooled is not None:
+            if self.pooled_proj is None:
+                raise VidiffError("cond.pooled given but the model has text_dim=0; set text_dim in the model config")
+            emb = emb + self.pooled_proj(cond.pooled.to(emb.dtype))
+        if cond.noise_aug is not None:
+            if self.noise_aug_embed is None:
+                raise VidiffError("cond.noise_aug given but the model has cond_channels=0")
+            emb = emb + self.noise_aug_embed(cond.noise_aug)
+        return emb
+
+    def forward(self, x: Tensor, t: Tensor, cond: Cond | None = None) -> Tensor:
+        cfg = self.config
+        cond = cond if cond is not None else Cond()
+        if x.dim() != 5:
+            raise VidiffError(f"expected video of shape (B, C, F, H, W), got {tuple(x.shape)}")
+        b, c, frames, h, w = x.shape  # (B, C, F, H, W)
+        self.check_size(frames, h, w)
+        if c != cfg.in_channels:
+            raise VidiffError(f"expected {cfg.in_channels} input channels, got {c}")
+        if cfg.cond_channels:
+            concat = cond.concat if cond.concat is not None else x.new_zeros(b, cfg.cond_channels, frames, h, w)
+            if concat.shape != (b, cfg.cond_channels, frames, h, w):
+                raise VidiffError(f"cond.concat must have shape {(b, cfg.cond_channels, frames, h, w)}, "
+                                  f"got {tuple(concat.shape)}")
+            x = torch.cat([x, concat.to(x.dtype)], dim=1)  # (B, C + C_cond, F, H, W)
+        elif cond.concat is not None:
+            raise VidiffError("cond.concat given but the model has cond_channels=0; set cond_channels")
+        if cond.text is not None and not cfg.text_dim:
+            raise VidiffError("cond.text given but the model has text_dim=0; set text_dim in the model config")
+        keep = None
+        if cond.is_image is not None:
+            if cfg.temporal_down_levels:
+                raise VidiffError("cond.is_image (joint image-video) is not supported with temporal_down_levels")
+            keep = (~cond.is_image.bool()).to(x.dtype)  # (B,)
+        ctx = VideoCtx(b, frames, self.embed(t, cond, b), cond.text, cond.text_mask, keep)
+
+        ck = self.gradient_checkpointing
+        p = cfg.patch_size
+        h = rearrange(x, "b c f h w -> (b f) c h w")
+        h = F.pixel_unshuffle(h, p) if p > 1 else h  # (B·F, p²·C, H/p, W/p)
+        # channels-last makes oneDNN convolutions ~1.5-2.5x faster on CPU
+        hs = [self.conv_in(h.contiguous(memory_format=torch.channels_last))]  # (B·F, C0, H/p, W/p)
+        ctxs = []
+        for i, level in enumerate(self.down):
+            for block in level.blocks:
+                hs.append(maybe_checkpoint(block, hs[-1], ctx, enabled=ck))
+            if level.downsample is not None:
+                ctxs.append(ctx)
+                hs.append(level.downsample(hs[-1], ctx))  # (B·F', C, H/2, W/2)
+                if i in cfg.temporal_down_levels:
+                    ctx = dataclasses.replace(ctx, frames=ctx.frames // 2)
+        h = hs[-1]
+        for block in self.mid:
+            h = maybe_checkpoint(block, h, ctx, enabled=ck)
+        for level in self.up:
+            for block in level.blocks:
+                h = maybe_checkpoint(block, torch.cat([h, hs.pop()], dim=1), ctx, enabled=ck)
+            if level.upsample is not None:
+                h = level.upsample(h, ctx)
+                ctx = ctxs.pop()
+        h = self.conv_out(F.silu(self.norm_out(h)))  # (B·F, p²·C_out, H/p, W/p)
+        h = F.pixel_shuffle(h, p) if p > 1 else h  # (B·F, C_out, H, W)
+        return rearrange(h, "(b f) c h w -> b c f h w", b=b)  # (B, C_out, F, H, W)

@@ -96,7 +96,7 @@ class GradientGuidance:
                  grad_mask: Tensor | None = None):
         self.denoiser, self.loss_fn, self.weight, self.grad_mask = denoiser, loss_fn, float(weight), grad_mask
 
-    def _guided(self, z: Tensor, t, schedule, cond) -> tuple[Prediction, Tensor, Tensor, Tensor]:
+    def _guided(self, z: Tensor, t, schedule, cond, grad_mask=None) -> tuple[Prediction, Tensor, Tensor, Tensor]:
         alpha, sigma = schedule.alpha_sigma(time_vector(t, z))
         alpha, sigma = broadcast(alpha, z), broadcast(sigma, z)
         with torch.enable_grad():
@@ -104,13 +104,13 @@ class GradientGuidance:
             pred = self.denoiser(zg, t, schedule, cond)
             loss = self.loss_fn(pred.x0).sum()
             (grad,) = torch.autograd.grad(loss, zg)
-        if self.grad_mask is not None:
-            grad = grad * expand_mask(self.grad_mask, z).to(grad.dtype)
+        if grad_mask is not None:
+            grad = grad * expand_mask(grad_mask, z).to(grad.dtype)
         x0 = pred.x0.detach() - (self.weight * alpha / 2) * grad
         return Prediction.from_output("x0", x0, z, alpha, sigma), x0, alpha, sigma
 
     def __call__(self, z: Tensor, t, schedule, cond: Any = None) -> Prediction:
-        return self._guided(z, t, schedule, cond)[0]
+        return self._guided(z, t, schedule, cond, self.grad_mask)[0]
 
 
 class ReconstructionGuidance(GradientGuidance):
@@ -133,8 +133,7 @@ class ReconstructionGuidance(GradientGuidance):
         if self.x_known.shape != z.shape:
             raise VidiffError(f"x_known shape {tuple(self.x_known.shape)} must equal the sample shape {tuple(z.shape)}")
         m = expand_mask(self.mask, z)
-        self.grad_mask = ~m  # gradient w.r.t. zᵇ only
-        pred, x0, alpha, sigma = self._guided(z, t, schedule, cond)
+        pred, x0, alpha, sigma = self._guided(z, t, schedule, cond, grad_mask=~m)  # ∇ w.r.t. zᵇ only
         if not self.replace:
             return pred
         x0 = torch.where(m, self.x_known.to(x0), x0)

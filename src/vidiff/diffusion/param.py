@@ -189,7 +189,10 @@ class Denoiser:
 
     def __call__(self, z: Tensor, t: float | Tensor, schedule: Any, cond: Any = None) -> Prediction:
         t_vec = time_vector(t, z)
-        alpha, sigma = schedule.alpha_sigma(t_vec)
+        if not torch.is_tensor(t) or t.dim() == 0:  # one time for the batch (samplers): scalar α, σ
+            alpha, sigma = schedule.alpha_sigma(torch.tensor(float(t), dtype=torch.float64))
+        else:
+            alpha, sigma = schedule.alpha_sigma(t_vec)
         alpha, sigma = broadcast(alpha, z), broadcast(sigma, z)
         out = self.model(z, t_vec, cond)  # same shape as z
         if out.shape != z.shape:

@@ -1,0 +1,83 @@
+"""`vidiff sample` and `vidiff info`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+FORMATS = ("mp4", "gif", "npy")
+
+
+def parse_formats(spec: str) -> list[str]:
+    from ..utils import VidiffError
+
+    fmts = [f.strip().lower() for f in spec.split(",") if f.strip()]
+    bad = [f for f in fmts if f not in FORMATS]
+    if bad or not fmts:
+        raise VidiffError(f"unknown --format {spec!r}; use one or more of {', '.join(FORMATS)} (comma-separated)")
+    return fmts
+
+
+def write_samples(videos, out: Path, name: str, formats: list[str], fps: float, scale: int) -> list[Path]:
+    """Write (N, F, H, W, 3) uint8 videos: per-sample files, a grid video per format, or one .npy."""
+    from ..data import io
+
+    arr = videos.numpy() if hasattr(videos, "numpy") else videos
+    written = []
+    for fmt in formats:
+        if fmt == "npy":
+            written.append(io.write_npy(out / f"{name}.npy", arr))
+            continue
+        for i, v in enumerate(arr):
+            io.write_video(out / name / f"{i:03d}.{fmt}", v, fps=fps, scale=scale)
+        written.append(io.write_video(out / f"{name}.{fmt}", io.tile_videos(arr), fps=fps, scale=scale))
+    return written
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("sample")
+    def sample_cmd(
+        model: str = typer.Option("shapes-tiny", help="bundled model name or checkpoint folder"),
+        num: int = typer.Option(8, help="number of videos"),
+        frames: Optional[int] = typer.Option(None, help="frames per video (default: the model's)"),
+        steps: int = typer.Option(25, help="denoising steps"),
+        sampler: str = typer.Option("ddim", help="ddim | ddpm | dpmpp_2m"),
+        seed: int = typer.Option(0, help="the same seed gives the same videos"),
+        out: Path = typer.Option(Path("outputs"), help="output folder"),
+        name: str = typer.Option("samples", help="base name of the files written"),
+        format: str = typer.Option("mp4,gif", "--format", help="mp4, gif, npy (comma-separated)"),
+        scale: int = typer.Option(4, help="nearest-neighbour upscaling of mp4/gif for viewing"),
+    ):
+        """Generate videos with a trained model."""
+        import time
+
+        from . import load_pipeline
+
+        fmts = parse_formats(format)
+        pipe = load_pipeline(model)
+        t0 = time.perf_counter()
+        videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True)
+        dt = time.perf_counter() - t0
+        written = write_samples(videos, out, name, fmts, pipe.video.fps, scale)
+        typer.echo(f"generated {num} video(s) {tuple(videos.shape[1:])} with {pipe.name} "
+                   f"in {dt:.1f}s ({sampler}, {steps} steps, seed {seed})")
+        for p in written:
+            typer.echo(f"wrote {p}")
+
+    @app.command("info")
+    def info_cmd(path: str = typer.Argument(..., help="checkpoint folder or bundled model name")):
+        """A checkpoint's config, parameter count and training summary."""
+        import json
+
+        from ..checkpoint import WEIGHTS_NAME, load_state_dict, read_config
+        from . import resolve_model
+
+        folder = resolve_model(path)
+        cfg = read_config(folder)
+        n = sum(t.numel() for t in load_state_dict(folder / WEIGHTS_NAME).values())
+        typer.echo(f"checkpoint: {folder}")
+        typer.echo(f"parameters: {n:,}")
+        for section in ("model", "diffusion", "video", "summary", "train"):
+            if section in cfg:
+                typer.echo(f"{section}: {json.dumps(cfg[section], sort_keys=True)}")

@@ -1,0 +1,368 @@
+"""Training loop on Hugging Face accelerate: reads top to bottom.
+
+    vidiff train --data DIR --frames 16 --size 32 --model unet-tiny --out runs/NAME --minutes 30
+    accelerate launch --num_processes 2 -m vidiff.train --data DIR ...   # DDP (gloo on CPU, NCCL on GPU)
+
+Reproducibility: every random draw of optimisation step k (which clips, where they start, t and
+noise) comes from a generator seeded by (seed, k, rank). A resumed run therefore only needs
+weights, optimizer, EMA and k — and reproduces the uninterrupted loss sequence exactly on CPU.
+
+Checkpoint folder (`--out`):
+    model.safetensors, config.json     EMA weights + full config: what `vidiff sample` loads
+    train_state/                       raw weights, optimizer, EMA, step/elapsed/loss history
+    samples/step_XXXXXXX.gif           periodic previews;  loss.png, log.jsonl
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .utils import VidiffError, atomic_path, atomic_write_text
+
+
+@dataclass
+class TrainConfig:
+    """A training recipe; YAML files under configs/ hold the same keys."""
+
+    data: str = ""
+    out: str = "runs/default"
+    model: str = "unet-tiny"
+    frames: int = 16
+    size: int = 32
+    stride: int = 1
+    fps: float = 8.0
+    batch: int = 8
+    lr: float = 5e-4
+    weight_decay: float = 0.0
+    warmup: int = 200
+    grad_clip: float = 1.0
+    steps: Optional[int] = None
+    minutes: Optional[float] = None
+    ema_decay: float = 0.999
+    schedule: str = "cosine"
+    parameterization: str = "v"
+    loss_weighting: Optional[str] = None
+    seed: int = 0
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    log_every: int = 10
+    save_every: int = 500
+    sample_every: int = 500
+    sample_steps: int = 25
+    num_samples: int = 4
+    cache: bool = True
+
+
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model (parameters and buffers)."""
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p.detach().to(e.dtype), 1 - decay)
+        for e, b in zip(ema.buffers(), model.buffers()):
+            e.copy_(b)
+
+
+def weight_checksums(accelerator, model: torch.nn.Module) -> list[int]:
+    """A 63-bit hash of this rank's weights, gathered from every rank (all equal under DDP)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for p in model.state_dict().values():
+        h.update(p.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    mine = torch.tensor([int.from_bytes(h.digest()[:8], "little") >> 1], device=accelerator.device)
+    return [int(v) for v in accelerator.gather(mine).tolist()]
+
+
+def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
+    """The generator for all random draws of one optimisation step on one rank."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**63))
+
+
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    """Linear warm-up to cfg.lr, then constant."""
+    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+
+
+# ---------------------------------------------------------------------------------------------
+# checkpoint state
+
+def _save_torch(path: Path, obj) -> None:
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def save_train_state(out: Path, model, ema, optimizer, state: dict, full_config: dict) -> None:
+    """Write everything needed to resume, then the sampling checkpoint (EMA), each atomically."""
+    from .checkpoint import save_pretrained, save_state_dict
+
+    ts = out / "train_state"
+    ts.mkdir(parents=True, exist_ok=True)
+    save_state_dict(ts / "model.safetensors", model.state_dict())
+    save_state_dict(ts / "ema.safetensors", ema.state_dict())
+    _save_torch(ts / "optimizer.pt", optimizer.state_dict())
+    atomic_write_text(ts / "state.json", json.dumps(state) + "\n")
+    config = {**full_config, "summary": _summary(state, model)}
+    save_pretrained(out, ema, config)
+
+
+def load_train_state(out: Path, model, ema, optimizer) -> dict:
+    from .checkpoint import load_state_dict
+
+    ts = out / "train_state"
+    if not (ts / "state.json").is_file():
+        raise VidiffError(f"cannot resume: {ts}/state.json not found; start without --resume")
+    model.load_state_dict(load_state_dict(ts / "model.safetensors"))
+    ema.load_state_dict(load_state_dict(ts / "ema.safetensors"))
+    optimizer.load_state_dict(torch.load(ts / "optimizer.pt", weights_only=True))
+    return json.loads((ts / "state.json").read_text())
+
+
+def _summary(state: dict, model) -> dict:
+    losses = state.get("losses", [])
+    tail = losses[-50:]
+    return {
+        "steps": state["step"],
+        "elapsed_s": round(state["elapsed"], 1),
+        "final_loss": (sum(tail) / len(tail)) if tail else None,
+        "params": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def plot_loss(losses: list[float], path: Path) -> None:
+    """Loss curve (raw and smoothed) as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.plot(losses, lw=0.5, alpha=0.4, label="loss")
+    k = max(1, len(losses) // 50)
+    if len(losses) > k:
+        sm = torch.tensor(losses).unfold(0, k, 1).mean(1).tolist()
+        ax.plot(range(k - 1, k - 1 + len(sm)), sm, lw=1.5, label=f"mean of {k}")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.legend()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+def build_model_for(cfg: TrainConfig):
+    """A backbone from a preset name or a model-config file (.json/.yaml, the "model" section format)."""
+    from .config import load_yaml_or_json
+    from .models import build_model, model_config_from_dict
+    from .models.presets import get_preset
+
+    if cfg.model.endswith((".json", ".yaml", ".yml")):
+        mcfg = model_config_from_dict(load_yaml_or_json(cfg.model))
+    else:
+        mcfg = get_preset(cfg.model)
+    if cfg.gradient_checkpointing:
+        mcfg = dataclasses.replace(mcfg, gradient_checkpointing=True)
+    model = build_model(mcfg)
+    model.check_size(cfg.frames, cfg.size, cfg.size)
+    return model
+
+
+def train(cfg: TrainConfig, resume: bool = False) -> Path:
+    """Train a video diffusion model; returns the checkpoint folder."""
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    from .config import config_to_dict
+    from .data.dataset import VideoDataset
+    from .diffusion import diffusion_loss, get_schedule
+    from .pipelines import DiffusionConfig, VideoFormat, sample_videos
+
+    if cfg.steps is None and cfg.minutes is None:
+        raise VidiffError("give a training budget: --steps N or --minutes M")
+    if not cfg.data:
+        raise VidiffError("give the training data: --data DIR (a folder of videos)")
+    out = Path(cfg.out)
+    if out.exists() and (out / "train_state").exists() and not resume:
+        raise VidiffError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+
+    accelerator = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
+    rank, is_main = accelerator.process_index, accelerator.is_main_process
+
+    dataset = VideoDataset(cfg.data, frames=cfg.frames, size=cfg.size, stride=cfg.stride,
+                           cache=cfg.cache, progress=is_main)
+    model = build_model_for(cfg)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    diffusion = DiffusionConfig(schedule=cfg.schedule, parameterization=cfg.parameterization)
+    schedule = get_schedule(cfg.schedule)
+    full_config = {
+        "model": config_to_dict(model.config),
+        "diffusion": config_to_dict(diffusion),
+        "video": config_to_dict(VideoFormat(channels=3, frames=cfg.frames, size=cfg.size, fps=cfg.fps)),
+        "train": config_to_dict(cfg),
+        "vidiff_version": _version(),
+    }
+
+    state = {"step": 0, "elapsed": 0.0, "losses": []}
+    if resume:
+        state = load_train_state(out, model, ema, optimizer)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw_model = accelerator.unwrap_model(model)
+    if is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "samples").mkdir(exist_ok=True)
+
+    total = cfg.steps if cfg.steps is not None else None
+    budget_s = cfg.minutes * 60 if cfg.minutes is not None else math.inf
+    bar = tqdm(total=total, initial=state["step"], disable=not is_main, unit="step",
+               desc=f"training {cfg.model}", dynamic_ncols=True)
+    log_path = out / "log.jsonl"
+
+    def save():
+        accelerator.wait_for_everyone()
+        if is_main:
+            save_train_state(out, raw_model, ema, optimizer, state, full_config)
+            plot_loss(state["losses"], out / "loss.png")
+
+    def preview():
+        if is_main:
+            from .data.io import tile_videos, to_uint8, write_gif
+
+            x = sample_videos(ema, diffusion, (cfg.num_samples, 3, cfg.frames, cfg.size, cfg.size),
+                              steps=cfg.sample_steps, seed=0)
+            write_gif(out / "samples" / f"step_{state['step']:07d}.gif", tile_videos(to_uint8(x)),
+                      fps=cfg.fps, scale=2)
+
+    t_start = time.perf_counter() - state["elapsed"]
+    interrupted = False
+    try:
+        while True:
+            step = state["step"]
+            elapsed = time.perf_counter() - t_start
+            stop = (total is not None and step >= total) or elapsed >= budget_s
+            # every rank must take the same decision, or DDP would hang
+            stop = bool(accelerator.reduce(torch.tensor(float(stop), device=accelerator.device), "sum").item() > 0)
+            if stop:
+                break
+            g = step_generator(cfg.seed, step, rank)
+            x0 = dataset.sample_batch(cfg.batch, generator=g).to(accelerator.device)  # (B, C, F, H, W)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(cfg, step)
+            with accelerator.autocast():
+                loss = diffusion_loss(model, x0, schedule, parameterization=cfg.parameterization,
+                                      weighting=cfg.loss_weighting, generator=g)
+            accelerator.backward(loss)
+            if cfg.grad_clip:
+                accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            update_ema(ema, raw_model, min(cfg.ema_decay, (1 + step) / (10 + step)))
+
+            mean_loss = accelerator.reduce(loss.detach().float(), "mean").item()
+            state["losses"].append(mean_loss)
+            state["step"] = step + 1
+            state["elapsed"] = time.perf_counter() - t_start
+            bar.update(1)
+            if state["step"] % cfg.log_every == 0 and is_main:
+                recent = state["losses"][-cfg.log_every:]
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+                with open(log_path, "a") as fh:
+                    fh.write(json.dumps({"step": state["step"], "loss": sum(recent) / len(recent),
+                                         "elapsed": round(state["elapsed"], 2)}) + "\n")
+            if cfg.save_every and state["step"] % cfg.save_every == 0:
+                save()
+            if cfg.sample_every and state["step"] % cfg.sample_every == 0:
+                preview()
+    except KeyboardInterrupt:
+        interrupted = True
+    bar.close()
+    state["rank_checksums"] = weight_checksums(accelerator, raw_model)
+    save()
+    if is_main:
+        msg = (f"interrupted at step {state['step']}: saved a resumable checkpoint to {out} "
+               f"(continue with --resume)") if interrupted else \
+              f"trained {state['step']} steps in {state['elapsed'] / 60:.1f} min; checkpoint: {out}"
+        print(msg, file=sys.stderr)
+    if interrupted:
+        raise KeyboardInterrupt
+    if state["step"] > 0 and (not cfg.sample_every or state["step"] % cfg.sample_every):
+        preview()
+    accelerator.end_training()
+    return out
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+
+def config_from_args(config_file: Optional[str], overrides: dict) -> TrainConfig:
+    """A recipe file (YAML/JSON) with command-line flags taking precedence."""
+    from .config import config_from_dict, load_yaml_or_json
+
+    base = load_yaml_or_json(config_file) if config_file else {}
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return config_from_dict(TrainConfig, base, where="train config")
+
+
+def register(app) -> None:
+    import typer
+
+    @app.command("train")
+    def train_cmd(
+        data: Optional[str] = typer.Option(None, help="folder of videos (mp4/avi/webm/mov/gif/npy or frame folders)"),
+        out: Optional[str] = typer.Option(None, help="run folder (checkpoint, samples, logs)"),
+        model: Optional[str] = typer.Option(None, help="backbone preset, see `vidiff models`"),
+        frames: Optional[int] = typer.Option(None), size: Optional[int] = typer.Option(None),
+        stride: Optional[int] = typer.Option(None, help="frame stride when sampling clips"),
+        steps: Optional[int] = typer.Option(None, help="optimisation steps"),
+        minutes: Optional[float] = typer.Option(None, help="wall-clock budget (total over resumes)"),
+        batch: Optional[int] = typer.Option(None), lr: Optional[float] = typer.Option(None),
+        seed: Optional[int] = typer.Option(None),
+        bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast"),
+        gradient_checkpointing: Optional[bool] = typer.Option(None, "--grad-ckpt/--no-grad-ckpt"),
+        sample_every: Optional[int] = typer.Option(None), save_every: Optional[int] = typer.Option(None),
+        config: Optional[str] = typer.Option(None, "--config", help="recipe YAML/JSON; flags override it"),
+        resume: bool = typer.Option(False, help="continue the run in --out exactly where it stopped"),
+    ):
+        """Train a video diffusion model on a folder of videos."""
+        overrides = dict(data=data, out=out, model=model, frames=frames, size=size, stride=stride,
+                         steps=steps, minutes=minutes, batch=batch, lr=lr, seed=seed, bf16=bf16,
+                         gradient_checkpointing=gradient_checkpointing, sample_every=sample_every,
+                         save_every=save_every)
+        cfg = config_from_args(config, overrides)
+        try:
+            train(cfg, resume=resume)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """`python -m vidiff.train ...` (what `accelerate launch -m vidiff.train` runs)."""
+    import typer
+
+    from .cli import main as cli_main
+
+    del typer
+    return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

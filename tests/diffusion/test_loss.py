@@ -113,5 +113,9 @@ def test_loss_errors():
         diffusion_loss(model, x0, COS, weighting="p2")
     with pytest.raises(VidiffError, match="shaped like"):
         diffusion_loss(lambda z, t, c: z[:, :1], x0, COS)
+    from vidiff.diffusion import Denoiser
+
+    with pytest.raises(VidiffError, match="denoiser.model"):
+        diffusion_loss(Denoiser(model), x0, COS)
     with pytest.raises(VidiffError, match="batched"):
         diffusion_loss(model, torch.randn(5), COS)

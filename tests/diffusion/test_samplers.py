@@ -1,5 +1,4 @@
 """Samplers driven by exact (analytic) denoisers: moments, mode weights, identities, inversion, errors."""
-import math
 
 import pytest
 import torch
@@ -191,5 +190,7 @@ def test_sampler_errors():
         ddim(torch.nn.Linear(2, 2), noise, COS, 10)
     with pytest.raises(VidiffError, match="eta"):
         ddim(den, noise, COS, 10, eta=-1)
+    with pytest.raises(VidiffError, match=r"'ddpm' does not take \['eta'\]"):
+        sample(den, noise, COS, 10, sampler="ddpm", eta=0.5)
     with pytest.raises(VidiffError, match="floating"):
         ddim(den, torch.zeros(4, 2, dtype=torch.long), COS, 10)

@@ -62,11 +62,18 @@ def diffusion_loss(
 
     t ~ U[0, 1] per sample and ε ~ N(0, I) are drawn from `generator` unless given, so a training
     step is exactly reproducible. `frame_mask` (B, F) bool marks clean conditioning frames: they
-    stay clean in z_t and are left out of the loss (VDM-style conditioning / joint image-video).
+    stay clean in z_t and are left out of the loss (VDM-style conditioning); tell the backbone which
+    frames they are through `cond` (e.g. the mask in `Cond.concat`). For joint image-video training,
+    stack images along F and set `Cond.is_image`: the loss itself treats them like any frames.
     `weighting`: None, "min_snr" (γ = min_snr_gamma) or a function of λ_t (B,) -> (B,) weights.
     reduction "mean" averages over the batch (each sample: mean over its unmasked elements);
     "none" returns the (B,) per-sample losses.
     """
+    from .param import Denoiser
+
+    if isinstance(model, Denoiser):
+        raise VidiffError("diffusion_loss trains the backbone: pass denoiser.model and "
+                          "parameterization=denoiser.parameterization, not the Denoiser")
     check_parameterization(parameterization)
     if x0.dim() < 2:
         raise VidiffError(f"x0 must be batched, (B, C, F, H, W) or (B, C, H, W); got shape {tuple(x0.shape)}")

@@ -14,7 +14,8 @@ t = 0 is the data itself (α = 1, σ = 0, as DDIM's α₀ := 1): the last step r
 """
 from __future__ import annotations
 
-import math
+import inspect
+import numbers
 from typing import Any, Callable, Sequence
 
 import torch
@@ -22,7 +23,7 @@ from torch import Tensor
 
 from ..utils import VidiffError
 from .loss import randn
-from .param import Prediction, apply_clip, broadcast
+from .param import Prediction, apply_clip
 from .schedule import Schedule, check_t
 
 __all__ = [
@@ -53,7 +54,8 @@ def timesteps(schedule: Schedule, steps: int, spacing: str | Sequence[float] | T
               t_i = round(N (1 − i/n)) / N (equals "uniform" when n divides N).
     leading:  the old Stable Diffusion grid t_i = (⌊N/n⌋ (n − 1 − i) + 1) / N, which never starts at
               t = 1 — kept only to reproduce samplers that used it.
-    A tensor/sequence of times is validated (in [0, 1], strictly decreasing) and returned.
+    A tensor/sequence of times is validated (in [0, 1], strictly decreasing) and returned; `steps` is
+    then ignored.
     """
     if not isinstance(spacing, str):
         grid = torch.as_tensor(spacing, dtype=torch.float64).flatten()
@@ -61,9 +63,9 @@ def timesteps(schedule: Schedule, steps: int, spacing: str | Sequence[float] | T
         if grid.numel() < 2 or not bool((grid[1:] < grid[:-1]).all()):
             raise VidiffError("an explicit time grid needs >= 2 strictly decreasing times in [0, 1]")
         return grid
-    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+    if not isinstance(steps, numbers.Integral) or isinstance(steps, bool) or steps < 1:
         raise VidiffError(f"steps must be a positive integer; got {steps!r}")
-    n, N = steps, schedule.num_train_steps
+    n, N = int(steps), schedule.num_train_steps
     i = torch.arange(n + 1, dtype=torch.float64)
     if spacing == "uniform":
         grid = 1 - i / n
@@ -256,7 +258,12 @@ def sample(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, sampler: 
     """Run the sampler named `sampler` (one of SAMPLERS) with the shared signature."""
     if sampler not in SAMPLERS:
         raise VidiffError(f"unknown sampler {sampler!r}; choose one of {sorted(SAMPLERS)}")
-    return SAMPLERS[sampler](denoiser, noise, schedule, steps, **kw)
+    fn = SAMPLERS[sampler]
+    options = [p.name for p in inspect.signature(fn).parameters.values() if p.kind == p.KEYWORD_ONLY]
+    unknown = sorted(set(kw) - set(options))
+    if unknown:
+        raise VidiffError(f"sampler {sampler!r} does not take {unknown}; its options are {options}")
+    return fn(denoiser, noise, schedule, steps, **kw)
 
 
 @torch.no_grad()

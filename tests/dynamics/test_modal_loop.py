@@ -63,18 +63,18 @@ def test_loop_loss_zero_on_whole_period_and_positive_otherwise():
     g = torch.Generator().manual_seed(0)
     sv = torch.randn(2, 5, 4, 6, 7, generator=g, requires_grad=True)
     period = 30.0
-    assert float(loop_loss(sv, period, period).detach().abs().max()) < 1e-5
+    assert float(loop_loss(sv, period, period).detach().abs().max()) < 1e-3  # float32 round-off, summed
     loss = loop_loss(sv, period, 20.0)
-    assert loss.shape == (2,) and (loss > 0.1).all()
+    assert loss.shape == (2,) and (loss > 1.0).all()
     # the loss is the L1 seam + gradient seam, checked against a direct computation
     f0, fl = motion_texture(sv[0], 0.0, period), motion_texture(sv[0], 20.0, period)
     d = f0 - fl
-    ref = d.abs().mean() + (d[..., :, 1:] - d[..., :, :-1]).abs().mean() + (d[..., 1:, :] - d[..., :-1, :]).abs().mean()
+    ref = d.abs().sum() + (d[..., :, 1:] - d[..., :, :-1]).abs().sum() + (d[..., 1:, :] - d[..., :-1, :]).abs().sum()
     torch.testing.assert_close(loss[0], ref)
     # gradient descent on the loss closes the seam (what loop guidance does during sampling)
     fn = loop_guidance_loss(period, 20.0)
     x = sv.detach().clone().requires_grad_()
-    opt = torch.optim.SGD([x], lr=0.5)
+    opt = torch.optim.SGD([x], lr=0.005)
     start = float(fn(x).sum().detach())
     for _ in range(50):
         opt.zero_grad()

@@ -83,3 +83,12 @@ def test_normalizer_round_trip_and_scales(tmp_path):
     assert back == norm
     with pytest.raises(VidiffError):
         norm.normalize(torch.zeros(3, 4, 2, 2))
+
+
+def test_normalizer_ignores_static_pixels():
+    vols = torch.zeros(2, 3, 4, 10, 10)
+    vols[:, 1, 0, :2, :2] = torch.linspace(1, 2, 8).view(2, 2, 2)  # 4% of pixels move, at frequency 1 only
+    norm = FrequencyNormalizer.fit(vols)
+    assert norm.scales[0] == 1.0 and norm.scales[2] == 1.0  # no motion: unit scale
+    assert 1.5 < norm.scales[1] <= 2.0
+    torch.testing.assert_close(norm.denormalize(norm.normalize(vols)), vols)

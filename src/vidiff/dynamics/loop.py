@@ -24,14 +24,14 @@ def _grad(f: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def loop_loss(sv: Tensor, period: float, end_time: float) -> Tensor:
-    """GID eq. 5: ||F_0 − F_L||_1 + ||∇F_0 − ∇F_L||_1 (means over pixels); ``sv (B, K, 4, H, W)`` -> ``(B,)``."""
+    """GID eq. 5: ||F_0 − F_L||_1 + ||∇F_0 − ∇F_L||_1 (L1 norms: sums over pixels); ``sv (B, K, 4, H, W)`` -> ``(B,)``."""
     if sv.ndim == 4:
         sv = sv.unsqueeze(0)
     f = motion_texture(sv, torch.tensor([0.0, float(end_time)]), period)  # (B, 2, 2, H, W)
     f0, fl = f[:, 0], f[:, 1]
     (gx0, gy0), (gxl, gyl) = _grad(f0), _grad(fl)
     dims = tuple(range(1, f0.ndim))
-    return ((f0 - fl).abs().mean(dims) + (gx0 - gxl).abs().mean(dims) + (gy0 - gyl).abs().mean(dims))
+    return (f0 - fl).abs().sum(dims) + (gx0 - gxl).abs().sum(dims) + (gy0 - gyl).abs().sum(dims)
 
 
 def loop_guidance_loss(period: float, end_time: float,

@@ -7,6 +7,7 @@ inverse is ``x = s_f · sign(y) y²``. The scales are stored as JSON next to the
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,15 +27,25 @@ class FrequencyNormalizer:
     percentile: float = 95.0
 
     @classmethod
-    def fit(cls, volumes: Tensor, percentile: float = 95.0, eps: float = 1e-6) -> "FrequencyNormalizer":
-        """Fit s_f = percentile of |S_f| over ``volumes (N, K, 4, H, W)`` (x and y amplitudes pooled)."""
+    def fit(cls, volumes: Tensor, percentile: float = 95.0, floor: float = 1e-6) -> "FrequencyNormalizer":
+        """Fit s_f = percentile of |S_f| over ``volumes (N, K, 4, H, W)`` (x and y amplitudes pooled).
+
+        Amplitudes <= ``floor`` (exactly static pixels) are left out, so data with sparse motion
+        (most pixels still) does not get a zero scale; a frequency with no motion gets scale 1.
+        """
         if volumes.ndim != 5 or volumes.shape[2] != 4:
             raise VidiffError(f"fit expects spectral volumes (N, K, 4, H, W), got {tuple(volumes.shape)}")
         amp = spectral_to_complex(volumes.double()).abs()  # (N, K, 2, H, W)
         amp = amp.transpose(0, 1).reshape(volumes.shape[1], -1)  # (K, N*2*H*W)
-        q = torch.quantile(amp, percentile / 100.0, dim=1) if amp.shape[1] <= 16_000_000 else \
-            torch.stack([torch.kthvalue(a, max(1, int(round(percentile / 100 * a.numel())))).values for a in amp])
-        return cls(scales=tuple(float(max(v, eps)) for v in q), percentile=percentile)
+        scales = []
+        for a in amp:
+            a = a[a > floor]
+            if a.numel() == 0:
+                scales.append(1.0)
+                continue
+            kth = min(a.numel(), max(1, int(math.ceil(percentile / 100 * a.numel()))))
+            scales.append(float(torch.kthvalue(a, kth).values))
+        return cls(scales=tuple(scales), percentile=percentile)
 
     def _s(self, x: Tensor) -> Tensor:
         k = x.shape[-4]

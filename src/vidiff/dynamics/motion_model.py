@@ -1,0 +1,278 @@
+"""Motion prediction by latent diffusion (GID sec. 4): image -> spectral volume.
+
+Pieces, following the paper:
+  * ``SpectralVAE``: a small conv VAE for one *frequency slice* (4 channels, normalised with
+    ``FrequencyNormalizer``) -> a 4-channel latent at half resolution.
+  * the denoiser is the project's ``UNet3D`` with the K frequency slices on its frame axis:
+    ``temporal="none"`` is a 2D U-Net applied to each slice independently (stage 1), with the
+    image (downscaled to the latent size) and a sinusoidal *frequency embedding* of f concatenated
+    as input channels; ``temporal="attention"`` adds attention layers across the K slices,
+    interleaved with the 2D layers, which are copied from stage 1 and frozen (stage 2,
+    frequency-coordinated denoising). The attention output layers start at zero, so the
+    coordinated model starts equal to the independent one.
+  * ablations (``mode``): "independent" (stage 1 only) and "volume" (one 4K-channel latent volume,
+    a single frame, no frequency axis).
+  * sampling: any vidiff sampler, classifier-free guidance on the image (trained with image
+    dropout), and the seamless-loop self-guidance (GID eq. 5) through ``GradientGuidance``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterable, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..conditioning.cond import Cond
+from ..utils import VidiffError
+from .normalize import FrequencyNormalizer
+
+Mode = Literal["coordinated", "independent", "volume"]
+
+
+@dataclass(frozen=True)
+class MotionModelConfig:
+    """Sizes of the motion model; ``size`` is the (square) image/volume resolution, divisible by 8."""
+
+    k: int = 16
+    size: int = 64
+    period: int = 150
+    mode: Mode = "coordinated"
+    latent_channels: int = 4
+    vae_channels: int = 32
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2)
+    freq_embed_dim: int = 8
+    head_dim: int = 32
+    norm_groups: int = 8
+    p_uncond: float = 0.1  # image dropout for classifier-free guidance
+
+
+class SpectralVAE(nn.Module):
+    """Conv VAE for one normalised frequency slice: (B, 4, H, W) <-> latent (B, C_z, H/2, W/2)."""
+
+    def __init__(self, latent_channels: int = 4, channels: int = 32):
+        super().__init__()
+        c = channels
+        self.enc = nn.Sequential(nn.Conv2d(4, c, 3, 1, 1), nn.SiLU(), nn.Conv2d(c, c, 3, 2, 1), nn.SiLU(),
+                                 nn.Conv2d(c, c, 3, 1, 1), nn.SiLU(), nn.Conv2d(c, 2 * latent_channels, 3, 1, 1))
+        self.dec = nn.Sequential(nn.Conv2d(latent_channels, c, 3, 1, 1), nn.SiLU(), nn.Upsample(scale_factor=2.0),
+                                 nn.Conv2d(c, c, 3, 1, 1), nn.SiLU(), nn.Conv2d(c, c, 3, 1, 1), nn.SiLU(),
+                                 nn.Conv2d(c, 4, 3, 1, 1))
+        self.register_buffer("latent_scale", torch.ones(()))  # 1 / std of latents, set after VAE training
+
+    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(B, 4, H, W) -> mean, log-variance (B, C_z, H/2, W/2)."""
+        mean, logvar = self.enc(x).chunk(2, dim=1)
+        return mean, logvar.clamp(-20, 10)
+
+    def decode(self, z: Tensor) -> Tensor:
+        """(B, C_z, H/2, W/2) -> (B, 4, H, W)."""
+        return self.dec(z)
+
+    def loss(self, x: Tensor, beta: float = 1e-4, generator: torch.Generator | None = None) -> Tensor:
+        """ELBO-style loss: L1 reconstruction of a reparameterised sample + β·KL(q(z|x) || N(0, I))."""
+        mean, logvar = self.encode(x)
+        eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        z = mean + torch.exp(0.5 * logvar) * eps
+        kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
+        return (self.decode(z) - x).abs().mean() + beta * kl
+
+
+def frequency_embedding(k: int, dim: int, size: tuple[int, int]) -> Tensor:
+    """Sinusoidal embedding of the frequency index as constant maps: (dim, K, h, w)."""
+    f = torch.arange(k, dtype=torch.float32)
+    scales = torch.exp(-math.log(100.0) * torch.arange(dim // 2, dtype=torch.float32) / max(1, dim // 2))
+    ang = f[:, None] * scales[None] * 0.5  # (K, dim/2)
+    emb = torch.cat([torch.sin(ang), torch.cos(ang)], dim=1).t()  # (dim, K)
+    return emb[:, :, None, None].expand(dim, k, *size).contiguous()
+
+
+class MotionModel(nn.Module):
+    """VAE + normaliser + UNet3D backbone; ``backbone_fn(z, t, cond)`` is what Denoiser/diffusion_loss call."""
+
+    def __init__(self, cfg: MotionModelConfig, normalizer: FrequencyNormalizer | None = None):
+        super().__init__()
+        from ..models.unet3d import UNet3D, UNet3DConfig
+
+        if cfg.size % 8:
+            raise VidiffError(f"motion model size must be a multiple of 8, got {cfg.size}")
+        self.cfg = cfg
+        self.normalizer = normalizer or FrequencyNormalizer(tuple([1.0] * cfg.k))
+        self.vae = SpectralVAE(cfg.latent_channels, cfg.vae_channels)
+        self.latent_size = cfg.size // 2
+        c = cfg.latent_channels
+        vol = cfg.mode == "volume"
+        self.backbone = UNet3D(UNet3DConfig(
+            in_channels=c * cfg.k if vol else c, out_channels=c * cfg.k if vol else c,
+            cond_channels=3 + (0 if vol else cfg.freq_embed_dim), base_channels=cfg.base_channels,
+            channel_mults=cfg.channel_mults, attention_levels=(), mid_attention=False, head_dim=cfg.head_dim,
+            temporal="attention" if cfg.mode == "coordinated" else "none", norm_groups=cfg.norm_groups))
+        self.register_buffer("freq_emb", frequency_embedding(cfg.k, cfg.freq_embed_dim, (self.latent_size,) * 2),
+                             persistent=False)
+
+    # ---- spectral volume <-> latent (B, C_z, K, h, w) (the frame axis is the frequency axis)
+    def encode(self, sv: Tensor, sample: bool = False, generator: torch.Generator | None = None) -> Tensor:
+        """Spectral volumes (B, K, 4, H, W) -> scaled latents (B, C_z, K, h, w) (or (B, K·C_z, 1, h, w) for "volume")."""
+        b, k = sv.shape[:2]
+        y = self.normalizer.normalize(sv).flatten(0, 1)  # (B·K, 4, H, W)
+        mean, logvar = self.vae.encode(y)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator).to(mean) if sample else mean
+        z = (z * self.vae.latent_scale).unflatten(0, (b, k)).transpose(1, 2)  # (B, C_z, K, h, w)
+        return z.flatten(1, 2)[:, :, None] if self.cfg.mode == "volume" else z
+
+    def decode(self, z: Tensor) -> Tensor:
+        """Scaled latents -> spectral volumes (B, K, 4, H, W) in pixels (differentiable: loop guidance)."""
+        if self.cfg.mode == "volume":
+            z = z[:, :, 0].unflatten(1, (self.cfg.k, self.cfg.latent_channels)).transpose(1, 2)
+        b, _, k = z.shape[:3]
+        y = self.vae.decode(z.transpose(1, 2).flatten(0, 1) / self.vae.latent_scale)  # (B·K, 4, H, W)
+        return self.normalizer.denormalize(y.unflatten(0, (b, k)))
+
+    def condition(self, image: Tensor | None, batch: int) -> Cond:
+        """Cond.concat = image at latent size (zeros = null image) [+ frequency embedding], repeated over K."""
+        cfg, s = self.cfg, self.latent_size
+        if image is None:
+            im = torch.zeros(batch, 3, s, s, device=self.freq_emb.device)
+        else:
+            im = F.interpolate(image, size=(s, s), mode="area")  # (B, 3, h, w)
+        if cfg.mode == "volume":
+            return Cond(concat=im[:, :, None])  # (B, 3, 1, h, w)
+        emb = self.freq_emb.to(im)[None].expand(im.shape[0], -1, -1, -1, -1)  # (B, E, K, h, w)
+        return Cond(concat=torch.cat([im[:, :, None].expand(-1, -1, cfg.k, -1, -1), emb], 1))
+
+    def backbone_fn(self, z: Tensor, t: Tensor, cond: Cond | None = None) -> Tensor:
+        """(z_t, t, cond) -> v̂ of the latent (the UNet3D over frequency slices)."""
+        return self.backbone(z, t, cond)
+
+
+def coordinated_from_independent(model: MotionModel) -> MotionModel:
+    """Stage 2: a "coordinated" model whose 2D layers (and VAE, normaliser) are copied from the
+    independent model and frozen; only the new cross-frequency attention layers are trainable."""
+    if model.cfg.mode != "independent":
+        raise VidiffError(f"stage 2 starts from an 'independent' model, got mode={model.cfg.mode!r}")
+    import dataclasses
+
+    new = MotionModel(dataclasses.replace(model.cfg, mode="coordinated"), model.normalizer)
+    new.vae.load_state_dict(model.vae.state_dict())
+    missing, unexpected = new.backbone.load_state_dict(model.backbone.state_dict(), strict=False)
+    if unexpected or any(".temporal." not in k for k in missing):
+        raise VidiffError("independent and coordinated backbones do not share their 2D layers")
+    for name, p in new.named_parameters():
+        p.requires_grad_(name.startswith("backbone.") and ".temporal." in name)
+    return new
+
+
+def train_diffusion(model: MotionModel, batches: Iterable[dict], steps: int, lr: float = 2e-4, schedule=None,
+                    generator: torch.Generator | None = None,
+                    callback: Callable[[int, float], None] | None = None) -> list[float]:
+    """v-prediction denoising loss on latents of {"image", "spectral_volume"} batches; trains the parameters
+    with requires_grad (all of the backbone in stage 1, the cross-frequency attention in stage 2)."""
+    from ..diffusion.loss import diffusion_loss
+    from ..diffusion.schedule import get_schedule
+
+    schedule = schedule or get_schedule("cosine")
+    g = generator or torch.Generator().manual_seed(0)
+    params = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("backbone.")]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    model.vae.eval()
+    losses, it = [], iter(batches)
+    for step in range(steps):
+        b = next(it)
+        with torch.no_grad():
+            z0 = model.encode(b["spectral_volume"])
+        drop = torch.rand(z0.shape[0], generator=g) < model.cfg.p_uncond
+        image = b["image"] * (~drop).float().view(-1, 1, 1, 1)  # zeros = the null image (CFG)
+        loss = diffusion_loss(model.backbone_fn, z0, schedule, parameterization="v",
+                              cond=model.condition(image, z0.shape[0]), generator=g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if callback is not None:
+            callback(step, losses[-1])
+    return losses
+
+
+def train_vae(model: MotionModel, volumes: Iterable[Tensor], steps: int, lr: float = 1e-3,
+              generator: torch.Generator | None = None) -> list[float]:
+    """Train the slice VAE on normalised slices of (B, K, 4, H, W) batches; then set latent_scale = 1/std."""
+    g = generator or torch.Generator().manual_seed(0)
+    opt = torch.optim.Adam(model.vae.parameters(), lr=lr)
+    losses, it, seen = [], iter(volumes), []
+    model.vae.train()
+    for _ in range(steps):
+        sv = next(it)
+        y = model.normalizer.normalize(sv).flatten(0, 1)  # (B·K, 4, H, W)
+        loss = model.vae.loss(y, generator=g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        seen.append(sv[:2])
+    model.vae.eval()
+    with torch.no_grad():
+        model.vae.latent_scale.fill_(1.0)
+        z = model.encode(torch.cat(seen[-8:]))
+        model.vae.latent_scale.fill_(1.0 / float(z.std().clamp_min(1e-4)))
+    return losses
+
+
+@torch.no_grad()
+def sample_motion(model: MotionModel, image: Tensor, steps: int = 25, *, cfg_scale: float = 0.0,
+                  loop_weight: float = 0.0, loop_end_time: float | None = None, sampler: str = "ddim",
+                  generator: torch.Generator | None = None, schedule=None) -> Tensor:
+    """Image (B, 3, H, W) in [-1, 1] -> spectral volumes (B, K, 4, H, W).
+
+    ``cfg_scale`` w: classifier-free guidance on the image; ``loop_weight``: GID eq. 5 self-guidance
+    on the decoded motion between t = 0 and ``loop_end_time`` (default: the period).
+    """
+    from ..diffusion.guidance import ClassifierFreeGuidance, GradientGuidance
+    from ..diffusion.param import Denoiser
+    from ..diffusion.samplers import sample
+    from ..diffusion.schedule import get_schedule
+    from .loop import loop_guidance_loss
+
+    schedule = schedule or get_schedule("cosine")
+    b = image.shape[0]
+    cond = model.condition(image, b)
+    c, s, cfg = model.cfg.latent_channels, model.latent_size, model.cfg
+    shape = (b, c * cfg.k, 1, s, s) if cfg.mode == "volume" else (b, c, cfg.k, s, s)
+    noise = torch.randn(shape, generator=generator)
+    guidance = []
+    if cfg_scale:
+        guidance.append(lambda d: ClassifierFreeGuidance(d, cfg_scale, model.condition(None, b)))
+    if loop_weight:
+        end = float(cfg.period if loop_end_time is None else loop_end_time)
+        loss_fn = loop_guidance_loss(cfg.period, end, decode=model.decode)
+        guidance.append(lambda d: GradientGuidance(d, loss_fn, loop_weight))
+    z = sample(Denoiser(model.backbone_fn, "v"), noise, schedule, steps, sampler=sampler, cond=cond,
+               guidance=guidance or None, generator=generator)
+    return model.decode(z)
+
+
+def save_motion_model(folder, model: MotionModel):
+    """``model.safetensors`` + ``config.json`` ({"motion_model": cfg, "normalizer": scales})."""
+    from ..checkpoint import save_pretrained
+    from ..config import config_to_dict
+
+    return save_pretrained(folder, model, {"motion_model": config_to_dict(model.cfg),
+                                           "normalizer": config_to_dict(model.normalizer)})
+
+
+def load_motion_model(folder) -> MotionModel:
+    """Inverse of ``save_motion_model`` (safetensors only)."""
+    from pathlib import Path
+
+    from ..checkpoint import WEIGHTS_NAME, load_state_dict, read_config
+    from ..config import config_from_dict
+
+    cfg = read_config(folder)
+    if "motion_model" not in cfg:
+        raise VidiffError(f"{folder} is not a motion model: config.json has no 'motion_model' section")
+    model = MotionModel(config_from_dict(MotionModelConfig, cfg["motion_model"]),
+                        config_from_dict(FrequencyNormalizer, cfg["normalizer"]))
+    model.load_state_dict(load_state_dict(Path(folder) / WEIGHTS_NAME))
+    return model.eval()

@@ -1,0 +1,1 @@
+"""Data: video IO, datasets, synthetic generators, curation."""

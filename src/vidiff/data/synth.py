@@ -1,0 +1,326 @@
+"""Synthetic "moving shapes" videos: one anti-aliased object on a black background, bouncing off the walls.
+
+Every video is a pure function of `(seed, index)`; its metadata (shape, colour, size, initial
+position, velocity, direction, class id, caption) is the ground truth the checker recovers.
+Positions and sizes are in pixels of the output frame; `y` grows downwards ("up" is -y).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..utils import VidiffError, atomic_path
+
+BACKGROUND = (0, 0, 0)
+# Saturated colours far apart in RGB (and in chroma), so they survive H.264's 4:2:0 subsampling.
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "red": (235, 30, 30),
+    "green": (30, 210, 40),
+    "blue": (40, 90, 255),
+    "yellow": (245, 225, 20),
+    "magenta": (230, 40, 230),
+    "cyan": (20, 220, 230),
+}
+DEFAULT_COLOURS = ("red", "green", "blue", "yellow")
+SHAPES = ("circle", "square", "triangle")
+# Compass directions as unit steps (dx, dy) in image coordinates (y down).
+DIRECTIONS: dict[str, tuple[int, int]] = {
+    "right": (1, 0), "up-right": (1, -1), "up": (0, -1), "up-left": (-1, -1),
+    "left": (-1, 0), "down-left": (-1, 1), "down": (0, 1), "down-right": (1, 1),
+}
+SIZE_NAMES = ("small", "large")
+
+# Training captions use exactly these words ...
+_DIR_PHRASE = {
+    "right": "right", "left": "left", "up": "up", "down": "down",
+    "up-right": "up and right", "up-left": "up and left",
+    "down-right": "down and right", "down-left": "down and left",
+}
+_DIR_PHRASE_TO = {
+    "right": "to the right", "left": "to the left", "up": "upwards", "down": "downwards",
+    "up-right": "up and to the right", "up-left": "up and to the left",
+    "down-right": "down and to the right", "down-left": "down and to the left",
+}
+TEMPLATES = (
+    "a {colour} {shape} moving {dir}",
+    "a {size} {colour} {shape} moves {dir_to}",
+    "a {colour} {shape} moves {dir_to} and bounces off the walls",
+    "a {size} {colour} {shape} moving {dir} on a black background",
+)
+# ... and these are held out of them, for evaluating text conditioning on unseen paraphrases.
+COLOUR_SYNONYMS = {
+    "red": ("crimson", "scarlet"), "green": ("emerald", "grass-coloured"),
+    "blue": ("azure", "sapphire"), "yellow": ("golden", "lemon-coloured"),
+    "magenta": ("fuchsia", "pink"), "cyan": ("turquoise", "aqua"),
+}
+SHAPE_SYNONYMS = {
+    "circle": ("disc", "ball", "round dot"), "square": ("box", "block"),
+    "triangle": ("wedge", "triangular tile"),
+}
+_PARA_DIR = {
+    "right": ("to the east", "rightward"), "left": ("to the west", "leftward"),
+    "up": ("towards the top", "skyward"), "down": ("towards the bottom", "downward"),
+    "up-right": ("towards the top right corner",), "up-left": ("towards the top left corner",),
+    "down-right": ("towards the bottom right corner",),
+    "down-left": ("towards the bottom left corner",),
+}
+PARAPHRASE_VERBS = ("drifting", "sliding", "gliding", "travelling", "heading")
+
+
+@dataclass(frozen=True)
+class ShapesConfig:
+    """What `generate_shapes` draws from; sizes and speeds are fractions of the frame size."""
+
+    frames: int = 16
+    size: int = 32
+    colours: tuple[str, ...] = DEFAULT_COLOURS
+    shapes: tuple[str, ...] = SHAPES
+    directions: tuple[str, ...] = tuple(DIRECTIONS)
+    small: tuple[float, float] = (0.22, 0.27)   # object extent / frame size, "small"
+    large: tuple[float, float] = (0.31, 0.36)   # ... "large"
+    speed: tuple[float, float] = (0.04, 0.08)   # pixels per frame / frame size
+    safe_frames: int = 4                         # no bounce during the first frames
+    supersample: int = 4                         # render at 4x and box-downsample
+
+    def validate(self) -> None:
+        """Raise VidiffError on unknown names or sizes the generator cannot draw."""
+        for name, known in ((self.colours, PALETTE), (self.shapes, SHAPES), (self.directions, DIRECTIONS)):
+            bad = [n for n in name if n not in known]
+            if bad or not name:
+                raise VidiffError(f"unknown or empty choice {bad or list(name)}; choose from {list(known)}")
+        if self.size < 8 or self.frames < 1:
+            raise VidiffError(f"shapes need size >= 8 and frames >= 1, got size={self.size}, frames={self.frames}")
+
+    @property
+    def num_classes(self) -> int:
+        """Number of (colour, shape) classes."""
+        return len(self.colours) * len(self.shapes)
+
+
+@dataclass(frozen=True)
+class ShapeParams:
+    """Ground truth of one video (pixels, y down)."""
+
+    index: int
+    shape: str
+    colour: str
+    rgb: tuple[int, int, int]
+    size_name: str
+    extent: float          # circle diameter / square side / triangle base and height
+    x0: float              # initial centre of the bounding box
+    y0: float
+    vx: float              # pixels per frame
+    vy: float
+    direction: str
+    speed: float
+    class_id: int
+    caption: str
+
+
+def class_id(colour: str, shape: str, cfg: ShapesConfig = ShapesConfig()) -> int:
+    """Class index colour-major: colour_index * len(shapes) + shape_index."""
+    return cfg.colours.index(colour) * len(cfg.shapes) + cfg.shapes.index(shape)
+
+
+def class_name(cid: int, cfg: ShapesConfig = ShapesConfig()) -> tuple[str, str]:
+    """Inverse of `class_id`: (colour, shape)."""
+    return cfg.colours[cid // len(cfg.shapes)], cfg.shapes[cid % len(cfg.shapes)]
+
+
+def caption(colour: str, shape: str, direction: str, size_name: str = "small", template: int = 0) -> str:
+    """A training caption, e.g. "a red circle moving left" (template 0)."""
+    return TEMPLATES[template % len(TEMPLATES)].format(
+        colour=colour, shape=shape, size=size_name, dir=_DIR_PHRASE[direction],
+        dir_to=_DIR_PHRASE_TO[direction])
+
+
+def training_vocabulary() -> set[str]:
+    """Every word any training caption can contain."""
+    words = set()
+    for t in TEMPLATES:
+        words |= set(t.replace("{colour}", "").replace("{shape}", "").replace("{size}", "")
+                     .replace("{dir}", "").replace("{dir_to}", "").split())
+    for group in (PALETTE, SHAPES, SIZE_NAMES, _DIR_PHRASE.values(), _DIR_PHRASE_TO.values()):
+        for w in group:
+            words |= set(w.split())
+    return words
+
+
+def paraphrase_prompts(num: int = 64, seed: int = 0, cfg: ShapesConfig = ShapesConfig()) -> Iterator[tuple[str, dict]]:
+    """Yield `num` held-out paraphrased prompts ("a crimson disc drifting to the west") with their
+    target attributes {"colour", "shape", "direction"}; no word of the synonyms occurs in training captions."""
+    rng = np.random.default_rng([seed, 7919])
+    for _ in range(num):
+        colour = cfg.colours[rng.integers(len(cfg.colours))]
+        shape = cfg.shapes[rng.integers(len(cfg.shapes))]
+        direction = cfg.directions[rng.integers(len(cfg.directions))]
+        syn_c = COLOUR_SYNONYMS[colour][rng.integers(len(COLOUR_SYNONYMS[colour]))]
+        syn_s = SHAPE_SYNONYMS[shape][rng.integers(len(SHAPE_SYNONYMS[shape]))]
+        syn_d = _PARA_DIR[direction][rng.integers(len(_PARA_DIR[direction]))]
+        verb = PARAPHRASE_VERBS[rng.integers(len(PARAPHRASE_VERBS))]
+        yield f"a {syn_c} {syn_s} {verb} {syn_d}", {"colour": colour, "shape": shape, "direction": direction}
+
+
+def sample_params(index: int, seed: int = 0, cfg: ShapesConfig = ShapesConfig()) -> ShapeParams:
+    """Draw the parameters of video `index`; a pure function of (seed, index, cfg)."""
+    rng = np.random.default_rng([seed, index])
+    S = cfg.size
+    colour = cfg.colours[rng.integers(len(cfg.colours))]
+    shape = cfg.shapes[rng.integers(len(cfg.shapes))]
+    direction = cfg.directions[rng.integers(len(cfg.directions))]
+    size_name = SIZE_NAMES[rng.integers(2)]
+    lo, hi = cfg.small if size_name == "small" else cfg.large
+    extent = float(rng.uniform(lo, hi) * S)
+    speed = float(rng.uniform(*cfg.speed) * S)
+    dx, dy = DIRECTIONS[direction]
+    norm = float(np.hypot(dx, dy))
+    vx, vy = speed * dx / norm, speed * dy / norm
+    r = extent / 2
+    # Start where the first `safe_frames` steps stay inside, so the initial direction is visible.
+    k = min(cfg.safe_frames, cfg.frames - 1)
+    pos = []
+    for v in (vx, vy):
+        a, b = r, S - r
+        a, b = (a, b - k * v) if v >= 0 else (a - k * v, b)
+        if b < a:  # too fast for the frame: start anywhere
+            a, b = r, S - r
+        pos.append(float(rng.uniform(a, b)))
+    template = int(rng.integers(len(TEMPLATES)))
+    return ShapeParams(
+        index=index, shape=shape, colour=colour, rgb=PALETTE[colour], size_name=size_name,
+        extent=extent, x0=pos[0], y0=pos[1], vx=vx, vy=vy, direction=direction, speed=speed,
+        class_id=class_id(colour, shape, cfg), caption=caption(colour, shape, direction, size_name, template),
+    )
+
+
+def _bounce(p0: np.ndarray, v: np.ndarray, t: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Straight motion p0 + v t reflected between lo and hi (a triangle wave of period 2 (hi - lo))."""
+    L = hi - lo
+    u = np.mod(p0 - lo + v * t, 2 * L)
+    return lo + L - np.abs(u - L)
+
+
+def trajectories(params: list[ShapeParams], frames: int, size: int) -> np.ndarray:
+    """Bounding-box centres (N, F, 2) as (x, y): straight lines reflected at the walls."""
+    p0 = np.array([[p.x0, p.y0] for p in params])[:, None]           # (N, 1, 2)
+    v = np.array([[p.vx, p.vy] for p in params])[:, None]             # (N, 1, 2)
+    r = np.array([p.extent / 2 for p in params])[:, None, None]       # (N, 1, 1)
+    t = np.arange(frames, dtype=np.float64)[None, :, None]            # (1, F, 1)
+    return _bounce(p0, v, t, r, size - r)
+
+
+def _coverage(shape_ids: np.ndarray, centres: np.ndarray, r: np.ndarray, size: int, ss: int) -> np.ndarray:
+    """Anti-aliased coverage (N, F, size, size) in [0, 1]: point-sample an ss x ss grid per pixel, then average."""
+    n = ss * size
+    g = (np.arange(n, dtype=np.float32) + 0.5) / ss                   # sub-pixel centres in pixels
+    X = g[None, None, None, :] - centres[..., 0, None, None].astype(np.float32)  # (N, F, 1, n)
+    Y = g[None, None, :, None] - centres[..., 1, None, None].astype(np.float32)  # (N, F, n, 1)
+    R = r[:, None, None, None].astype(np.float32)
+    sid = shape_ids[:, None, None, None]
+    circle = X**2 + Y**2 <= R**2
+    square = (np.abs(X) <= R) & (np.abs(Y) <= R)
+    # upward isosceles triangle in the box: apex (0, -R), base y = +R from x = -R to +R
+    triangle = (Y <= R) & (np.abs(X) <= (Y + R) / 2)
+    inside = np.where(sid == 0, circle, np.where(sid == 1, square, triangle))  # (N, F, n, n)
+    N, F = inside.shape[:2]
+    return inside.reshape(N, F, size, ss, size, ss).mean(axis=(3, 5), dtype=np.float32)
+
+
+def render(params: list[ShapeParams], frames: int, size: int, supersample: int = 4) -> np.ndarray:
+    """Render videos as uint8 (N, F, size, size, 3)."""
+    if not params:
+        return np.zeros((0, frames, size, size, 3), np.uint8)
+    centres = trajectories(params, frames, size)
+    shape_ids = np.array([SHAPES.index(p.shape) for p in params])
+    r = np.array([p.extent / 2 for p in params])
+    cov = _coverage(shape_ids, centres, r, size, supersample)[..., None]      # (N, F, H, W, 1)
+    bg = np.array(BACKGROUND, np.float32)
+    rgb = np.array([p.rgb for p in params], np.float32)[:, None, None, None]  # (N, 1, 1, 1, 3)
+    return np.round(bg + cov * (rgb - bg)).astype(np.uint8)
+
+
+def render_shapes(num: int, frames: int = 16, size: int = 32, seed: int = 0, start: int = 0,
+                  cfg: ShapesConfig | None = None, chunk: int = 32) -> tuple[np.ndarray, list[dict]]:
+    """Videos `start .. start+num-1` as uint8 (N, F, H, W, 3) plus one metadata dict each."""
+    cfg = ShapesConfig(frames=frames, size=size) if cfg is None else cfg
+    cfg.validate()
+    params = [sample_params(i, seed, cfg) for i in range(start, start + num)]
+    out = np.empty((num, cfg.frames, cfg.size, cfg.size, 3), np.uint8)
+    for i in range(0, num, chunk):
+        out[i:i + chunk] = render(params[i:i + chunk], cfg.frames, cfg.size, cfg.supersample)
+    return out, [metadata(p) for p in params]
+
+
+def shapes_tensor(num: int, frames: int = 16, size: int = 32, seed: int = 0, cfg: ShapesConfig | None = None):
+    """In-memory training batch: (videos (N, C, F, H, W) float in [-1, 1], class ids (N,) long, captions)."""
+    import torch
+
+    from .io import from_uint8
+
+    videos, meta = render_shapes(num, frames, size, seed, cfg=cfg)
+    x = from_uint8(videos) if num else torch.zeros(0, 3, frames, size, size)
+    return x, torch.tensor([m["class_id"] for m in meta], dtype=torch.long), [m["caption"] for m in meta]
+
+
+def metadata(p: ShapeParams) -> dict:
+    """The JSON record of one video: caption plus all attributes."""
+    d = asdict(p)
+    d["rgb"] = list(p.rgb)
+    return d
+
+
+def generate_shapes(out_dir: str | Path, num: int, frames: int = 16, size: int = 32, seed: int = 0,
+                    fmt: str = "mp4", cfg: ShapesConfig | None = None, fps: float = 8.0,
+                    progress: bool = True, workers: int | None = None) -> Path:
+    """Write `num` videos (`shape_00000.mp4`, ...) and `metadata.jsonl` (file, caption, attributes) into
+    `out_dir`; every file is written atomically, encoders run in `workers` threads."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    from .io import write_video
+
+    if fmt not in ("mp4", "gif", "npy"):
+        raise VidiffError(f"unknown format {fmt!r}; use mp4, gif or npy")
+    if num < 1:
+        raise VidiffError(f"--num must be at least 1, got {num}")
+    cfg = ShapesConfig(frames=frames, size=size) if cfg is None else cfg
+    cfg.validate()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    width = max(5, len(str(num - 1)))
+    workers = workers or min(4, os.cpu_count() or 1)
+    lines, chunk = [], 64
+    with tqdm(total=num, desc="rendering shapes", unit="video", disable=not progress) as bar, \
+            ThreadPoolExecutor(workers) as pool:
+        for start in range(0, num, chunk):
+            videos, meta = render_shapes(min(chunk, num - start), seed=seed, start=start, cfg=cfg)
+            names = [f"shape_{m['index']:0{width}d}.{fmt}" for m in meta]
+            for _ in pool.map(lambda a: write_video(out_dir / a[0], a[1], fps=fps), zip(names, videos)):
+                bar.update(1)
+            lines += [json.dumps({"file": n, **m}) for n, m in zip(names, meta)]
+    with atomic_path(out_dir / "metadata.jsonl") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+    return out_dir
+
+
+def read_metadata(root: str | Path) -> dict[str, dict]:
+    """`metadata.jsonl` of a folder as {file (relative path): record}; {} when absent."""
+    path = Path(root) / "metadata.jsonl"
+    if not path.is_file():
+        return {}
+    out = {}
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+            out[str(rec["file"])] = rec
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise VidiffError(f"{path}:{n}: bad metadata line; each line must be a JSON object with a \"file\" key") from None
+    return out

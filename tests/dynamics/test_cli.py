@@ -71,3 +71,19 @@ def test_clear_errors(scene_files, capsys):
     assert main(["dynamics", "xt", str(d / "v.mp4"), "--row", "99", "--out", str(d / "x.png")]) == 2
     assert main(["animate", str(d / "photo.png"), "--out", str(d / "x.mp4"), "--spectral-volume", str(d / "nope.npz")]) == 2
     assert not (d / "x.mp4").exists()
+
+
+def test_animate_and_simulate_with_a_motion_model(scene_files, tmp_path):
+    from vidiff.dynamics.motion_model import MotionModel, MotionModelConfig, save_motion_model
+
+    d, _ = scene_files
+    cfg = MotionModelConfig(k=6, size=16, period=12, mode="coordinated", vae_channels=8, base_channels=8,
+                            channel_mults=(1, 2), freq_embed_dim=4, head_dim=8, norm_groups=4)
+    save_motion_model(tmp_path / "mm", MotionModel(cfg))
+    out = tmp_path / "a.mp4"
+    assert main(["animate", str(d / "photo.png"), "--out", str(out), "--motion-model", str(tmp_path / "mm"),
+                 "--frames", "5", "--steps", "2", "--loop-guidance", "1.0"]) == 0
+    assert io.read_video(out).shape == (5, 32, 48, 3)
+    assert main(["dynamics", "simulate", str(d / "photo.png"), "--poke", "3,4,1,1", "--motion-model",
+                 str(tmp_path / "mm"), "--frames", "4", "--out", str(tmp_path / "s.mp4")]) == 0
+    assert io.read_video(tmp_path / "s.mp4").shape == (4, 32, 48, 3)

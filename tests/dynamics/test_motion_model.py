@@ -104,3 +104,18 @@ def test_stage2_training_only_moves_attention():
     train_diffusion(co, _batches(), steps=2, lr=1e-2)
     changed = [n for n, p in co.named_parameters() if not torch.equal(p, before[n])]
     assert changed and all(".temporal." in n for n in changed)
+
+
+def test_train_script_runs_end_to_end(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "train_motion.py"
+    spec = importlib.util.spec_from_file_location("train_motion", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rep = mod.main(["--out", str(tmp_path / "mm"), "--size", "16", "--k", "6", "--frames", "12", "--scenes", "4",
+                    "--heldout", "1", "--batch", "2", "--vae-steps", "2", "--stage1-steps", "2", "--stage2-steps", "2",
+                    "--base-channels", "8", "--sample-steps", "2"])
+    assert (tmp_path / "mm" / "model.safetensors").exists() and rep["mode"] == "coordinated"
+    assert load_motion_model(tmp_path / "mm").cfg.mode == "coordinated"

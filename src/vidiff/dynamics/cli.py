@@ -7,7 +7,29 @@ from typing import Optional
 import typer
 
 NO_MODEL = ("a motion model is not bundled with vidiff yet, so motion cannot be predicted from the photo alone; "
-            "pass --spectral-volume FILE (make one with `vidiff dynamics extract VIDEO --out sv.npz`)")
+            "pass --spectral-volume FILE (make one with `vidiff dynamics extract VIDEO --out sv.npz`) "
+            "or --motion-model DIR (trained by scripts/train_motion.py)")
+BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "motion"
+
+
+def _predicted_motion(photo, motion_model: Optional[Path], steps: int, cfg_scale: float, seed: int,
+                      loop_weight: float = 0.0, loop_end: float | None = None) -> dict:
+    """Spectral volume sampled by a motion model (``--motion-model`` or the bundled one) for the photo."""
+    import torch
+    import torch.nn.functional as F
+
+    from ..utils import VidiffError
+    from .motion_model import load_motion_model, sample_motion
+
+    folder = motion_model if motion_model is not None else (BUNDLED if (BUNDLED / "config.json").exists() else None)
+    if folder is None:
+        raise VidiffError(NO_MODEL)
+    model = load_motion_model(folder)
+    s = model.cfg.size
+    small = F.interpolate(photo, size=(s, s), mode="area")  # the model sees the photo at its training size
+    sv = sample_motion(model, small, steps, cfg_scale=cfg_scale, loop_weight=loop_weight, loop_end_time=loop_end,
+                       generator=torch.Generator().manual_seed(seed))[0]
+    return {"spectral_volume": sv, "period": model.cfg.period, "fps": 30.0}
 
 
 def _photo(path: Path):
@@ -118,6 +140,8 @@ def register(app: typer.Typer) -> None:
                  poke: list[str] = typer.Option(..., help="x,y,dx,dy in pixels (repeatable)"),
                  out: Path = typer.Option(..., "--out", help="output video (.mp4/.gif/.npy)"),
                  spectral_volume: Optional[Path] = typer.Option(None, help="modal basis from `dynamics extract`"),
+                 motion_model: Optional[Path] = typer.Option(None, help="motion model folder (scripts/train_motion.py)"),
+                 seed: int = typer.Option(0, help="seed of the motion model's sampler"),
                  frames: int = typer.Option(90, help="frames to simulate"),
                  fps: float = typer.Option(30.0, help="simulation and output frame rate"),
                  damping: float = typer.Option(0.05, help="modal damping ratio ξ"),
@@ -131,13 +155,14 @@ def register(app: typer.Typer) -> None:
         from .modal import ModalSimulator
         from .spectral import load_spectral_volume, resize_spectral
 
-        if spectral_volume is None:
-            raise VidiffError(NO_MODEL)
         pokes = [_parse_poke(p) for p in poke]
         if frames < 1:
             raise VidiffError(f"--frames must be >= 1, got {frames}")
         image, arr = _photo(photo)
-        data = load_spectral_volume(spectral_volume)
+        if spectral_volume is not None:
+            data = load_spectral_volume(spectral_volume)
+        else:
+            data = _predicted_motion(image, motion_model, 25, 1.0, seed)
         sv = resize_spectral(data["spectral_volume"], arr.shape[:2])
         sim = ModalSimulator(sv, fps=fps, damping=damping, period=data["period"], source_fps=data["fps"], gain=gain)
         for x, y, dx, dy in pokes:
@@ -172,19 +197,26 @@ def register(app: typer.Typer) -> None:
                 magnify: float = typer.Option(1.0, help="motion magnification factor"),
                 seed: int = typer.Option(0, help="seed of the motion model's sampler"),
                 spectral_volume: Optional[Path] = typer.Option(None, help="motion from `dynamics extract` instead of a model"),
+                motion_model: Optional[Path] = typer.Option(None, help="motion model folder (scripts/train_motion.py)"),
+                steps: int = typer.Option(25, help="diffusion sampling steps of the motion model"),
+                cfg_scale: float = typer.Option(1.0, help="classifier-free guidance on the image"),
+                loop_guidance: float = typer.Option(0.0, help="GID eq. 5 self-guidance weight for clips that do not span whole periods"),
                 fps: Optional[float] = typer.Option(None, help="output frame rate (default: that of the motion source)"),
                 renderer: Optional[Path] = typer.Option(None, help="learned renderer checkpoint folder")):
-        """Animate a photo with oscillating motion (from --spectral-volume; a bundled motion model is not shipped yet)."""
+        """Animate a photo with oscillating motion, predicted by a motion model or taken from --spectral-volume."""
         from ..data import io
         from ..utils import VidiffError, seed_everything
         from .loop import playback_times
         from .spectral import load_spectral_volume, motion_texture, resize_spectral
 
         seed_everything(seed)
-        if spectral_volume is None:
-            raise VidiffError(NO_MODEL)
+        if slowmo <= 0:
+            raise VidiffError(f"--slowmo must be positive, got {slowmo}")
         image, arr = _photo(photo)
-        data = load_spectral_volume(spectral_volume)
+        if spectral_volume is not None:
+            data = load_spectral_volume(spectral_volume)
+        else:
+            data = _predicted_motion(image, motion_model, steps, cfg_scale, seed, loop_guidance, frames / slowmo)
         sv = resize_spectral(data["spectral_volume"], arr.shape[:2])
         times = playback_times(frames, data["period"], slowmo=slowmo, loop=loop)
         flows = lambda a, b: motion_texture(sv, times[a:b], data["period"], magnify=magnify)  # noqa: E731

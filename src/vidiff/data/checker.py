@@ -188,7 +188,8 @@ def check_video(video: np.ndarray, cfg: CheckerConfig = CheckerConfig()) -> Chec
         sign = np.sign(d) * (np.abs(d) > 0.3 * np.abs(d[0]).max())
         flip = np.flatnonzero(((sign[1:] * sign[:1]) < 0).any(axis=1))
         k = int(flip[0]) + 1 if len(flip) else len(d)
-        v0 = d[:max(k, 1)].mean(axis=0)
+        n = max(k - 1, 1)  # the step just before the flip may end in a wall: leave it out
+        v0 = np.polyfit(np.arange(n + 1), c[:n + 1], 1)[0] if n >= 2 else d[0]  # least-squares slope
         res.update(velocity=(float(v0[0]), float(v0[1])), direction=direction_name(*v0))
     res.update(moving=bool(moving), smooth_motion=bool(smooth))
     ok = all(res[c] for c in CRITERIA)

@@ -146,7 +146,8 @@ class VideoDataset(torch.utils.data.Dataset):
         self.rel_paths = rel
         self.meta = [meta.get(r, {}) for r in rel]
         ids = [m.get("class_id") for m in self.meta if isinstance(m.get("class_id"), int)]
-        self.num_classes = max(ids) + 1 if ids else 0
+        declared = [m["num_classes"] for m in self.meta if isinstance(m.get("num_classes"), int)]
+        self.num_classes = max(declared + [max(ids) + 1 if ids else 0])
 
     @property
     def num_skipped(self) -> int:

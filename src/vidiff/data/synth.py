@@ -252,7 +252,7 @@ def render_shapes(num: int, frames: int = 16, size: int = 32, seed: int = 0, sta
     out = np.empty((num, cfg.frames, cfg.size, cfg.size, 3), np.uint8)
     for i in range(0, num, chunk):
         out[i:i + chunk] = render(params[i:i + chunk], cfg.frames, cfg.size, cfg.supersample)
-    return out, [metadata(p) for p in params]
+    return out, [metadata(p, cfg) for p in params]
 
 
 def shapes_tensor(num: int, frames: int = 16, size: int = 32, seed: int = 0, cfg: ShapesConfig | None = None):
@@ -266,10 +266,11 @@ def shapes_tensor(num: int, frames: int = 16, size: int = 32, seed: int = 0, cfg
     return x, torch.tensor([m["class_id"] for m in meta], dtype=torch.long), [m["caption"] for m in meta]
 
 
-def metadata(p: ShapeParams) -> dict:
-    """The JSON record of one video: caption plus all attributes."""
+def metadata(p: ShapeParams, cfg: ShapesConfig = ShapesConfig()) -> dict:
+    """The JSON record of one video: caption plus all attributes (and the dataset's number of classes)."""
     d = asdict(p)
     d["rgb"] = list(p.rgb)
+    d["num_classes"] = cfg.num_classes
     return d
 
 

@@ -125,7 +125,7 @@ def register(app: typer.Typer) -> None:
         if arr.shape[0] < 2 * k - 1:
             raise VidiffError(f"{video} has {arr.shape[0]} frames; k={k} needs at least {2 * k - 1}: lower --k")
         fps = io.video_fps(video, default=30.0)
-        traj = flow_to_frames(arr, ref=0, method=method)
+        traj = flow_to_frames(arr, ref=0, method=method, progress=True)
         sv = trajectories_to_spectral(torch.from_numpy(traj), k=k)
         save_spectral_volume(out, sv, period=arr.shape[0], fps=fps, reference=arr[0])
         msg = f"wrote {out} (K={k}, {arr.shape[2]}x{arr.shape[1]}, period {arr.shape[0]} frames at {fps:g} fps)"

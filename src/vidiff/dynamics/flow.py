@@ -38,7 +38,8 @@ def _dis(preset: str):
     return dis
 
 
-def flow_to_frames(frames: np.ndarray, ref: int = 0, method: str = "dis", preset: str = "medium") -> np.ndarray:
+def flow_to_frames(frames: np.ndarray, ref: int = 0, method: str = "dis", preset: str = "medium",
+                   progress: bool = False) -> np.ndarray:
     """uint8 video ``(T, H, W, 3)`` -> trajectories ``(T, 2, H, W)`` float32: flow from frame ``ref`` to each frame.
 
     ``method`` is "dis" (default) or "farneback"; both are coarse to fine (image pyramids).
@@ -62,7 +63,12 @@ def flow_to_frames(frames: np.ndarray, ref: int = 0, method: str = "dis", preset
         calc = lambda a, b: cv2.calcOpticalFlowFarneback(a, b, None, 0.5, levels, 9, 5, 5, 1.1, 0)  # noqa: E731
     else:
         raise VidiffError(f"unknown flow method {method!r}; choose 'dis' or 'farneback'")
-    for i in range(t):
+    steps = range(t)
+    if progress:
+        from rich.progress import track
+
+        steps = track(steps, description="optical flow", transient=True)
+    for i in steps:
         if i == ref:
             continue
         out[i] = calc(g0, _grey(frames[i])).transpose(2, 0, 1)

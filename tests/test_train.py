@@ -107,7 +107,7 @@ def test_cli_errors_are_one_line(data_dir, tmp_path):
 def test_accelerate_two_processes_hold_identical_weights(data_dir, model_file, tmp_path):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--cpu",
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
            "-m", "vidiff.train", "--data", str(data_dir), "--model", str(model_file), "--out", str(out),
            "--frames", "4", "--size", "16", "--batch", "2", "--steps", "3",

@@ -1,7 +1,8 @@
 """Training loop on Hugging Face accelerate: reads top to bottom.
 
     vidiff train --data DIR --frames 16 --size 32 --model unet-tiny --out runs/NAME --minutes 30
-    accelerate launch --num_processes 2 -m vidiff.train --data DIR ...   # DDP (gloo on CPU, NCCL on GPU)
+    accelerate launch --multi_gpu --num_processes 2 -m vidiff.train --data DIR ...
+        # DDP: NCCL on GPUs; on a machine without CUDA the same command runs 2 gloo CPU processes
 
 Reproducibility: every random draw of optimisation step k (which clips, where they start, t and
 noise) comes from a generator seeded by (seed, k, rank). A resumed run therefore only needs
@@ -60,6 +61,7 @@ class TrainConfig:
     sample_steps: int = 25
     num_samples: int = 4
     cache: bool = True
+    device: str = "auto"  # auto | cpu | cuda: auto trains on CUDA when present, else CPU (gloo for DDP)
 
 
 def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
@@ -85,6 +87,13 @@ def weight_checksums(accelerator, model: torch.nn.Module) -> list[int]:
 def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
     """The generator for all random draws of one optimisation step on one rank."""
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**63))
+
+
+def sample_batch(dataset, batch: int, generator: torch.Generator, step: int) -> torch.Tensor:
+    """`batch` clips drawn with replacement; clip starts/crops vary with the step (dataset epoch)."""
+    idx = torch.randint(len(dataset), (batch,), generator=generator).tolist()
+    dataset.set_epoch(step)
+    return torch.stack([dataset[i]["video"] for i in idx])  # (B, C, F, H, W)
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -198,11 +207,16 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     if out.exists() and (out / "train_state").exists() and not resume:
         raise VidiffError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
 
-    accelerator = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise VidiffError(f"unknown device {cfg.device!r}; use auto, cpu or cuda")
+    use_cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+    # cpu=True is what makes accelerate set up gloo DDP when launched with several processes
+    accelerator = Accelerator(mixed_precision="bf16" if cfg.bf16 else "no", cpu=use_cpu)
     rank, is_main = accelerator.process_index, accelerator.is_main_process
 
     dataset = VideoDataset(cfg.data, frames=cfg.frames, size=cfg.size, stride=cfg.stride,
-                           cache=cfg.cache, progress=is_main)
+                           cache="auto" if cfg.cache else False, seed=cfg.seed, progress=is_main)
+    torch.manual_seed(cfg.seed)  # the initial weights are part of the recipe
     model = build_model_for(cfg)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -258,7 +272,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             if stop:
                 break
             g = step_generator(cfg.seed, step, rank)
-            x0 = dataset.sample_batch(cfg.batch, generator=g).to(accelerator.device)  # (B, C, F, H, W)
+            x0 = sample_batch(dataset, cfg.batch, g, step).to(accelerator.device)  # (B, C, F, H, W)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, step)
             with accelerator.autocast():

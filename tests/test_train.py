@@ -118,3 +118,27 @@ def test_accelerate_two_processes_hold_identical_weights(data_dir, model_file, t
     sums = state["rank_checksums"]
     assert len(sums) == 2 and sums[0] == sums[1]
     assert state["step"] == 3
+
+
+def test_interrupt_saves_resumable_checkpoint(data_dir, model_file, tmp_path):
+    import signal
+    import time
+    out = tmp_path / "intr"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "vidiff.train", "--data", str(data_dir), "--model", str(model_file),
+           "--out", str(out), "--frames", "4", "--size", "16", "--batch", "2", "--steps", "100000",
+           "--sample-every", "0", "--save-every", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    log = out / "log.jsonl"
+    deadline = time.time() + 120
+    while not (log.exists() and log.read_text().count("\n") >= 2) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-1500:]
+    assert "continue with --resume" in err
+    state = json.loads((out / "train_state" / "state.json").read_text())
+    assert state["step"] >= 2 and len(state["losses"]) == state["step"]
+    # and the run continues from there
+    train(_cfg(data_dir, model_file, out, steps=state["step"] + 1), resume=True)
+    assert len(_losses(out)) == state["step"] + 1

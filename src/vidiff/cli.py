@@ -48,7 +48,8 @@ _register_all()
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `vidiff` script."""
     try:
-        app(args=argv, standalone_mode=False)
+        # with standalone_mode=False click returns the code of a typer.Exit instead of raising it
+        rv = app(args=argv, standalone_mode=False)
     except VidiffError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     except (click.exceptions.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

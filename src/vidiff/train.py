@@ -262,6 +262,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     t_start = time.perf_counter() - state["elapsed"]
     interrupted = False
+    restore_signals = _interrupt_on_signals()
     try:
         while True:
             step = state["step"]
@@ -302,6 +303,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 preview()
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        restore_signals()
     bar.close()
     state["rank_checksums"] = weight_checksums(accelerator, raw_model)
     save()
@@ -316,6 +319,22 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         preview()
     accelerator.end_training()
     return out
+
+
+def _interrupt_on_signals():
+    """Make SIGINT and SIGTERM (schedulers, preemption) raise KeyboardInterrupt, so the loop saves a
+    resumable checkpoint; returns a function restoring the previous handlers."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    return lambda: [signal.signal(s, h) for s, h in previous.items()]
 
 
 def _version() -> str:

@@ -29,15 +29,25 @@ def _load_for_check(path: Path, limit: int | None):
         raise VidiffError(f"no videos found in {path}; give a folder of videos or an .npy of shape (N, F, H, W, 3)")
     meta = read_metadata(path) if path.is_dir() else {}
     videos, expected, skipped = [], [], 0
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
-    for p in tqdm(sources, desc="reading", unit="video", disable=len(sources) < 8):
-        try:
-            videos.append(read_video(p))
+    def read(p: Path):
+        try:  # ffmpeg decodes in subprocesses: threads overlap them
+            return read_video(p)
         except VidiffError:
-            skipped += 1
-            continue
-        expected.append(meta.get(p.relative_to(path).as_posix() if path.is_dir() else p.name, {}))
+            return None
+
+    with ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+        for p, v in tqdm(zip(sources, pool.map(read, sources)), total=len(sources), desc="reading",
+                         unit="video", disable=len(sources) < 8):
+            if v is None:
+                skipped += 1
+                continue
+            videos.append(v)
+            expected.append(meta.get(p.relative_to(path).as_posix() if path.is_dir() else p.name, {}))
     if not videos:
         raise VidiffError(f"none of the {len(sources)} video(s) in {path} could be read")
     return videos, (expected if any(expected) else None), skipped
@@ -108,5 +118,23 @@ def register(app: typer.Typer) -> None:
         if json_out is not None:
             atomic_write_text(json_out, json.dumps(summary, indent=2) + "\n")
             typer.echo(f"wrote {json_out}")
+
+    @data_app.command("curate")
+    def curate_cmd(
+        src: Path = typer.Argument(..., help="Folder of raw videos (or one video)."),
+        out_dir: Path = typer.Argument(..., help="Folder for the clips and metadata.jsonl."),
+        frames: int = typer.Option(16, help="Frames per clip."),
+        cut_threshold: float = typer.Option(0.4, help="Histogram distance (0..1) that marks a shot cut."),
+        min_motion: float = typer.Option(0.002, help="Drop clips whose mean frame difference is below this."),
+        max_motion: float = typer.Option(0.25, help="Drop clips whose mean frame difference is above this."),
+        fps: float = typer.Option(8.0, help="Frames per second of the written clips."),
+    ) -> None:
+        """Cut raw videos into clips that stay inside one shot and move enough (scene-cut + motion filter)."""
+        from .curate import curate
+
+        stats = curate(src, out_dir, frames, cut_threshold, min_motion, max_motion, fps)
+        typer.echo(f"{stats['clips']} clip(s) from {stats['videos']} video(s) written to {out_dir} "
+                   f"({stats['cuts']} cut(s), {stats['rejected_motion']} clip(s) rejected for motion, "
+                   f"{stats['unreadable']} unreadable)")
 
     app.add_typer(data_app, name="data")

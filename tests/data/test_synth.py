@@ -106,6 +106,10 @@ def test_paraphrases_are_held_out_of_training_captions():
         assert words & {w for s in synth.COLOUR_SYNONYMS[target["colour"]] for w in s.split()}
         assert words & {w for s in synth.SHAPE_SYNONYMS[target["shape"]] for w in s.split()}
         assert words & set(synth.PARAPHRASE_VERBS)
+    canon = list(synth.canonical_prompts(32, seed=0))
+    for text, target in canon:
+        assert text == synth.caption(target["colour"], target["shape"], target["direction"])
+        assert set(text.split()) <= vocab
     # the held-out colour/shape/verb words never occur in training captions
     held = {w for d in (synth.COLOUR_SYNONYMS, synth.SHAPE_SYNONYMS) for s in d.values() for x in s
             for w in x.split()} | set(synth.PARAPHRASE_VERBS)

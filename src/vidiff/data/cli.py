@@ -87,8 +87,10 @@ def register(app: typer.Typer) -> None:
         limit: Optional[int] = typer.Option(None, help="Check at most this many videos."),
         json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the summary as JSON here."),
     ) -> None:
-        """Shapes quality checker: share of videos with exactly one object of constant colour and size
-        moving smoothly; attribute accuracies when metadata.jsonl is present."""
+        """Shapes quality checker: pass rate per criterion (one object, constant colour/size, smooth motion).
+
+        With metadata.jsonl in the folder it also reports colour, shape and direction accuracy.
+        """
         import json
 
         from rich.console import Console

@@ -150,6 +150,17 @@ def training_vocabulary() -> set[str]:
     return words
 
 
+def canonical_prompts(num: int = 64, seed: int = 0, cfg: ShapesConfig = ShapesConfig()) -> Iterator[tuple[str, dict]]:
+    """Yield `num` training-style prompts ("a red circle moving left") with their target attributes
+    {"colour", "shape", "direction"}: the in-distribution counterpart of `paraphrase_prompts`."""
+    rng = np.random.default_rng([seed, 104729])
+    for _ in range(num):
+        colour = cfg.colours[rng.integers(len(cfg.colours))]
+        shape = cfg.shapes[rng.integers(len(cfg.shapes))]
+        direction = cfg.directions[rng.integers(len(cfg.directions))]
+        yield caption(colour, shape, direction), {"colour": colour, "shape": shape, "direction": direction}
+
+
 def paraphrase_prompts(num: int = 64, seed: int = 0, cfg: ShapesConfig = ShapesConfig()) -> Iterator[tuple[str, dict]]:
     """Yield `num` held-out paraphrased prompts ("a crimson disc drifting to the west") with their
     target attributes {"colour", "shape", "direction"}; no word of the synonyms occurs in training captions."""

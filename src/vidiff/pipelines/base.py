@@ -61,12 +61,17 @@ def sample_videos(
     callback: Callable | None = None,
     **sampler_kwargs,
 ) -> Tensor:
-    """Draw videos of `shape` (B, C, F, H, W) in [-1, 1]; the same seed gives the same videos."""
+    """Draw videos of `shape` (B, C, F, H, W) in [-1, 1].
+
+    The initial noise of sample i depends only on `seed + i`, so a video does not change with the
+    batch it is drawn in (deterministic samplers); stochastic samplers also draw from `seed`.
+    """
     from ..diffusion import Denoiser, sample
 
     schedule = diffusion.build_schedule()
+    noise = torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(seed + i))
+                         for i in range(shape[0])])
     generator = torch.Generator().manual_seed(seed)
-    noise = torch.randn(shape, generator=generator)
     denoiser = Denoiser(model, parameterization=diffusion.parameterization)
     if denoiser_wrapper is not None:
         denoiser = denoiser_wrapper(denoiser)

@@ -73,12 +73,15 @@ class SpectralVAE(nn.Module):
         return self.dec(z)
 
     def loss(self, x: Tensor, beta: float = 1e-4, generator: torch.Generator | None = None) -> Tensor:
-        """ELBO-style loss: L1 reconstruction of a reparameterised sample + β·KL(q(z|x) || N(0, I))."""
+        """ELBO-style loss: squared-error reconstruction of a reparameterised sample + β·KL(q(z|x) || N(0, I)).
+
+        Squared error, not L1: with sparse motion (most pixels still) the L1 optimum is the all-zero slice.
+        """
         mean, logvar = self.encode(x)
         eps = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         z = mean + torch.exp(0.5 * logvar) * eps
         kl = 0.5 * (mean.pow(2) + logvar.exp() - 1 - logvar).mean()
-        return (self.decode(z) - x).abs().mean() + beta * kl
+        return (self.decode(z) - x).pow(2).mean() + beta * kl
 
 
 def frequency_embedding(k: int, dim: int, size: tuple[int, int]) -> Tensor:

@@ -2,6 +2,8 @@
 
 For each preset and clip size (F×H×W):
   * train step: seconds for forward + backward + AdamW step at B=8 (median of --steps after a warm-up);
+    also process CPU seconds / threads, which moves less than wall time when other jobs share the
+    cores (if the two differ a lot, the machine was busy: rerun);
   * inference: milliseconds per denoising step (one forward, no grad) at B=1;
   * peak memory of one training step (forward + backward), with and without gradient checkpointing:
     each is measured in a fresh subprocess as the highest resident set size (sampled every 1 ms
@@ -172,7 +174,8 @@ def main() -> None:
     for r in rows:
         b = base.get(r["size"])
         if b is not None and r["model"] != BASELINE:
-            msg = f"{r['model']} @ {r['size']}: train step {b['train_s'] / r['train_s']:.1f}x faster than {BASELINE}"
+            msg = (f"{r['model']} @ {r['size']}: train step {b['train_s'] / r['train_s']:.1f}x faster than {BASELINE} "
+                   f"(by CPU time {b['train_cpu_s'] / r['train_cpu_s']:.1f}x)")
             if "infer_ms" in r:
                 msg += f", inference {b['infer_ms'] / r['infer_ms']:.1f}x"
             print(msg)

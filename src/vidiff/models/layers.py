@@ -19,6 +19,8 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from ..utils import VidiffError
+
 # ----------------------------------------------------------------------------- embeddings
 
 
@@ -43,6 +45,47 @@ class TimestepEmbedder(nn.Module):
     def forward(self, t: Tensor) -> Tensor:
         h = timestep_embedding(self.scale * t, self.freq_dim)  # (B, freq_dim)
         return self.fc2(F.silu(self.fc1(h.to(self.fc1.weight.dtype))))  # (B, dim)
+
+
+
+def embed_conditions(t: Tensor, cond, batch: int, *, time_embed: nn.Module, class_embed: nn.Module | None,
+                     pooled_proj: nn.Module | None, noise_aug_embed: nn.Module | None, num_classes: int) -> Tensor:
+    """emb(t) + emb(class) + proj(pooled) + emb(noise_aug), (B, D): the global conditioning vector.
+
+    Missing class ids use the null class `num_classes` (classifier-free guidance); a condition the
+    model was not built for raises a one-line VidiffError naming the config field to set.
+    """
+    emb = time_embed(t.expand(batch) if t.dim() == 0 else t)
+    if class_embed is not None:
+        ids = cond.class_ids
+        if ids is None:
+            ids = torch.full((batch,), num_classes, dtype=torch.long, device=emb.device)
+        emb = emb + class_embed(ids)
+    elif cond.class_ids is not None:
+        raise VidiffError("cond.class_ids given but the model has num_classes=0; set num_classes in the model config")
+    if cond.pooled is not None:
+        if pooled_proj is None:
+            raise VidiffError("cond.pooled given but the model has text_dim=0; set text_dim in the model config")
+        emb = emb + pooled_proj(cond.pooled.to(emb.dtype))
+    if cond.noise_aug is not None:
+        if noise_aug_embed is None:
+            raise VidiffError("cond.noise_aug given but the model has cond_channels=0")
+        emb = emb + noise_aug_embed(cond.noise_aug)
+    return emb
+
+
+def concat_condition(x: Tensor, cond, cond_channels: int) -> Tensor:
+    """x (B, C, F, H, W) -> (B, C + cond_channels, F, H, W) with cond.concat (zeros when absent)."""
+    b, _, frames, h, w = x.shape
+    if cond_channels:
+        concat = cond.concat if cond.concat is not None else x.new_zeros(b, cond_channels, frames, h, w)
+        if concat.shape != (b, cond_channels, frames, h, w):
+            raise VidiffError(f"cond.concat must have shape {(b, cond_channels, frames, h, w)}, "
+                              f"got {tuple(concat.shape)}")
+        return torch.cat([x, concat.to(x.dtype)], dim=1)  # (B, C + C_cond, F, H, W)
+    if cond.concat is not None:
+        raise VidiffError("cond.concat given but the model has cond_channels=0; set cond_channels")
+    return x
 
 
 def sincos_1d(positions: Tensor, dim: int) -> Tensor:

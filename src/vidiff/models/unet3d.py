@@ -26,6 +26,8 @@ from torch import Tensor, nn
 from ..conditioning.cond import Cond
 from ..utils import VidiffError
 from .layers import (
+    concat_condition,
+    embed_conditions,
     CrossAttentionBlock,
     SpatialAttentionBlock,
     TemporalAttentionBlock,
@@ -233,24 +235,9 @@ class UNet3D(nn.Module):
     # ------------------------------------------------------------------ forward
     def embed(self, t: Tensor, cond: Cond, batch: int) -> Tensor:
         """Time (+ class, pooled text, noise-augmentation) embedding, (B, 4·C0)."""
-        cfg = self.config
-        emb = self.time_embed(t.expand(batch) if t.dim() == 0 else t)
-        if self.class_embed is not None:
-            ids = cond.class_ids
-            if ids is None:
-                ids = torch.full((batch,), cfg.num_classes, dtype=torch.long, device=emb.device)
-            emb = emb + self.class_embed(ids)
-        elif cond.class_ids is not None:
-            raise VidiffError("cond.class_ids given but the model has num_classes=0; set num_classes in the model config")
-        if cond.pooled is not None:
-            if self.pooled_proj is None:
-                raise VidiffError("cond.pooled given but the model has text_dim=0; set text_dim in the model config")
-            emb = emb + self.pooled_proj(cond.pooled.to(emb.dtype))
-        if cond.noise_aug is not None:
-            if self.noise_aug_embed is None:
-                raise VidiffError("cond.noise_aug given but the model has cond_channels=0")
-            emb = emb + self.noise_aug_embed(cond.noise_aug)
-        return emb
+        return embed_conditions(t, cond, batch, time_embed=self.time_embed, class_embed=self.class_embed,
+                                pooled_proj=self.pooled_proj, noise_aug_embed=self.noise_aug_embed,
+                                num_classes=self.config.num_classes)
 
     def forward(self, x: Tensor, t: Tensor, cond: Cond | None = None) -> Tensor:
         cfg = self.config
@@ -261,14 +248,7 @@ class UNet3D(nn.Module):
         self.check_size(frames, h, w)
         if c != cfg.in_channels:
             raise VidiffError(f"expected {cfg.in_channels} input channels, got {c}")
-        if cfg.cond_channels:
-            concat = cond.concat if cond.concat is not None else x.new_zeros(b, cfg.cond_channels, frames, h, w)
-            if concat.shape != (b, cfg.cond_channels, frames, h, w):
-                raise VidiffError(f"cond.concat must have shape {(b, cfg.cond_channels, frames, h, w)}, "
-                                  f"got {tuple(concat.shape)}")
-            x = torch.cat([x, concat.to(x.dtype)], dim=1)  # (B, C + C_cond, F, H, W)
-        elif cond.concat is not None:
-            raise VidiffError("cond.concat given but the model has cond_channels=0; set cond_channels")
+        x = concat_condition(x, cond, cfg.cond_channels)  # (B, C + C_cond, F, H, W)
         if cond.text is not None and not cfg.text_dim:
             raise VidiffError("cond.text given but the model has text_dim=0; set text_dim in the model config")
         keep = None

@@ -79,7 +79,7 @@ def main() -> None:
 
     vid_s, name = sample_seconds(args.repeats)
     base_s = 25 * time_infer(BASELINE, 32, 3) / 1000
-    print(f"\n| one 16×32×32 video, 25 DDIM steps, B=1 | seconds |\n|---|---:|")
+    print("\n| one 16×32×32 video, 25 DDIM steps, B=1 | seconds |\n|---|---:|")
     print(f"| diffusers UNet3DConditionModel 1.3 M, 25 forwards (baseline) | {base_s:.2f} |")
     print(f"| vidiff `VideoPipeline` ({name}) | {vid_s:.2f} |")
     print(f"| speed-up vs baseline | {base_s / vid_s:.1f}× |")

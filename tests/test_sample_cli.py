@@ -1,6 +1,4 @@
 """`vidiff sample` / `vidiff info` end to end on a tiny checkpoint: formats, seeds, errors."""
-import json
-import subprocess
 
 import numpy as np
 import pytest

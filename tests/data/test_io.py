@@ -4,7 +4,6 @@ import subprocess
 import imageio_ffmpeg
 import numpy as np
 import pytest
-import torch
 
 from vidiff.data import io
 from vidiff.utils import VidiffError

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .synth import DIRECTIONS, PALETTE, SHAPES
+from .synth import DIRECTIONS, PALETTE
 
 CRITERIA = ("one_object", "constant_colour", "constant_size", "moving", "smooth_motion")
 

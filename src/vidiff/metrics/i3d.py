@@ -5,7 +5,6 @@ TensorFlow-style "SAME" padding is computed from the input size in every conv an
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F

@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# CPU build of torch first, pinned, so nothing below can pull a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test,text]"
+	$(BIN)/pip install -q -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)

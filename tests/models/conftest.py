@@ -15,3 +15,18 @@ def _perturb(model: torch.nn.Module, scale: float = 0.2, seed: int = 1) -> torch
 @pytest.fixture
 def perturb():
     return _perturb
+
+
+def _frame_change(model, x, t, i, cond=None):
+    """Per-(sample, frame) max |Δ output| when frame i of every sample is perturbed."""
+    with torch.no_grad():
+        y0 = model(x, t, cond)
+        x1 = x.clone()
+        x1[:, :, i] += torch.randn_like(x1[:, :, i])
+        y1 = model(x1, t, cond)
+    return (y1 - y0).abs().amax(dim=(1, 3, 4))  # (B, F)
+
+
+@pytest.fixture
+def frame_change():
+    return _frame_change

@@ -16,13 +16,6 @@ def tiny(**kw) -> DiT:
     return DiT(dataclasses.replace(TINY, **kw))
 
 
-def frame_change(model, x, t, i, cond=None):
-    with torch.no_grad():
-        y0 = model(x, t, cond)
-        x1 = x.clone()
-        x1[:, :, i] += torch.randn_like(x1[:, :, i])
-        y1 = model(x1, t, cond)
-    return (y1 - y0).abs().amax(dim=(1, 3, 4))  # (B, F)
 
 
 def test_adaln_zero_starts_at_zero():
@@ -51,14 +44,14 @@ def test_patch_t_and_size_errors(perturb):
         tiny(temporal="none", patch_t=2)
 
 
-def test_temporal_none_frames_independent(perturb):
+def test_temporal_none_frames_independent(perturb, frame_change):
     model = perturb(tiny(temporal="none"), scale=0.1)
     d = frame_change(model, torch.randn(2, 3, 4, 4, 4), torch.rand(2), i=2)
     assert d[:, 2].min() > 1e-3 and d[:, [0, 1, 3]].max() == 0
 
 
 @pytest.mark.parametrize("space_time", SPACE_TIME)
-def test_frames_interact_and_causal(space_time, perturb):
+def test_frames_interact_and_causal(space_time, perturb, frame_change):
     # depth 3: with 2-frame shifted windows information travels one window per block
     model = perturb(tiny(space_time=space_time, depth=3), scale=0.1)
     x, t = torch.randn(1, 3, 5, 4, 4), torch.rand(1)
@@ -69,7 +62,7 @@ def test_frames_interact_and_causal(space_time, perturb):
 
 
 @pytest.mark.parametrize("space_time", SPACE_TIME)
-def test_is_image_makes_frames_independent(space_time, perturb):
+def test_is_image_makes_frames_independent(space_time, perturb, frame_change):
     model = perturb(tiny(space_time=space_time, depth=3), scale=0.1)
     cond = Cond(is_image=torch.tensor([False, True]))
     d = frame_change(model, torch.randn(2, 3, 4, 4, 4), torch.rand(2), i=1, cond=cond)

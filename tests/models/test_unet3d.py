@@ -17,14 +17,6 @@ def tiny(**kw) -> UNet3D:
     return UNet3D(dataclasses.replace(TINY, **kw))
 
 
-def frame_change(model, x, t, i, cond=None):
-    """Per-(sample, frame) max |Δ output| when frame i of every sample is perturbed."""
-    with torch.no_grad():
-        y0 = model(x, t, cond)
-        x1 = x.clone()
-        x1[:, :, i] += torch.randn_like(x1[:, :, i])
-        y1 = model(x1, t, cond)
-    return (y1 - y0).abs().amax(dim=(1, 3, 4))  # (B, F)
 
 
 @pytest.mark.parametrize("kw,shape", [
@@ -58,7 +50,7 @@ def test_invalid_sizes_say_which_sizes_work():
         tiny(causal=True, temporal_down_levels=(0,))
 
 
-def test_temporal_none_frames_independent(perturb):
+def test_temporal_none_frames_independent(perturb, frame_change):
     model = perturb(tiny(temporal="none"))
     d = frame_change(model, torch.randn(2, 3, 4, 8, 8), torch.rand(2), i=1)
     assert d[:, 1].min() > 1e-3
@@ -66,14 +58,14 @@ def test_temporal_none_frames_independent(perturb):
 
 
 @pytest.mark.parametrize("temporal", TEMPORAL)
-def test_temporal_mixing_interacts(temporal, perturb):
+def test_temporal_mixing_interacts(temporal, perturb, frame_change):
     model = perturb(tiny(temporal=temporal))
     d = frame_change(model, torch.randn(1, 3, 4, 8, 8), torch.rand(1), i=1)
     assert d.min() > 1e-4  # every frame feels frame 1
 
 
 @pytest.mark.parametrize("temporal", TEMPORAL)
-def test_causal(temporal, perturb):
+def test_causal(temporal, perturb, frame_change):
     model = perturb(tiny(temporal=temporal, causal=True))
     d = frame_change(model, torch.randn(1, 3, 5, 8, 8), torch.rand(1), i=2)
     assert d[0, :2].max() == 0  # past frames do not see the future
@@ -81,7 +73,7 @@ def test_causal(temporal, perturb):
 
 
 @pytest.mark.parametrize("temporal", TEMPORAL)
-def test_is_image_makes_frames_independent_per_sample(temporal, perturb):
+def test_is_image_makes_frames_independent_per_sample(temporal, perturb, frame_change):
     model = perturb(tiny(temporal=temporal))
     cond = Cond(is_image=torch.tensor([True, False]))
     d = frame_change(model, torch.randn(2, 3, 4, 8, 8), torch.rand(2), i=1, cond=cond)

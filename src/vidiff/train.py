@@ -389,11 +389,8 @@ def register(app) -> None:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """`python -m vidiff.train ...` (what `accelerate launch -m vidiff.train` runs)."""
-    import typer
-
     from .cli import main as cli_main
 
-    del typer
     return cli_main(["train", *(sys.argv[1:] if argv is None else argv)])
 
 

@@ -153,3 +153,30 @@ def test_condition_errors():
             model(x, t, cond)
     with pytest.raises(VidiffError, match="cond.concat must have shape"):
         tiny(cond_channels=2)(x, t, Cond(concat=torch.randn(1, 1, 2, 8, 8)))
+
+
+def test_scale_shift_norm_keeps_the_embedding_that_single_channel_groups_erase():
+    """An embedding added before a GroupNorm whose groups hold one channel is a per-channel constant
+    that the norm subtracts again: the output cannot depend on t. AdaGN (scale-shift after the norm)
+    and groups of >= 4 channels both keep it."""
+    import torch
+
+    from vidiff.models import build_model
+    from vidiff.models.unet3d import UNet3DConfig
+
+    base = dict(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(), head_dim=8,
+                mid_attention=False, temporal="none", norm_groups=32)
+    x = torch.randn(1, 3, 2, 8, 8)
+
+    def t_effect(**kw):
+        torch.manual_seed(0)
+        m = build_model(UNet3DConfig(**base, **kw)).eval()
+        with torch.no_grad():
+            for p in m.parameters():
+                if p.abs().sum() == 0:
+                    p.normal_(0, 0.3)
+            return (m(x, torch.tensor([0.1])) - m(x, torch.tensor([0.9]))).abs().max().item()
+
+    assert t_effect() < 1e-4  # 8 and 16 channels in groups of one: t is normalised away
+    assert t_effect(scale_shift_norm=True) > 1e-2
+    assert t_effect(min_group_channels=4) > 1e-2

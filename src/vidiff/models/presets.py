@@ -12,10 +12,12 @@ PRESETS: dict[str, Any] = {
     # U-Net levels at 16², 8², 4²; spatial attention only at 4² (and the middle), temporal
     # attention at every level. ~0.7 s per B=8 training step on 2 CPU cores.
     "unet-tiny": UNet3DConfig(patch_size=2, base_channels=32, channel_mults=(1, 2, 4), num_res_blocks=1,
-                              attention_levels=(2,), head_dim=32, temporal="attention"),
+                              attention_levels=(2,), head_dim=32, temporal="attention",
+                              scale_shift_norm=True, min_group_channels=4),
     # Same with pseudo-3D temporal convs (Make-A-Video) instead of temporal attention.
     "unet-tiny-conv": UNet3DConfig(patch_size=2, base_channels=32, channel_mults=(1, 2, 4), num_res_blocks=1,
-                                   attention_levels=(2,), head_dim=32, temporal="conv"),
+                                   attention_levels=(2,), head_dim=32, temporal="conv",
+                              scale_shift_norm=True, min_group_channels=4),
     # A small VDM-style U-Net for 64×64 (GPU-sized).
     "unet-s": UNet3DConfig(base_channels=64, channel_mults=(1, 2, 3, 4), num_res_blocks=2,
                            attention_levels=(2, 3), head_dim=64, temporal="attention"),

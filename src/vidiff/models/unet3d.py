@@ -27,6 +27,8 @@ from ..conditioning.cond import Cond
 from ..utils import VidiffError
 from .layers import (
     concat_condition,
+    NullCondition,
+    apply_null_condition,
     embed_conditions,
     CrossAttentionBlock,
     SpatialAttentionBlock,
@@ -61,10 +63,19 @@ class UNet3DConfig:
     causal: bool = False  # frame t only sees frames <= t
     num_classes: int = 0  # 0 = unconditional; class id `num_classes` is the null class (CFG)
     text_dim: int = 0  # 0 = no text; else width of Cond.text tokens / Cond.pooled
-    norm_groups: int = 32
+    norm_groups: int = 32  # GroupNorm groups (capped so each group has >= min_group_channels channels)
+    min_group_channels: int = 1
+    # AdaGN (Dhariwal & Nichol 2021 §3): the embedding scales and shifts the normalised features,
+    # h = GN(h)·(1 + s) + b, instead of being added before the norm, where a group of one channel
+    # would normalise it away.
+    scale_shift_norm: bool = False
     norm_eps: float = 1e-5
     dropout: float = 0.0
     gradient_checkpointing: bool = False
+
+    def groups(self, channels: int) -> int:
+        """GroupNorm group count for `channels`: at most norm_groups, at least min_group_channels per group."""
+        return max(1, min(self.norm_groups, channels // max(1, self.min_group_channels)))
 
 
 class ResBlock(nn.Module):
@@ -72,9 +83,10 @@ class ResBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int, temb: int, cfg: UNet3DConfig):
         super().__init__()
-        self.norm1 = group_norm(cin, cfg.norm_groups, cfg.norm_eps)
-        self.time_proj = nn.Linear(temb, cout)
-        self.norm2 = group_norm(cout, cfg.norm_groups, cfg.norm_eps)
+        self.norm1 = group_norm(cin, cfg.groups(cin), cfg.norm_eps)
+        self.scale_shift = cfg.scale_shift_norm
+        self.time_proj = nn.Linear(temb, 2 * cout if self.scale_shift else cout)
+        self.norm2 = group_norm(cout, cfg.groups(cout), cfg.norm_eps)
         self.dropout = nn.Dropout(cfg.dropout)
         if cfg.temporal == "full3d":
             self.conv1, self.conv2 = VideoConv3d(cin, cout, 3, cfg.causal), VideoConv3d(cout, cout, 3, cfg.causal)
@@ -92,8 +104,13 @@ class ResBlock(nn.Module):
 
     def forward(self, x: Tensor, ctx: VideoCtx) -> Tensor:
         h = self._conv(self.conv1, self.tconv1, F.silu(self.norm1(x)), ctx)  # (B·F, Cout, H, W)
-        h = h + self.time_proj(F.silu(ctx.emb)).repeat_interleave(ctx.frames, 0)[:, :, None, None]
-        h = self._conv(self.conv2, self.tconv2, self.dropout(F.silu(self.norm2(h))), ctx)
+        e = self.time_proj(F.silu(ctx.emb)).repeat_interleave(ctx.frames, 0)[:, :, None, None]  # (B·F, ·, 1, 1)
+        if self.scale_shift:
+            scale, shift = e.chunk(2, dim=1)
+            h = self.norm2(h) * (1 + scale) + shift  # AdaGN
+        else:
+            h = self.norm2(h + e)
+        h = self._conv(self.conv2, self.tconv2, self.dropout(F.silu(h)), ctx)
         return self.skip(x) + h
 
 
@@ -104,8 +121,8 @@ class SpaceTimeBlock(nn.Module):
         super().__init__()
         heads = max(1, cout // cfg.head_dim)
         self.res = ResBlock(cin, cout, temb, cfg)
-        self.attn = SpatialAttentionBlock(cout, heads, cfg.norm_groups, cfg.norm_eps) if spatial_attention else None
-        self.cross = (CrossAttentionBlock(cout, cfg.text_dim, heads, cfg.norm_groups, cfg.norm_eps)
+        self.attn = SpatialAttentionBlock(cout, heads, cfg.groups(cout), cfg.norm_eps) if spatial_attention else None
+        self.cross = (CrossAttentionBlock(cout, cfg.text_dim, heads, cfg.groups(cout), cfg.norm_eps)
                       if spatial_attention and cfg.text_dim else None)
         self.temporal = (TemporalAttentionBlock(cout, heads, cfg.temporal_pos, cfg.causal)
                          if cfg.temporal == "attention" else None)
@@ -179,6 +196,7 @@ class UNet3D(nn.Module):
         self.time_embed = TimestepEmbedder(c0, temb)
         self.class_embed = nn.Embedding(cfg.num_classes + 1, temb) if cfg.num_classes else None
         self.pooled_proj = nn.Linear(cfg.text_dim, temb) if cfg.text_dim else None
+        self.null_cond = NullCondition(cfg.text_dim) if cfg.text_dim else None
         self.noise_aug_embed = TimestepEmbedder(c0, temb) if cfg.cond_channels else None
         if cfg.patch_size < 1:
             raise VidiffError(f"patch_size must be >= 1, got {cfg.patch_size}")
@@ -212,7 +230,7 @@ class UNet3D(nn.Module):
             )
             level.upsample = Upsample(cout, (i - 1) in cfg.temporal_down_levels) if i > 0 else None
             self.up.append(level)
-        self.norm_out = group_norm(c0, cfg.norm_groups, cfg.norm_eps)
+        self.norm_out = group_norm(c0, cfg.groups(c0), cfg.norm_eps)
         self.conv_out = nn.Conv2d(c0, cfg.out_channels * p2, 3, padding=1)
 
     # ------------------------------------------------------------------ public helpers
@@ -248,6 +266,7 @@ class UNet3D(nn.Module):
         self.check_size(frames, h, w)
         if c != cfg.in_channels:
             raise VidiffError(f"expected {cfg.in_channels} input channels, got {c}")
+        cond = apply_null_condition(cond, self.null_cond, cfg.num_classes)  # CFG: flagged samples -> null
         x = concat_condition(x, cond, cfg.cond_channels)  # (B, C + C_cond, F, H, W)
         if cond.text is not None and not cfg.text_dim:
             raise VidiffError("cond.text given but the model has text_dim=0; set text_dim in the model config")

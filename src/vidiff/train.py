@@ -21,7 +21,7 @@ import json
 import math
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
@@ -50,7 +50,11 @@ class TrainConfig:
     minutes: Optional[float] = None
     ema_decay: float = 0.999
     schedule: str = "cosine"
+    schedule_kwargs: dict = field(default_factory=dict)  # e.g. {shift: 4} for shifted_cosine
     parameterization: str = "v"
+    condition: str = "none"  # none | class | text | first_frame, or several joined by "+" (text+first_frame)
+    cond_drop: float = 0.1   # rate at which a condition is replaced by the null one (classifier-free guidance)
+    init_from: Optional[str] = None  # checkpoint folder whose weights start the run (new layers keep their init)
     loss_weighting: Optional[str] = None
     seed: int = 0
     bf16: bool = False
@@ -89,11 +93,15 @@ def step_generator(seed: int, step: int, rank: int) -> torch.Generator:
     return torch.Generator().manual_seed((seed * 1_000_003 + step * 7_919 + rank * 104_729) % (2**63))
 
 
-def sample_batch(dataset, batch: int, generator: torch.Generator, step: int) -> torch.Tensor:
-    """`batch` clips drawn with replacement; clip starts/crops vary with the step (dataset epoch)."""
+def sample_batch(dataset, batch: int, generator: torch.Generator, step: int) -> dict:
+    """`batch` clips drawn with replacement; clip starts/crops vary with the step (dataset epoch).
+    Returns {"video": (B, C, F, H, W), "class_id": (B,), "caption": [B strings]}."""
     idx = torch.randint(len(dataset), (batch,), generator=generator).tolist()
     dataset.set_epoch(step)
-    return torch.stack([dataset[i]["video"] for i in idx])  # (B, C, F, H, W)
+    items = [dataset[i] for i in idx]
+    return {"video": torch.stack([it["video"] for it in items]),
+            "class_id": torch.tensor([it["class_id"] for it in items]),
+            "caption": [it["caption"] for it in items]}
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
@@ -172,8 +180,25 @@ def plot_loss(losses: list[float], path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # the loop
 
-def build_model_for(cfg: TrainConfig):
-    """A backbone from a preset name or a model-config file (.json/.yaml, the "model" section format)."""
+def init_weights_from(model, folder: str) -> None:
+    """Copy every weight of checkpoint `folder` whose name and shape match (fine-tuning, or adding a
+    condition to a trained unconditional model); the rest keep their initialisation."""
+    from .checkpoint import load_state_dict
+
+    path = Path(folder) / "model.safetensors"
+    if not path.is_file():
+        raise VidiffError(f"--init-from: {path} not found; give a checkpoint folder (model.safetensors + config.json)")
+    src, own = load_state_dict(path), model.state_dict()
+    hit = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(hit, strict=False)
+    print(f"init from {folder}: {len(hit)}/{len(own)} tensors copied, {len(own) - len(hit)} newly initialised",
+          file=sys.stderr)
+
+
+def build_model_for(cfg: TrainConfig, num_classes: int = 0):
+    """A backbone from a preset name or a model-config file (.json/.yaml, the "model" section format),
+    widened for `cfg.condition` (class embedding, text cross-attention, concat channels)."""
+    from .conditioning.tasks import model_overrides, parse_condition
     from .config import load_yaml_or_json
     from .models import build_model, model_config_from_dict
     from .models.presets import get_preset
@@ -184,7 +209,10 @@ def build_model_for(cfg: TrainConfig):
         mcfg = get_preset(cfg.model)
     if cfg.gradient_checkpointing:
         mcfg = dataclasses.replace(mcfg, gradient_checkpointing=True)
+    mcfg = dataclasses.replace(mcfg, **model_overrides(parse_condition(cfg.condition), num_classes))
     model = build_model(mcfg)
+    if cfg.init_from:
+        init_weights_from(model, cfg.init_from)
     model.check_size(cfg.frames, cfg.size, cfg.size)
     return model
 
@@ -196,7 +224,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     from .config import config_to_dict
     from .data.dataset import VideoDataset
-    from .diffusion import diffusion_loss, get_schedule
+    from .diffusion import diffusion_loss
     from .pipelines import DiffusionConfig, VideoFormat, sample_videos
 
     if cfg.steps is None and cfg.minutes is None:
@@ -216,16 +244,28 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     dataset = VideoDataset(cfg.data, frames=cfg.frames, size=cfg.size, stride=cfg.stride,
                            cache="auto" if cfg.cache else False, seed=cfg.seed, progress=is_main)
+    from .conditioning.tasks import parse_condition, training_cond
+
+    kinds = parse_condition(cfg.condition)
+    text_encoder = None
+    if "text" in kinds:
+        from .conditioning.text import get_text_encoder
+
+        text_encoder = get_text_encoder()
+        text_encoder.encode(sorted({str(m.get("caption", "")) for m in dataset.meta} - {""}) or [""])  # cache all
     torch.manual_seed(cfg.seed)  # the initial weights are part of the recipe
-    model = build_model_for(cfg)
+    model = build_model_for(cfg, dataset.num_classes)
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    diffusion = DiffusionConfig(schedule=cfg.schedule, parameterization=cfg.parameterization)
-    schedule = get_schedule(cfg.schedule)
+    diffusion = DiffusionConfig(schedule=cfg.schedule, schedule_kwargs=dict(cfg.schedule_kwargs),
+                                parameterization=cfg.parameterization)
+    schedule = diffusion.build_schedule()
     full_config = {
         "model": config_to_dict(model.config),
         "diffusion": config_to_dict(diffusion),
         "video": config_to_dict(VideoFormat(channels=3, frames=cfg.frames, size=cfg.size, fps=cfg.fps)),
+        "conditioning": {"condition": "+".join(kinds) or "none", "cond_drop": cfg.cond_drop,
+                         "text_encoder": "minilm" if text_encoder else None},
         "train": config_to_dict(cfg),
         "vidiff_version": _version(),
     }
@@ -255,8 +295,14 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         if is_main:
             from .data.io import tile_videos, to_uint8, write_gif
 
-            x = sample_videos(ema, diffusion, (cfg.num_samples, 3, cfg.frames, cfg.size, cfg.size),
-                              steps=cfg.sample_steps, seed=0)
+            n = min(cfg.num_samples, len(dataset))
+            shown = [dataset[i] for i in range(n)]  # conditional models: the first videos' conditions
+            pcond = training_cond(kinds, x0=torch.stack([it["video"] for it in shown]),
+                                  class_ids=torch.tensor([it["class_id"] for it in shown]),
+                                  captions=[it["caption"] for it in shown], text_encoder=text_encoder,
+                                  drop_prob=0.0)
+            x = sample_videos(ema, diffusion, (n, 3, cfg.frames, cfg.size, cfg.size),
+                              steps=cfg.sample_steps, seed=0, cond=pcond)
             write_gif(out / "samples" / f"step_{state['step']:07d}.gif", tile_videos(to_uint8(x)),
                       fps=cfg.fps, scale=2)
 
@@ -273,12 +319,15 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             if stop:
                 break
             g = step_generator(cfg.seed, step, rank)
-            x0 = sample_batch(dataset, cfg.batch, g, step).to(accelerator.device)  # (B, C, F, H, W)
+            batch = sample_batch(dataset, cfg.batch, g, step)
+            x0 = batch["video"].to(accelerator.device)  # (B, C, F, H, W)
+            cond = training_cond(kinds, x0=x0, class_ids=batch["class_id"], captions=batch["caption"],
+                                 text_encoder=text_encoder, drop_prob=cfg.cond_drop, generator=g)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(cfg, step)
             with accelerator.autocast():
                 loss = diffusion_loss(model, x0, schedule, parameterization=cfg.parameterization,
-                                      weighting=cfg.loss_weighting, generator=g)
+                                      cond=cond, weighting=cfg.loss_weighting, generator=g)
             accelerator.backward(loss)
             if cfg.grad_clip:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -372,6 +421,9 @@ def register(app) -> None:
         bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast"),
         gradient_checkpointing: Optional[bool] = typer.Option(None, "--grad-ckpt/--no-grad-ckpt"),
         sample_every: Optional[int] = typer.Option(None), save_every: Optional[int] = typer.Option(None),
+        condition: Optional[str] = typer.Option(None, help="none | class | text | first_frame, or joined by '+'"),
+        cond_drop: Optional[float] = typer.Option(None, help="condition dropout rate for classifier-free guidance"),
+        init_from: Optional[str] = typer.Option(None, "--init-from", help="checkpoint whose weights start the run"),
         config: Optional[str] = typer.Option(None, "--config", help="recipe YAML/JSON; flags override it"),
         resume: bool = typer.Option(False, help="continue the run in --out exactly where it stopped"),
     ):
@@ -379,7 +431,7 @@ def register(app) -> None:
         overrides = dict(data=data, out=out, model=model, frames=frames, size=size, stride=stride,
                          steps=steps, minutes=minutes, batch=batch, lr=lr, seed=seed, bf16=bf16,
                          gradient_checkpointing=gradient_checkpointing, sample_every=sample_every,
-                         save_every=save_every)
+                         save_every=save_every, condition=condition, cond_drop=cond_drop, init_from=init_from)
         cfg = config_from_args(config, overrides)
         try:
             train(cfg, resume=resume)

@@ -1,4 +1,4 @@
 """Conditioning: the `Cond` container, class labels, text (MiniLM), first frame / known frames."""
-from .cond import Cond, cond_or_empty
+from .cond import Cond, cond_or_empty, null_like
 
-__all__ = ["Cond", "cond_or_empty"]
+__all__ = ["Cond", "cond_or_empty", "null_like"]

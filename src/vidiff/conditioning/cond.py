@@ -24,6 +24,9 @@ class Cond:
                  backbones then disable temporal mixing for them (VDM joint image-video training).
       noise_aug: (B,) float, the noise level applied to `concat` (Imagen Video noise conditioning
                  augmentation); backbones embed it like the timestep.
+      drop:      (B,) bool, True where class, text and pooled embedding are replaced by the model's
+                 learned null condition (classifier-free guidance: condition dropout in training,
+                 the unconditional branch at sampling). `concat` is not touched: zero it yourself.
     """
 
     class_ids: Tensor | None = None
@@ -33,6 +36,7 @@ class Cond:
     concat: Tensor | None = None
     is_image: Tensor | None = None
     noise_aug: Tensor | None = None
+    drop: Tensor | None = None
 
     def map(self, fn: Callable[[Tensor], Tensor]) -> "Cond":
         """Apply `fn` to every tensor field (e.g. `.to(device)`, indexing)."""
@@ -56,11 +60,31 @@ class Cond:
             vals = [getattr(c, f.name) for c in conds]
             if all(v is None for v in vals):
                 out[f.name] = None
+            elif f.name == "drop":  # an unset drop means "keep the condition"
+                out[f.name] = torch.cat([v.bool() if v is not None else torch.zeros(_batch_of(c), dtype=torch.bool)
+                                         for v, c in zip(vals, conds)])
             elif any(v is None for v in vals):
                 raise ValueError(f"Cond.cat: field {f.name!r} is set in some conds but not others")
             else:
                 out[f.name] = torch.cat(vals, dim=0)
         return Cond(**out)
+
+
+def _batch_of(cond: Cond) -> int:
+    for _, v in cond.items():
+        if v is not None:
+            return v.shape[0]
+    raise ValueError("Cond.cat: cannot mix an empty Cond with a Cond that sets `drop`")
+
+
+def null_like(cond: Cond, keep_concat: bool = False) -> Cond:
+    """The null (unconditional) counterpart of `cond` for classifier-free guidance: same fields,
+    `drop` all True, `concat` zeroed unless `keep_concat` (super-resolution keeps its low-res input)."""
+    b = _batch_of(cond)
+    ref = next(v for _, v in cond.items() if v is not None)
+    return dataclasses.replace(cond, drop=torch.ones(b, dtype=torch.bool, device=ref.device),
+                               concat=cond.concat if keep_concat or cond.concat is None
+                               else torch.zeros_like(cond.concat))
 
 
 def cond_or_empty(cond: Cond | None) -> Cond:

@@ -22,6 +22,8 @@ from ..conditioning.cond import Cond
 from ..utils import VidiffError
 from .layers import (
     concat_condition,
+    NullCondition,
+    apply_null_condition,
     embed_conditions,
     Attention,
     CrossAttention,
@@ -136,6 +138,7 @@ class DiT(nn.Module):
         self.time_embed = TimestepEmbedder(256, d)
         self.class_embed = nn.Embedding(cfg.num_classes + 1, d) if cfg.num_classes else None
         self.pooled_proj = nn.Linear(cfg.text_dim, d) if cfg.text_dim else None
+        self.null_cond = NullCondition(cfg.text_dim) if cfg.text_dim else None
         self.noise_aug_embed = TimestepEmbedder(256, d) if cfg.cond_channels else None
         self.blocks = nn.ModuleList(DiTBlock(cfg, i) for i in range(cfg.depth))
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
@@ -173,6 +176,7 @@ class DiT(nn.Module):
         self.check_size(frames, h, w)
         if ch != cfg.in_channels:
             raise VidiffError(f"expected {cfg.in_channels} input channels, got {ch}")
+        cond = apply_null_condition(cond, self.null_cond, cfg.num_classes)  # CFG: flagged samples -> null
         x = concat_condition(x, cond, cfg.cond_channels)  # (B, C + C_cond, F, H, W)
         if cond.text is not None and not cfg.text_dim:
             raise VidiffError("cond.text given but the model has text_dim=0; set text_dim in the model config")

@@ -48,6 +48,45 @@ class TimestepEmbedder(nn.Module):
 
 
 
+class NullCondition(nn.Module):
+    """Learned null text condition for classifier-free guidance (Ho & Salimans 2022 §3.2): one null
+    token (plus padding masked out) and a null pooled vector replace the text of dropped samples."""
+
+    def __init__(self, text_dim: int):
+        super().__init__()
+        self.text = nn.Parameter(torch.randn(text_dim) * 0.02)  # (D,)
+        self.pooled = nn.Parameter(torch.zeros(text_dim))        # (D,)
+
+
+def apply_null_condition(cond, null: NullCondition | None, num_classes: int):
+    """`cond` with the samples flagged by `cond.drop` switched to the null class and the learned null
+    text/pooled embedding; returns `cond` unchanged (with drop cleared) when nothing is flagged."""
+    import dataclasses
+
+    if cond.drop is None:
+        return cond
+    d = cond.drop.bool()  # (B,)
+    out = dataclasses.replace(cond, drop=None)
+    if cond.class_ids is not None:
+        out.class_ids = torch.where(d, torch.full_like(cond.class_ids, num_classes), cond.class_ids)
+    if cond.text is not None or cond.pooled is not None:
+        if null is None:
+            raise VidiffError("cond.text/pooled given but the model has text_dim=0; set text_dim in the model config")
+    if cond.text is not None:
+        b, length, dim = cond.text.shape  # (B, L, D)
+        null_tokens = torch.cat([null.text.to(cond.text.dtype).expand(b, 1, dim),
+                                 cond.text.new_zeros(b, length - 1, dim)], dim=1)  # (B, L, D)
+        out.text = torch.where(d[:, None, None], null_tokens, cond.text)
+        mask = cond.text_mask.bool() if cond.text_mask is not None else \
+            torch.ones(b, length, dtype=torch.bool, device=cond.text.device)
+        null_mask = torch.zeros_like(mask)
+        null_mask[:, 0] = True
+        out.text_mask = torch.where(d[:, None], null_mask, mask)  # (B, L)
+    if cond.pooled is not None:
+        out.pooled = torch.where(d[:, None], null.pooled.to(cond.pooled.dtype).expand_as(cond.pooled), cond.pooled)
+    return out
+
+
 def embed_conditions(t: Tensor, cond, batch: int, *, time_embed: nn.Module, class_embed: nn.Module | None,
                      pooled_proj: nn.Module | None, noise_aug_embed: nn.Module | None, num_classes: int) -> Tensor:
     """emb(t) + emb(class) + proj(pooled) + emb(noise_aug), (B, D): the global conditioning vector.

@@ -108,13 +108,44 @@ class VideoPipeline:
         return cls(model, config_from_dict(DiffusionConfig, config["diffusion"]),
                    config_from_dict(VideoFormat, config["video"]), config, name or folder.name)
 
+    @property
+    def condition(self) -> tuple[str, ...]:
+        """The conditions the model was trained with ("class", "text", "first_frame"); () = unconditional."""
+        from ..conditioning.tasks import parse_condition
+
+        return parse_condition(self.config.get("conditioning", {}).get("condition"))
+
+    def make_cond(self, num: int, frames: int, size: int, *, prompt: str | None = None,
+                  class_id: int | None = None, image=None) -> Cond | None:
+        """The Cond for a request; `image` is a path, a uint8 (H, W, 3) array or a (3, H, W) tensor in [-1, 1]."""
+        from ..conditioning.tasks import request_cond
+
+        kinds = self.condition
+        encoder = None
+        if "text" in kinds:
+            from ..conditioning.text import get_text_encoder
+
+            encoder = get_text_encoder()
+        img = None if image is None else load_image(image, size)
+        return request_cond(kinds, num, frames=frames, prompt=prompt, class_id=class_id, image=img,
+                            text_encoder=encoder, num_classes=getattr(self.model.config, "num_classes", 0))
+
     def to_config(self) -> dict:
         return {**self.config, "diffusion": config_to_dict(self.diffusion), "video": config_to_dict(self.video)}
 
     def __call__(self, num: int = 1, *, frames: int | None = None, size: int | None = None,
                  steps: int = 25, sampler: str = "ddim", seed: int = 0, batch_size: int = 8,
-                 cond: Cond | None = None, progress: bool = False, **kwargs) -> Tensor:
-        """Generate `num` videos as a uint8 tensor (N, F, H, W, 3)."""
+                 cond: Cond | None = None, prompt: str | None = None, class_id: int | None = None,
+                 image=None, guidance: float = 0.0, guidance_rescale: float = 0.0, progress: bool = False,
+                 **kwargs) -> Tensor:
+        """Generate `num` videos as a uint8 tensor (N, F, H, W, 3).
+
+        `prompt` / `class_id` / `image` (first frame) condition a model trained with them; `guidance`
+        is the classifier-free guidance weight w (x̂ = x̂_c + w (x̂_c − x̂_∅); 0 = plain conditional)."""
+        from functools import partial
+
+        from ..conditioning import null_like
+        from ..diffusion import ClassifierFreeGuidance
         from ..data.io import to_uint8
 
         frames = frames or self.video.frames
@@ -123,12 +154,20 @@ class VideoPipeline:
             self.model.check_size(frames, size, size)
         if num < 1:
             raise VidiffError("--num must be at least 1")
+        given = cond is not None or prompt is not None or class_id is not None or image is not None
+        if cond is None and (given or self.condition):
+            cond = self.make_cond(num, frames, size, prompt=prompt, class_id=class_id, image=image)
+        if not given:
+            guidance = 0.0  # nothing to guide towards: the model's null condition alone
         outs = []
         bar = _progress(num * steps, progress, f"sampling {num} video(s)")
         for start in range(0, num, batch_size):
             b = min(batch_size, num - start)
             shape = (b, self.video.channels, frames, size, size)
             c = cond.map(lambda v: v[start:start + b]) if cond is not None else None
+            if guidance and c is not None:
+                kwargs["denoiser_wrapper"] = partial(ClassifierFreeGuidance, w=guidance, null_cond=null_like(c),
+                                                     rescale=guidance_rescale)
             x = sample_videos(self.model, self.diffusion, shape, steps=steps, sampler=sampler,
                               seed=seed + start, cond=c,
                               callback=(lambda info, b=b: bar.update(b)) if bar else None, **kwargs)
@@ -136,6 +175,41 @@ class VideoPipeline:
         if bar:
             bar.close()
         return torch.cat(outs)
+
+
+def load_image(image, size: int) -> Tensor:
+    """A first frame as (3, size, size) in [-1, 1] from a path, a uint8 (H, W, 3) array or a tensor;
+    other sizes are resized (bilinear, centre-cropped to square) with a notice on stderr."""
+    import sys
+
+    import numpy as np
+    import torch.nn.functional as F
+
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if not path.is_file():
+            raise VidiffError(f"image {path} not found; give a PNG/JPEG file for --image")
+        try:
+            from PIL import Image
+
+            image = np.asarray(Image.open(path).convert("RGB"))
+        except Exception as e:  # noqa: BLE001 - any decoder failure is a bad input
+            raise VidiffError(f"cannot read image {path} ({type(e).__name__}); give a PNG or JPEG file") from None
+    if isinstance(image, np.ndarray) or (torch.is_tensor(image) and image.dtype == torch.uint8):
+        x = torch.as_tensor(np.array(image)).float().div(127.5).sub(1)  # uint8 -> [-1, 1]
+    else:
+        x = torch.as_tensor(image).float()
+    if x.dim() == 3 and x.shape[-1] == 3 and x.shape[0] != 3:
+        x = x.permute(2, 0, 1)  # (H, W, 3) -> (3, H, W)
+    if x.dim() != 3 or x.shape[0] != 3:
+        raise VidiffError(f"expected an RGB image, got shape {tuple(x.shape)}")
+    h, w = x.shape[1:]
+    if (h, w) != (size, size):
+        print(f"note: resizing the {w}x{h} image to the model's {size}x{size}", file=sys.stderr)
+        s = min(h, w)
+        x = x[:, (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+        x = F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+    return x.clamp(-1, 1)
 
 
 def _progress(total: int, enabled: bool, desc: str):

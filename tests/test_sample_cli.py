@@ -71,3 +71,20 @@ def test_info_and_errors(ckpt, tmp_path, capsys):
     assert cli(["sample", "--model", str(tmp_path), "--out", str(tmp_path)]) == 2  # not a checkpoint
     assert "config.json is missing" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_sample_cli_long_video_by_windows(ckpt, tmp_path, capsys):
+    """--frames beyond the model's 4 runs MultiDiffusion windows; window = the model's length with
+    one window is plain sampling."""
+    out = tmp_path / "long"
+    assert cli(["sample", "--model", str(ckpt), "--num", "1", "--steps", "2", "--frames", "10",
+                "--out", str(out), "--name", "l", "--format", "npy"]) == 0
+    assert np.load(out / "l.npy").shape == (1, 10, 16, 16, 3)
+    assert cli(["sample", "--model", str(ckpt), "--num", "1", "--steps", "2", "--window", "4",
+                "--out", str(out), "--name", "w", "--format", "npy"]) == 0
+    assert cli(["sample", "--model", str(ckpt), "--num", "1", "--steps", "2",
+                "--out", str(out), "--name", "p", "--format", "npy"]) == 0
+    np.testing.assert_array_equal(np.load(out / "w.npy"), np.load(out / "p.npy"))
+    assert cli(["sample", "--model", str(ckpt), "--num", "1", "--steps", "2", "--frames", "8",
+                "--prompt", "a red circle", "--out", str(out)]) == 2
+    assert "not trained with text conditioning" in capsys.readouterr().err

@@ -21,7 +21,7 @@ app = typer.Typer(
 
 # Modules that define `register(app: typer.Typer)`; each owns its own commands.
 COMMAND_MODULES = (
-    "vidiff.pipelines.cli",   # sample, info, extend, interpolate, upsample
+    "vidiff.pipelines.cli",   # sample (incl. long videos), info
     "vidiff.pipelines.ops_cli",  # extend, interpolate (reconstruction guidance)
     "vidiff.train",           # train
     "vidiff.models.cli",      # models

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from ..utils import VidiffError
 from .base import DiffusionConfig, VideoFormat, VideoPipeline, count_params, sample_videos
+from .extend import extend, interpolate
+from .long import TemporalWindows, sample_long
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 
@@ -34,4 +36,5 @@ def load_pipeline(name_or_path: str) -> VideoPipeline:
 
 
 __all__ = ["DiffusionConfig", "VideoFormat", "VideoPipeline", "bundled_models", "count_params",
-           "load_pipeline", "resolve_model", "sample_videos"]
+           "load_pipeline", "resolve_model", "sample_videos", "TemporalWindows", "sample_long", "extend",
+           "interpolate"]

@@ -53,18 +53,36 @@ def register(app: typer.Typer) -> None:
         image: Optional[Path] = typer.Option(None, help="first frame, PNG/JPEG (first-frame models)"),
         guidance: float = typer.Option(0.0, help="classifier-free guidance weight w (0 = none)"),
         guidance_rescale: float = typer.Option(0.0, help="CFG rescale phi in [0, 1] (Lin et al. 2024)"),
+        window: Optional[int] = typer.Option(None, help="temporal window for long videos (default: the "
+                                             "model's length when --frames exceeds it; MultiDiffusion)"),
+        overlap: Optional[int] = typer.Option(None, help="frames shared by neighbouring windows (default: half)"),
     ):
         """Generate videos with a trained model."""
         import time
 
+        from ..utils import VidiffError
         from . import load_pipeline
 
         fmts = parse_formats(format)
         pipe = load_pipeline(model)
         t0 = time.perf_counter()
-        videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True,
-                      prompt=prompt, class_id=class_id, image=image, guidance=guidance,
-                      guidance_rescale=guidance_rescale)
+        if window is not None or (frames is not None and frames > pipe.video.frames):
+            import torch
+
+            from ..data.io import to_uint8
+            from .long import sample_long
+
+            if image is not None:
+                raise VidiffError("--image with a long video (--frames > the model's length) is not supported; "
+                                  "generate the first window with --image, then `vidiff extend` it")
+            x = sample_long(pipe, num, frames=frames or pipe.video.frames, window=window, overlap=overlap,
+                            steps=steps, sampler=sampler, seed=seed, prompt=prompt, class_id=class_id,
+                            guidance=guidance)
+            videos = torch.from_numpy(to_uint8(x))
+        else:
+            videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True,
+                          prompt=prompt, class_id=class_id, image=image, guidance=guidance,
+                          guidance_rescale=guidance_rescale)
         dt = time.perf_counter() - t0
         written = write_samples(videos, out, name, fmts, pipe.video.fps, scale)
         typer.echo(f"generated {num} video(s) {tuple(videos.shape[1:])} with {pipe.name} "

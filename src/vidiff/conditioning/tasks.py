@@ -6,18 +6,34 @@ Ho & Salimans 2022 §3.2): class and text together through `Cond.drop` (the mode
 class / its learned null text), the first frame independently by zeroing its concat channels.
 First-frame conditioning concatenates the known frames (zeros elsewhere) and a 0/1 frame mask to
 x_t, as in VDM's and SVD's conditioning by concatenation.
+
+Super-resolution stages of a cascade (Imagen Video, Ho et al. 2022) are conditioned by
+concatenation too: "tsr" (temporal SR) sees the low-fps video at every `SR_FACTOR`-th frame (zeros
+elsewhere) plus the frame mask; "ssr" (spatial SR) sees the bilinearly upsampled low-res video with
+Gaussian noise-conditioning augmentation (Cascaded Diffusion Models, Ho et al. 2021;
+Imagen Video): training noises it to a random level s ~ U[0, NOISE_AUG_MAX), sampling to the fixed
+NOISE_AUG_SAMPLE, and the level reaches the network as `Cond.noise_aug`. Condition dropout does not
+touch the SR inputs (classifier-free guidance is not used for SR stages).
 """
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from ..utils import VidiffError
 from .cond import Cond
 
-KINDS = ("class", "text", "first_frame")
+KINDS = ("class", "text", "first_frame", "tsr", "ssr")
+CONCAT_KINDS = ("first_frame", "tsr", "ssr")  # conditions that fill Cond.concat: at most one per model
+SR_KINDS = ("tsr", "ssr")
+SR_FACTOR = 2  # each super-resolution stage doubles the frame count (tsr) or the height and width (ssr)
+NOISE_AUG_MAX = 0.5  # training: ssr conditioning noised to s ~ U[0, NOISE_AUG_MAX) (σ up to sin(π/4) ≈ 0.71)
+NOISE_AUG_SAMPLE = 0.1  # sampling: the fixed small level (σ = sin(0.05π) ≈ 0.16)
+AUG_SEED_OFFSET = 1 << 40  # request side: augmentation noise of video i comes from seed + i + this offset
 
 
 def parse_condition(condition: str | None) -> tuple[str, ...]:
@@ -28,6 +44,10 @@ def parse_condition(condition: str | None) -> tuple[str, ...]:
     bad = [k for k in kinds if k not in KINDS]
     if bad:
         raise VidiffError(f"unknown condition {bad[0]!r}; use none or any of {', '.join(KINDS)} joined by '+'")
+    concat = [k for k in kinds if k in CONCAT_KINDS]
+    if len(concat) > 1:
+        raise VidiffError(f"conditions {' and '.join(concat)} both fill the concat channels; use at most one of "
+                          f"{', '.join(CONCAT_KINDS)}")
     return kinds
 
 
@@ -42,8 +62,10 @@ def model_overrides(kinds: Sequence[str], num_classes: int = 0, channels: int = 
         out["num_classes"] = num_classes
     if "text" in kinds:
         out["text_dim"] = TEXT_DIM
-    if "first_frame" in kinds:
-        out["cond_channels"] = channels + 1
+    if "first_frame" in kinds or "tsr" in kinds:
+        out["cond_channels"] = channels + 1  # known frames + their mask
+    if "ssr" in kinds:
+        out["cond_channels"] = channels  # the upsampled low-res video
     return out
 
 
@@ -60,10 +82,51 @@ def known_frames_concat(known: Tensor, frames: int, positions: Sequence[int] | N
     return out
 
 
+def resize_video(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """x (B, C, F, H, W) -> (B, C, F, h, w), frame by frame: bilinear, antialiased when shrinking."""
+    b, c, frames, h, w = x.shape
+    if (h, w) == tuple(size):
+        return x
+    shrink = size[0] < h or size[1] < w
+    y = F.interpolate(x.transpose(1, 2).reshape(b * frames, c, h, w), size=tuple(size), mode="bilinear",
+                      antialias=shrink, align_corners=False)  # (B·F, C, h, w)
+    return y.reshape(b, frames, c, *size).transpose(1, 2)  # (B, C, F, h, w)
+
+
+def noise_augment(x: Tensor, level: Tensor, noise: Tensor) -> Tensor:
+    """Gaussian conditioning augmentation (Cascaded Diffusion Models, Ho et al. 2021): cos(πs/2) x + sin(πs/2) ε, the
+    unclipped cosine schedule at s = `level` (B,), so s = 0 leaves x exactly unchanged."""
+    phi = (level.to(x.dtype) * (math.pi / 2)).reshape(-1, *([1] * (x.dim() - 1)))  # (B, 1, 1, 1, 1)
+    return torch.cos(phi) * x + torch.sin(phi) * noise
+
+
+def tsr_concat(low: Tensor, factor: int = SR_FACTOR, frames: int | None = None) -> Tensor:
+    """Low-fps video (B, C, K, H, W) at frames 0, factor, 2·factor, … of an F-frame video (F = K·factor by
+    default), zeros elsewhere, plus the frame mask: (B, C + 1, F, H, W)."""
+    frames = low.shape[2] * factor if frames is None else frames
+    return known_frames_concat(low, frames, positions=range(0, frames, factor))
+
+
+def ssr_concat(low: Tensor, size: tuple[int, int], level: Tensor, noise: Tensor) -> Tensor:
+    """Low-res video (B, C, F, h, w) upsampled bilinearly to `size` and noise-augmented to `level` (B,)."""
+    return noise_augment(resize_video(low, size), level, noise)  # (B, C, F, H, W)
+
+
+def _check_factor(factor: int, *dims: int, what: str) -> None:
+    if not isinstance(factor, int) or factor < 2:
+        raise VidiffError(f"the super-resolution factor must be an integer >= 2; got {factor!r}")
+    if any(d % factor for d in dims):
+        raise VidiffError(f"{what} {'x'.join(map(str, dims))} is not divisible by the factor {factor}; "
+                          f"use clips whose {what} is a multiple of {factor}")
+
+
 def training_cond(kinds: Sequence[str], *, x0: Tensor, class_ids: Tensor | None = None,
                   captions: Sequence[str] | None = None, text_encoder=None, drop_prob: float = 0.1,
-                  generator: torch.Generator | None = None) -> Cond | None:
-    """The Cond of a training batch x0 (B, C, F, H, W), with condition dropout at `drop_prob`."""
+                  generator: torch.Generator | None = None, sr_factor: int = SR_FACTOR,
+                  noise_aug_max: float = NOISE_AUG_MAX) -> Cond | None:
+    """The Cond of a training batch x0 (B, C, F, H, W), with condition dropout at `drop_prob` (not
+    applied to tsr/ssr); tsr keeps every `sr_factor`-th frame, ssr downsamples by `sr_factor` and
+    upsamples back, noised to s ~ U[0, noise_aug_max) (Imagen Video)."""
     if not kinds:
         return None
     b = x0.shape[0]
@@ -82,6 +145,18 @@ def training_cond(kinds: Sequence[str], *, x0: Tensor, class_ids: Tensor | None 
     if "first_frame" in kinds:
         keep = (torch.rand(b, generator=generator) >= drop_prob).to(x0.dtype)  # (B,)
         cond.concat = known_frames_concat(x0[:, :, :1], x0.shape[2]) * keep[:, None, None, None, None]
+    if "tsr" in kinds:
+        frames = x0.shape[2]
+        _check_factor(sr_factor, frames, what="the frame count")
+        cond.concat = tsr_concat(x0[:, :, ::sr_factor], sr_factor, frames)  # (B, C + 1, F, H, W)
+    if "ssr" in kinds:
+        from ..diffusion.loss import rand, randn
+
+        h, w = x0.shape[-2:]
+        _check_factor(sr_factor, h, w, what="the frame size")
+        low = resize_video(x0, (h // sr_factor, w // sr_factor))  # (B, C, F, H/k, W/k)
+        cond.noise_aug = rand((b,), generator, x0) * noise_aug_max  # (B,) levels s
+        cond.concat = ssr_concat(low, (h, w), cond.noise_aug, randn(x0.shape, generator, x0))  # (B, C, F, H, W)
     return cond.to(x0.device)
 
 
@@ -90,6 +165,12 @@ def request_cond(kinds: Sequence[str], num: int, *, frames: int, prompt: str | N
                  num_classes: int = 0) -> Cond | None:
     """The Cond for sampling `num` videos from a prompt / class id / first frame (C, H, W) in [-1, 1];
     a condition the model does not take, or one it needs but did not get, is a one-line error."""
+    sr = [k for k in kinds if k in SR_KINDS]
+    if sr:
+        what = "temporal" if sr[0] == "tsr" else "spatial"
+        flag = "--time 2 --tsr-model" if sr[0] == "tsr" else "--space 2 --ssr-model"
+        raise VidiffError(f"this model is a {what} super-resolution stage (condition {sr[0]!r}): it needs a "
+                          f"low-res input video; use `vidiff upsample VIDEO {flag} MODEL` or `vidiff cascade`")
     given = {"text": prompt is not None, "class": class_id is not None, "first_frame": image is not None}
     flags = {"text": "--prompt", "class": "--class", "first_frame": "--image"}
     for kind, on in given.items():
@@ -115,3 +196,26 @@ def request_cond(kinds: Sequence[str], num: int, *, frames: int, prompt: str | N
         else:
             cond.concat = known_frames_concat(image[None, :, None].expand(num, -1, 1, -1, -1), frames)
     return cond
+
+
+def sr_request_cond(kind: str, low: Tensor, *, factor: int = SR_FACTOR, noise_aug: float = NOISE_AUG_SAMPLE,
+                    seed: int = 0) -> Cond:
+    """The Cond that asks a super-resolution stage to upsample `low` (B, C, F, H, W) in [-1, 1] by
+    `factor`: "tsr" -> F·factor frames, "ssr" -> (H·factor, W·factor), its concat noised to the fixed
+    level `noise_aug` with noise of video i drawn from seed + i (+ AUG_SEED_OFFSET)."""
+    if kind not in SR_KINDS:
+        raise VidiffError(f"unknown super-resolution kind {kind!r}; use one of {', '.join(SR_KINDS)}")
+    if low.dim() != 5:
+        raise VidiffError(f"expected a low-res video (B, C, F, H, W); got shape {tuple(low.shape)}")
+    _check_factor(factor, what="factor")
+    if kind == "tsr":
+        return Cond(concat=tsr_concat(low, factor))  # (B, C + 1, F·k, H, W)
+    if not 0 <= noise_aug < 1:
+        raise VidiffError(f"the noise-augmentation level must lie in [0, 1); got {noise_aug}")
+    b, _, _, h, w = low.shape
+    size = (h * factor, w * factor)
+    noise = torch.stack([torch.randn((low.shape[1], low.shape[2], *size),
+                                     generator=torch.Generator().manual_seed(seed + i + AUG_SEED_OFFSET))
+                         for i in range(b)]).to(low)  # (B, C, F, H·k, W·k)
+    level = torch.full((b,), float(noise_aug), device=low.device)  # (B,)
+    return Cond(concat=ssr_concat(low, size, level, noise), noise_aug=level)

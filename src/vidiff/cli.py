@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "vidiff.pipelines.cli",   # sample (incl. long videos), info
     "vidiff.pipelines.ops_cli",  # extend, interpolate (reconstruction guidance)
     "vidiff.pipelines.upsample_cli",  # upsample, cascade (Imagen Video super-resolution stages)
+    "vidiff.distill",         # distill (progressive distillation)
     "vidiff.train",           # train
     "vidiff.models.cli",      # models
     "vidiff.data.cli",        # data synth ...

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Progressive distillation of the bundled shapes-tiny (Salimans & Ho 2022, Algorithm 2) on a CPU:
+#   64 DDIM steps -> 32 -> 16 -> 8 -> 4 (4 rounds), each round a checkpoint runs/distill-shapes/steps-N,
+# then 64 samples per model are scored with the shapes checker: the teacher at 64, 8 and 4 steps
+# against the 8- and 4-step students (same seeds).
+# Usage: bash scripts/distill_demo.sh [extra `vidiff distill` flags, e.g. --steps-per-round 2000]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VIDIFF=${VIDIFF:-.venv/bin/vidiff}
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+OUT=runs/distill-shapes
+
+[ -f data/shapes/metadata.jsonl ] || $VIDIFF data synth shapes data/shapes --num 2000 --frames 16 --size 32 --seed 0
+$VIDIFF distill shapes-tiny --data data/shapes --out $OUT --rounds 4 --start-steps 64 \
+    --minutes-per-round 15 --batch 8 --lr 1e-4 "$@"
+
+for steps in 64 8 4; do
+    $VIDIFF sample --model shapes-tiny --num 64 --steps $steps --seed 0 --out $OUT/eval --name teacher-$steps --format npy
+done
+for steps in 8 4; do
+    $VIDIFF sample --model $OUT/steps-$steps --num 64 --steps $steps --seed 0 --out $OUT/eval --name student-$steps --format npy
+done
+for name in teacher-64 teacher-8 student-8 teacher-4 student-4; do
+    echo "== $name"
+    $VIDIFF data check $OUT/eval/$name.npy
+done

@@ -1,0 +1,266 @@
+"""Progressive distillation (Salimans & Ho 2022, Algorithm 2): halve a model's DDIM steps each round.
+
+    vidiff distill shapes-tiny --data data/shapes --out runs/distill --rounds 3 --start-steps 64 --steps-per-round 2000
+    vidiff sample --model runs/distill/steps-8 --steps 8
+
+Round r starts a student from the teacher (round 1: the given model; later: the previous student) and
+trains it so that ONE deterministic DDIM step of the student from z_t to t'' = t − 1/N equals TWO DDIM
+steps of the teacher (t → t' = t − 1/2N → t''), N the student's step count, t = i/N, i ~ U{1, …, N}:
+
+    z_t' = α_t' x̂_η(z_t) + (σ_t'/σ_t)(z_t − α_t x̂_η(z_t)),   z_t'' likewise from z_t',
+    x̃ = (z_t'' − (σ_t''/σ_t) z_t) / (α_t'' − (σ_t''/σ_t) α_t),
+    L = max(α_t²/σ_t², 1) ‖x̃ − x̂_θ(z_t)‖²        ("truncated SNR" weighting).
+
+The teacher's steps use `vidiff.diffusion.ddim_step` (η = 0: z_s = α_s x̂ + σ_s ε̂) on the `Denoiser`'s
+consistent prediction; x̃ inverts that same step (it is not a DDIM update, so it lives here). The grid
+t = i/N is the samplers' "uniform" spacing, ending at t = 0 where α = 1, σ = 0, so the student of round r
+is sampled with `--steps N --sampler ddim`. Each round is saved as a checkpoint folder OUT/steps-N
+(model.safetensors + config.json with a "distill" section). The learning rate decays linearly to 0
+within each round; the student is saved as trained (no EMA).
+"""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import torch
+from torch import Tensor
+
+from .utils import VidiffError
+
+__all__ = ["DistillConfig", "distill", "distill_loss", "two_step_target", "grid_alpha_sigma"]
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """A progressive-distillation run: teacher, data, the step counts and the per-round budget."""
+
+    teacher: str
+    data: str
+    out: str
+    start_steps: int = 64
+    rounds: int = 3
+    steps_per_round: Optional[int] = None
+    minutes_per_round: Optional[float] = None
+    batch: int = 8
+    lr: float = 1e-4
+    grad_clip: float = 1.0
+    stride: int = 1
+    seed: int = 0
+    log_every: int = 10
+    cache: bool = True
+    device: str = "auto"
+
+
+# --- the target and the loss (Algorithm 2) -------------------------------------------------------
+
+def grid_alpha_sigma(schedule, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
+    """(α_t, σ_t) for per-sample grid times t (B,), broadcast to `like`; t = 0 is the data (α = 1, σ = 0),
+    the end point the samplers use."""
+    from .diffusion.param import broadcast
+
+    a, s = schedule.alpha_sigma(t.double())  # (B,) float64
+    end = t == 0
+    a, s = torch.where(end, torch.ones_like(a), a), torch.where(end, torch.zeros_like(s), s)
+    return broadcast(a.to(like.dtype), like), broadcast(s.to(like.dtype), like)
+
+
+@torch.no_grad()
+def two_step_target(teacher, z: Tensor, i: Tensor, steps: int, schedule, cond: Any = None) -> tuple[Tensor, Tensor]:
+    """Algorithm 2 (Salimans & Ho 2022): from z_t at t = i/N (i (B,) in 1..N, N = `steps` student steps)
+    take two DDIM steps of the `teacher` denoiser to t'' = (i − 1)/N; return (x̃, z_t''), x̃ being the
+    x̂ with which one DDIM step from t lands exactly on z_t''."""
+    from .diffusion import ddim_step
+
+    i = i.to(torch.float64)
+    t, t1, t2 = i / steps, (2 * i - 1) / (2 * steps), (i - 1) / steps  # (B,) t > t' > t''
+    a, s = grid_alpha_sigma(schedule, t, z)
+    a1, s1 = grid_alpha_sigma(schedule, t1, z)
+    a2, s2 = grid_alpha_sigma(schedule, t2, z)
+    z1 = ddim_step(teacher(z, t.to(z.dtype), schedule, cond), a1, s1)  # z_t' (B, C, F, H, W)
+    z2 = ddim_step(teacher(z1, t1.to(z.dtype), schedule, cond), a2, s2)  # z_t''
+    x_tilde = (z2 - (s2 / s) * z) / (a2 - (s2 / s) * a)  # (B, C, F, H, W)
+    return x_tilde, z2
+
+
+def distill_loss(student, teacher, x0: Tensor, schedule, steps: int, *, cond: Any = None,
+                 generator: torch.Generator | None = None) -> Tensor:
+    """One batch of Algorithm 2: E_i,ε max(SNR_t, 1) ‖x̃ − x̂_θ(z_t)‖² with t = i/N, i ~ U{1..N};
+    `student`, `teacher` are `Denoiser`s, x0 (B, C, F, H, W)."""
+    from .diffusion.loss import randn
+
+    B = x0.shape[0]
+    i = torch.randint(1, steps + 1, (B,), generator=generator).to(x0.device)  # (B,) student step index
+    eps = randn(x0.shape, generator, x0)
+    t = i.double() / steps
+    a, s = grid_alpha_sigma(schedule, t, x0)
+    z = a * x0 + s * eps  # (B, C, F, H, W)
+    x_tilde, _ = two_step_target(teacher, z, i, steps, schedule, cond)
+    pred = student(z, t.to(x0.dtype), schedule, cond)  # Prediction with grad
+    weight = schedule.logsnr(t).exp().clamp(min=1.0).to(x0.device, torch.float32)  # max(SNR, 1), (B,)
+    err = (pred.x0.float() - x_tilde.float()).pow(2).reshape(B, -1).mean(1)  # (B,)
+    return (weight * err).mean()
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+def distill(teacher: str, out: str, *, data: str, start_steps: int = 64, rounds: int = 3,
+            steps_per_round: int | None = None, minutes_per_round: float | None = None, batch: int = 8,
+            lr: float = 1e-4, progress: bool = True, **options) -> list[Path]:
+    """Distil `teacher` (bundled name or checkpoint folder) from `start_steps` DDIM steps to
+    start_steps / 2^rounds (Salimans & Ho 2022, Algorithm 2); returns the round folders OUT/steps-N.
+    `options`: the other fields of `DistillConfig` (grad_clip, stride, seed, log_every, cache, device)."""
+    from .config import config_from_dict
+
+    cfg = config_from_dict(DistillConfig, dict(teacher=teacher, out=out, data=data, start_steps=start_steps,
+                                               rounds=rounds, steps_per_round=steps_per_round,
+                                               minutes_per_round=minutes_per_round, batch=batch, lr=lr, **options),
+                           where="distill")
+    return run_distill(cfg, progress=progress)
+
+
+def _check(cfg: DistillConfig) -> None:
+    if cfg.steps_per_round is None and cfg.minutes_per_round is None:
+        raise VidiffError("give a budget per round: --steps-per-round N and/or --minutes-per-round M")
+    if cfg.rounds < 1:
+        raise VidiffError(f"--rounds must be at least 1; got {cfg.rounds}")
+    if cfg.start_steps < 2 or cfg.start_steps % 2 ** cfg.rounds:
+        raise VidiffError(f"--start-steps {cfg.start_steps} cannot be halved {cfg.rounds} time(s); use a multiple "
+                          f"of {2 ** cfg.rounds} (e.g. 64 for up to 6 rounds)")
+    if not cfg.data:
+        raise VidiffError("give the training data: --data DIR (a folder of videos like the teacher's)")
+    if cfg.batch < 1 or cfg.lr <= 0:
+        raise VidiffError(f"--batch must be >= 1 and --lr > 0; got {cfg.batch}, {cfg.lr}")
+    if cfg.device not in ("auto", "cpu", "cuda"):
+        raise VidiffError(f"unknown device {cfg.device!r}; use auto, cpu or cuda")
+
+
+def run_distill(cfg: DistillConfig, progress: bool = True) -> list[Path]:
+    """Run every round of `cfg`; see `distill`."""
+    from tqdm.auto import tqdm
+
+    from .checkpoint import save_pretrained
+    from .conditioning.tasks import training_cond
+    from .config import config_to_dict
+    from .data.dataset import VideoDataset
+    from .diffusion import Denoiser
+    from .pipelines import load_pipeline, resolve_model
+    from .train import sample_batch, step_generator
+    from .utils import atomic_write_text
+
+    _check(cfg)
+    folder = resolve_model(cfg.teacher)
+    pipe = load_pipeline(str(folder))
+    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+                          else "cpu")
+    param = pipe.diffusion.parameterization
+    if param == "eps":
+        print("note: ε-prediction students are unstable at few steps (x̂ = (z − σ ε̂)/α blows up as α → 0; "
+              "Salimans & Ho 2022 §4); v-prediction teachers distil best", file=sys.stderr)
+    schedule = pipe.diffusion.build_schedule()
+    kinds = pipe.condition
+    cond_drop = float(pipe.config.get("conditioning", {}).get("cond_drop", 0.1))
+    text_encoder = None
+    if "text" in kinds:
+        from .conditioning.text import get_text_encoder
+
+        text_encoder = get_text_encoder()
+    dataset = VideoDataset(cfg.data, frames=pipe.video.frames, size=pipe.video.size, stride=cfg.stride,
+                           cache="auto" if cfg.cache else False, seed=cfg.seed, progress=progress)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    student = copy.deepcopy(pipe.model).to(device).train().requires_grad_(True)
+    budget_s = cfg.minutes_per_round * 60 if cfg.minutes_per_round is not None else float("inf")
+    teacher_steps, teacher_name, folders = cfg.start_steps, str(folder), []
+
+    for r in range(1, cfg.rounds + 1):
+        n = teacher_steps // 2  # the student's DDIM steps
+        teacher = copy.deepcopy(student).eval().requires_grad_(False)
+        den_t, den_s = Denoiser(teacher, param), Denoiser(student, param)
+        opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
+        losses: list[float] = []
+        bar = tqdm(total=cfg.steps_per_round, disable=not progress, unit="step", dynamic_ncols=True,
+                   desc=f"round {r}/{cfg.rounds}: {teacher_steps} -> {n} steps")
+        t0, step = time.perf_counter(), 0
+        while True:
+            elapsed = time.perf_counter() - t0
+            done = max(step / cfg.steps_per_round if cfg.steps_per_round else 0.0, elapsed / budget_s)
+            if done >= 1:
+                break
+            g = step_generator(cfg.seed, r * 10_000_000 + step, 0)  # every draw of (round, step)
+            b = sample_batch(dataset, cfg.batch, g, step)
+            x0 = b["video"].to(device)  # (B, C, F, H, W)
+            cond = training_cond(kinds, x0=x0, class_ids=b["class_id"], captions=b["caption"],
+                                 text_encoder=text_encoder, drop_prob=cond_drop, generator=g)
+            for group in opt.param_groups:
+                group["lr"] = cfg.lr * (1 - done)  # linear decay to 0 over the round
+            loss = distill_loss(den_s, den_t, x0, schedule, n, cond=cond, generator=g)
+            if not torch.isfinite(loss):
+                raise VidiffError(f"the distillation loss became {loss.item()} in round {r} at step {step}; "
+                                  f"lower --lr (now {cfg.lr:g})")
+            loss.backward()
+            if cfg.grad_clip:
+                torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            step += 1
+            bar.update(1)
+            if step % cfg.log_every == 0:
+                recent = losses[-cfg.log_every:]
+                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
+                with open(out / "log.jsonl", "a") as fh:
+                    fh.write(json.dumps({"round": r, "student_steps": n, "step": step,
+                                         "loss": sum(recent) / len(recent),
+                                         "elapsed": round(time.perf_counter() - t0, 2)}) + "\n")
+        bar.close()
+        elapsed = time.perf_counter() - t0
+        tail = losses[-50:]
+        summary = {"steps": step, "elapsed_s": round(elapsed, 1), "final_loss": sum(tail) / len(tail) if tail else None,
+                   "first_loss": losses[0] if losses else None,
+                   "params": sum(p.numel() for p in student.parameters())}
+        config = {**pipe.config, "diffusion": config_to_dict(pipe.diffusion), "video": config_to_dict(pipe.video),
+                  "summary": summary,
+                  "distill": {"steps": n, "teacher_steps": teacher_steps, "round": r, "rounds": cfg.rounds,
+                              "teacher": teacher_name, "sampler": "ddim", "spacing": "uniform",
+                              "weighting": "truncated_snr", "recipe": config_to_dict(cfg)}}
+        dest = out / f"steps-{n}"
+        save_pretrained(dest, student.eval(), config)
+        student.train()
+        atomic_write_text(dest / "losses.json", json.dumps(losses) + "\n")
+        print(f"round {r}: distilled {teacher_steps} -> {n} DDIM steps in {step} updates ({elapsed / 60:.1f} min, "
+              f"loss {summary['final_loss']}); checkpoint: {dest} (sample with --steps {n})", file=sys.stderr)
+        folders.append(dest)
+        teacher_steps, teacher_name = n, str(dest)
+    return folders
+
+
+# --- command line --------------------------------------------------------------------------------
+
+def register(app) -> None:
+    import typer
+
+    @app.command("distill")
+    def distill_cmd(
+        teacher: str = typer.Argument(..., help="bundled model name or checkpoint folder to distil"),
+        data: str = typer.Option(..., help="folder of training videos (like the teacher's)"),
+        out: str = typer.Option(..., help="output folder; round r is saved as OUT/steps-N"),
+        rounds: int = typer.Option(3, help="halvings of the step count"),
+        start_steps: int = typer.Option(64, "--start-steps", help="DDIM steps of the teacher"),
+        steps_per_round: Optional[int] = typer.Option(None, "--steps-per-round", help="updates per round"),
+        minutes_per_round: Optional[float] = typer.Option(None, "--minutes-per-round", help="wall clock per round"),
+        batch: int = typer.Option(8), lr: float = typer.Option(1e-4),
+        stride: int = typer.Option(1, help="frame stride when sampling clips"),
+        seed: int = typer.Option(0), device: str = typer.Option("auto", help="auto | cpu | cuda"),
+    ):
+        """Progressive distillation (Salimans & Ho 2022): halve the DDIM steps of a model each round."""
+        folders = distill(teacher, out, data=data, start_steps=start_steps, rounds=rounds,
+                          steps_per_round=steps_per_round, minutes_per_round=minutes_per_round, batch=batch,
+                          lr=lr, stride=stride, seed=seed, device=device)
+        for f in folders:
+            typer.echo(f"wrote {f}")

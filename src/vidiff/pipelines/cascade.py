@@ -162,10 +162,10 @@ def upsample_stages(tsr: VideoPipeline | str | None, ssr: VideoPipeline | str | 
                     sampler: str = "ddim", seed: int = 0, noise_aug: float = NOISE_AUG_SAMPLE, batch_size: int = 8,
                     progress: bool = False) -> Iterator[tuple[str, Tensor]]:
     """Yield ("tsr" | "ssr", x (B, C, F, H, W)) after each pass of `upsample` (time first, at low res)."""
-    from .extend import _pipe
+    from .extend import as_pipeline
 
-    tsr = _pipe(tsr) if tsr is not None else None
-    ssr = _pipe(ssr) if ssr is not None else None
+    tsr = as_pipeline(tsr) if tsr is not None else None
+    ssr = as_pipeline(ssr) if ssr is not None else None
     n_time, n_space = _passes(time, "tsr", tsr), _passes(space, "ssr", ssr)
     if not n_time and not n_space:
         raise VidiffError("nothing to upsample: ask for --space 2 and/or --time 2")
@@ -189,14 +189,14 @@ def upsample(tsr: VideoPipeline | str | None, ssr: VideoPipeline | str | None, v
     `video`: a path, uint8 (F, H, W, 3) / (B, F, H, W, 3), or float (C, F, H, W) / (B, C, F, H, W) in
     [-1, 1], with square frames. The given frames stay at every time-th output frame; SSR conditioning
     is noised to `noise_aug`; video i's noise depends only on seed + i."""
-    from .extend import _is_batched
+    from .extend import is_batched_video
 
     x = None
     for _, x in upsample_stages(tsr, ssr, video, space=space, time=time, steps=steps, tsr_steps=tsr_steps,
                                 ssr_steps=ssr_steps, sampler=sampler, seed=seed, noise_aug=noise_aug,
                                 batch_size=batch_size, progress=progress):
         pass
-    return x if _is_batched(video) else x[0]
+    return x if is_batched_video(video) else x[0]
 
 
 # --- the cascade ---------------------------------------------------------------------------------

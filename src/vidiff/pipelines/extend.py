@@ -92,7 +92,8 @@ def prepare_video(video, size: int, channels: int = 3, what: str = "video") -> T
     return x.clamp(-1, 1).contiguous()
 
 
-def _pipe(pipeline):
+def as_pipeline(pipeline):
+    """A VideoPipeline, or one loaded from a bundled model name / checkpoint folder."""
     from . import load_pipeline
     from .base import VideoPipeline
 
@@ -110,7 +111,7 @@ def fill_frames(pipeline, x_known: Tensor, mask: Tensor, *, steps: int = 25, sam
                 generator: torch.Generator | None = None, **sampler_kwargs) -> Tensor:
     """Sample x (B, C, F, H, W) with the frames where `mask` (B, F) is True held to `x_known` — VDM
     sec. 3.1 conditional sampling by reconstruction guidance (eq. 7) or replacement; in [-1, 1]."""
-    pipe = _pipe(pipeline)
+    pipe = as_pipeline(pipeline)
     if method not in METHODS:
         raise VidiffError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     if noise is None:
@@ -142,8 +143,8 @@ def extend(pipeline, video, frames_total: int, *, context: int | None = None, wi
     frames at its start and generates the rest. Returns (B, C, frames_total, H, W) in [-1, 1] (no batch
     dimension if `video` had none); the given frames come first, resized to the model's size.
     `callback(dict(window=j, total=n, frames=F_so_far))` runs after each window."""
-    pipe = _pipe(pipeline)
-    batched = _is_batched(video)
+    pipe = as_pipeline(pipeline)
+    batched = is_batched_video(video)
     x = prepare_video(video, pipe.video.size, pipe.video.channels)  # (B, C, F0, H, W)
     B, C, F0, H, W = x.shape
     window = window or pipe.video.frames
@@ -209,8 +210,8 @@ def interpolate(pipeline, video, factor: int = 2, *, window: int | None = None,
     given their end frames and run `batch_size` at a time; frames generated past a window's last given
     frame are discarded, and where the end-aligned last window overlaps the previous one the earlier
     window's frames are kept."""
-    pipe = _pipe(pipeline)
-    batched = _is_batched(video)
+    pipe = as_pipeline(pipeline)
+    batched = is_batched_video(video)
     x = prepare_video(video, pipe.video.size, pipe.video.channels)  # (B, C, N, H, W)
     B, C, N, H, W = x.shape
     window = window or pipe.video.frames
@@ -247,7 +248,8 @@ def interpolate(pipeline, video, factor: int = 2, *, window: int | None = None,
     return y if batched else y[0]
 
 
-def _is_batched(video) -> bool:
+def is_batched_video(video) -> bool:
+    """True for a batch of videos ((B, F, H, W, 3) uint8 or (B, C, F, H, W) float), False for one video."""
     if isinstance(video, (str, Path)):
         return False
     if isinstance(video, np.ndarray) or (torch.is_tensor(video) and video.dtype == torch.uint8):

@@ -9,7 +9,7 @@ import typer
 METHOD_HELP = "reconstruction (VDM eq. 7 guidance) | replacement (naive baseline)"
 
 
-def _write(video, out: Path, name: str, formats: list[str], fps: float, scale: int) -> list[Path]:
+def write_one_video(video, out: Path, name: str, formats: list[str], fps: float, scale: int) -> list[Path]:
     """Write one (C, F, H, W) video in [-1, 1] as OUT/NAME.{mp4,gif,npy} (npy: uint8 (F, H, W, 3))."""
     from ..data import io
 
@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         y = extend(pipe, given, frames, context=context, guidance_weight=w, steps=steps, sampler=sampler,
                    seed=seed, method=method)
         dt = time.perf_counter() - t0
-        written = _write(y, out, name or f"{video.stem}_extended", fmts, io.video_fps(video, pipe.video.fps), scale)
+        written = write_one_video(y, out, name or f"{video.stem}_extended", fmts, io.video_fps(video, pipe.video.fps), scale)
         typer.echo(f"extended {video.name} from {len(given)} to {y.shape[1]} frames with {pipe.name} in {dt:.1f}s "
                    f"({method}" + (f", w_r {w:g}" if method == "reconstruction" else "")
                    + f", {sampler}, {steps} steps, seed {seed})")
@@ -104,7 +104,7 @@ def register(app: typer.Typer) -> None:
                         method=method)
         dt = time.perf_counter() - t0
         fps = io.video_fps(video, pipe.video.fps) * factor  # same duration, `factor` times the frame rate
-        written = _write(y, out, name or f"{video.stem}_interpolated", fmts, fps, scale)
+        written = write_one_video(y, out, name or f"{video.stem}_interpolated", fmts, fps, scale)
         typer.echo(f"interpolated {video.name} from {len(given)} to {y.shape[1]} frames (x{factor}, {fps:g} fps) "
                    f"with {pipe.name} in {dt:.1f}s ({method}" + (f", w_r {w:g}" if method == "reconstruction" else "")
                    + f", {sampler}, {steps} steps, seed {seed})")

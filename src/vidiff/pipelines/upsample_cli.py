@@ -38,7 +38,7 @@ def register(app: typer.Typer) -> None:
         from . import load_pipeline
         from .cascade import upsample
         from .cli import parse_formats
-        from .ops_cli import _write
+        from .ops_cli import write_one_video
 
         fmts = parse_formats(format)
         if ssr_model is None and tsr_model is None:
@@ -53,7 +53,7 @@ def register(app: typer.Typer) -> None:
                      noise_aug=NOISE_AUG_SAMPLE if noise_aug is None else noise_aug, progress=True)  # (C, F, H, W)
         dt = clock.perf_counter() - t0
         fps = io.video_fps(video, (tsr or ssr).video.fps / time) * time  # same duration
-        written = _write(y, out, name or f"{video.stem}_upsampled", fmts, fps, scale)
+        written = write_one_video(y, out, name or f"{video.stem}_upsampled", fmts, fps, scale)
         f0, h0, w0 = given.shape[:3]
         typer.echo(f"upsampled {video.name} from {f0}x{h0}x{w0} to {y.shape[1]}x{y.shape[2]}x{y.shape[3]} "
                    f"(frames x height x width) in {dt:.1f}s ({sampler}, {steps} steps, seed {seed})")

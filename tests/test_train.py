@@ -77,6 +77,18 @@ def test_training_reduces_loss(data_dir, model_file, tmp_path):
     assert np.mean(losses[-15:]) < 0.7 * np.mean(losses[:5])
 
 
+def test_cosine_lr_schedule():
+    from vidiff.train import lr_at
+
+    cfg = TrainConfig(lr=1e-3, warmup=10, steps=110, lr_schedule="cosine", lr_min_ratio=0.1)
+    lrs = [lr_at(cfg, s) for s in range(110)]
+    assert lrs[0] == pytest.approx(1e-4) and lrs[9] == pytest.approx(1e-3)  # linear warm-up
+    assert lrs[59] == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))  # half-way down the cosine: the mean
+    assert lrs[109] == pytest.approx(1e-4)  # ends at lr_min_ratio * lr
+    assert all(a >= b for a, b in zip(lrs[9:], lrs[10:]))
+    assert lr_at(TrainConfig(lr=1e-3, warmup=10), 500) == 1e-3  # constant by default
+
+
 def test_bad_inputs_give_clear_errors(data_dir, model_file, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -84,6 +96,10 @@ def test_bad_inputs_give_clear_errors(data_dir, model_file, tmp_path):
         train(_cfg(empty, model_file, tmp_path / "o1", steps=1))
     with pytest.raises(VidiffError, match="--steps N or --minutes"):
         train(_cfg(data_dir, model_file, tmp_path / "o2"))
+    with pytest.raises(VidiffError, match="give --steps"):
+        train(_cfg(data_dir, model_file, tmp_path / "o2", minutes=1, lr_schedule="cosine"))
+    with pytest.raises(VidiffError, match="lr_schedule"):
+        train(_cfg(data_dir, model_file, tmp_path / "o2", steps=1, lr_schedule="step"))
     with pytest.raises(VidiffError, match="unet-tiny"):  # unknown preset lists known names
         train(_cfg(data_dir, "unet-nope", tmp_path / "o3", steps=1))
     with pytest.raises(VidiffError, match="multiple"):

@@ -45,6 +45,8 @@ class TrainConfig:
     lr: float = 5e-4
     weight_decay: float = 0.0
     warmup: int = 200
+    lr_schedule: str = "constant"  # constant | cosine (decays to lr_min_ratio·lr at `steps`, after warm-up)
+    lr_min_ratio: float = 0.1
     grad_clip: float = 1.0
     steps: Optional[int] = None
     minutes: Optional[float] = None
@@ -105,8 +107,14 @@ def sample_batch(dataset, batch: int, generator: torch.Generator, step: int) -> 
 
 
 def lr_at(cfg: TrainConfig, step: int) -> float:
-    """Linear warm-up to cfg.lr, then constant."""
-    return cfg.lr * min(1.0, (step + 1) / max(1, cfg.warmup))
+    """Linear warm-up to cfg.lr, then constant, or a half-cosine down to lr_min_ratio·lr at cfg.steps
+    (SGDR, Loshchilov & Hutter 2017, without restarts)."""
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup))
+    if cfg.lr_schedule != "cosine":
+        return cfg.lr * warm
+    frac = min(1.0, max(0, step + 1 - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    ratio = cfg.lr_min_ratio + (1 - cfg.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * frac))
+    return cfg.lr * warm * ratio
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,6 +237,10 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
 
     if cfg.steps is None and cfg.minutes is None:
         raise VidiffError("give a training budget: --steps N or --minutes M")
+    if cfg.lr_schedule not in ("constant", "cosine"):
+        raise VidiffError(f"unknown lr_schedule {cfg.lr_schedule!r}; use constant or cosine")
+    if cfg.lr_schedule == "cosine" and cfg.steps is None:
+        raise VidiffError("lr_schedule cosine decays over --steps N: give --steps (--minutes may stay as a cap)")
     if not cfg.data:
         raise VidiffError("give the training data: --data DIR (a folder of videos)")
     out = Path(cfg.out)

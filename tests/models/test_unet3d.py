@@ -180,3 +180,29 @@ def test_scale_shift_norm_keeps_the_embedding_that_single_channel_groups_erase()
     assert t_effect() < 1e-4  # 8 and 16 channels in groups of one: t is normalised away
     assert t_effect(scale_shift_norm=True) > 1e-2
     assert t_effect(min_group_channels=4) > 1e-2
+
+
+def test_joint_spatial_attention_mixes_frames_respects_causality_and_images(perturb, frame_change):
+    # temporal="none" leaves the joint attention as the only path between frames
+    joint = perturb(tiny(temporal="none", spatial_attention="joint"))
+    d = frame_change(joint, torch.randn(1, 3, 4, 8, 8), torch.rand(1), i=1)
+    assert d.min() > 1e-4  # every frame feels frame 1 through the one attention level
+    causal = perturb(tiny(temporal="none", spatial_attention="joint", causal=True))
+    d = frame_change(causal, torch.randn(1, 3, 5, 8, 8), torch.rand(1), i=2)
+    assert d[0, :2].max() == 0 and d[0, 2:].min() > 1e-4
+    cond = Cond(is_image=torch.tensor([True, False]))
+    d = frame_change(joint, torch.randn(2, 3, 4, 8, 8), torch.rand(2), i=1, cond=cond)
+    assert d[0, [0, 2, 3]].max() == 0 and d[1].min() > 1e-4
+
+
+def test_joint_spatial_attention_on_one_frame_equals_per_frame_attention(perturb):
+    per_frame = perturb(tiny(spatial_attention="frame"))
+    joint = tiny(spatial_attention="joint")
+    joint.load_state_dict(per_frame.state_dict())  # the same parameters: only the token set differs
+    x, t = torch.randn(2, 3, 1, 8, 8), torch.rand(2)
+    with torch.no_grad():
+        torch.testing.assert_close(joint(x, t), per_frame(x, t), atol=1e-5, rtol=0)
+        clip = torch.randn(1, 3, 3, 8, 8)
+        assert (joint(clip, t[:1]) - per_frame(clip, t[:1])).abs().max() > 1e-4  # several frames: they differ
+    with pytest.raises(VidiffError, match="spatial_attention"):
+        tiny(spatial_attention="global")

@@ -451,17 +451,31 @@ class TemporalAttentionBlock(nn.Module):
 
 
 class SpatialAttentionBlock(nn.Module):
-    """Residual self-attention over the H·W positions of each frame: 'n c h w -> n (h w) c' (VDM §3)."""
+    """Residual self-attention over the H·W positions of each frame: 'n c h w -> n (h w) c' (VDM §3).
 
-    def __init__(self, channels: int, heads: int, groups: int = 32, eps: float = 1e-5):
+    `joint=True`: over all F·H·W positions of the clip instead ('(b f) c h w -> b (f h w) c', full
+    space-time attention as in ViViT model 1 / Latte's joint variant), masked per frame for image
+    samples (`ctx.keep`) and to frames <= t when `causal`.
+    """
+
+    def __init__(self, channels: int, heads: int, groups: int = 32, eps: float = 1e-5, joint: bool = False,
+                 causal: bool = False):
         super().__init__()
         self.norm = group_norm(channels, groups, eps)
         self.attn = Attention(channels, heads)
+        self.joint, self.causal = joint, causal
 
     def forward(self, x: Tensor, ctx: VideoCtx | None = None) -> Tensor:
         n, c, h, w = x.shape
-        t = self.attn(rearrange(self.norm(x), "n c h w -> n (h w) c"))  # (N, H·W, C)
-        return x + rearrange(t, "n (h w) c -> n c h w", h=h)
+        if not self.joint:
+            t = self.attn(rearrange(self.norm(x), "n c h w -> n (h w) c"))  # (N, H·W, C)
+            return x + rearrange(t, "n (h w) c -> n c h w", h=h)
+        if ctx is None:
+            raise ValueError("joint space-time attention needs the VideoCtx (batch and frame counts)")
+        mask = frame_mask(ctx.frames, h * w, self.causal, ctx.keep, device=x.device)  # (B|1, 1, L, L) or None
+        t = rearrange(self.norm(x), "(b f) c h w -> b (f h w) c", b=ctx.batch)  # (B, F·H·W, C)
+        t = self.attn(t, mask=mask)
+        return x + rearrange(t, "b (f h w) c -> (b f) c h w", f=ctx.frames, h=h)
 
 
 class CrossAttentionBlock(nn.Module):

@@ -1,7 +1,8 @@
 """Factorized space-time U-Net (VDM, Ho et al. 2022) with pseudo-3D (Make-A-Video) and full-3D variants.
 
 Each resolution level stacks blocks of: ResBlock (2D convs applied per frame, i.e. 1×3×3) →
-spatial self-attention (only at `attention_levels`) → text cross-attention (same levels, if
+spatial self-attention (only at `attention_levels`; per frame, or over the whole clip with
+`spatial_attention="joint"`) → text cross-attention (same levels, if
 `text_dim`) → temporal mixing (`temporal`):
 
   "attention"  temporal self-attention at every pixel with relative position bias / RoPE (VDM)
@@ -56,6 +57,9 @@ class UNet3DConfig:
     num_res_blocks: int = 1  # per down level; up levels use num_res_blocks + 1 (as in DDPM/diffusers)
     attention_levels: tuple[int, ...] = (2,)  # levels with spatial (and text cross-) attention
     mid_attention: bool = True
+    # "frame": that attention sees the H·W positions of one frame (VDM); "joint": all F·H·W positions of
+    # the clip, so an object meets itself in every frame in one hop (the temporal attention stays).
+    spatial_attention: Literal["frame", "joint"] = "frame"
     head_dim: int = 32  # heads = channels // head_dim (at least 1)
     temporal: Literal["attention", "conv", "full3d", "none"] = "attention"
     temporal_pos: Literal["bias", "rope"] = "bias"
@@ -121,7 +125,9 @@ class SpaceTimeBlock(nn.Module):
         super().__init__()
         heads = max(1, cout // cfg.head_dim)
         self.res = ResBlock(cin, cout, temb, cfg)
-        self.attn = SpatialAttentionBlock(cout, heads, cfg.groups(cout), cfg.norm_eps) if spatial_attention else None
+        self.attn = (SpatialAttentionBlock(cout, heads, cfg.groups(cout), cfg.norm_eps,
+                                           joint=cfg.spatial_attention == "joint", causal=cfg.causal)
+                     if spatial_attention else None)
         self.cross = (CrossAttentionBlock(cout, cfg.text_dim, heads, cfg.groups(cout), cfg.norm_eps)
                       if spatial_attention and cfg.text_dim else None)
         self.temporal = (TemporalAttentionBlock(cout, heads, cfg.temporal_pos, cfg.causal)
@@ -185,6 +191,8 @@ class UNet3D(nn.Module):
         bad = [i for i in (*cfg.attention_levels, *cfg.temporal_down_levels) if not 0 <= i < levels]
         if bad:
             raise VidiffError(f"attention_levels/temporal_down_levels {bad} out of range: levels are 0..{levels - 1}")
+        if cfg.spatial_attention not in ("frame", "joint"):
+            raise VidiffError(f"spatial_attention must be 'frame' or 'joint', got {cfg.spatial_attention!r}")
         if cfg.causal and cfg.temporal_down_levels:
             raise VidiffError("causal=True is not supported with temporal_down_levels (frame pooling mixes "
                               "frames 2t and 2t+1); drop one of them")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the bundled demo model `shapes-tiny` from scratch on a CPU:
 #   1. generates the synthetic moving-shapes dataset (deterministic, seed 0),
-#   2. trains unet-tiny with configs/shapes-tiny.yaml (wall-clock budget in the recipe),
+#   2. trains unet-tiny-joint with configs/shapes-tiny.yaml (7500 steps, capped at 88 minutes),
 #   3. exports EMA weights + config into src/vidiff/weights/shapes-tiny,
 #   4. scores 64 samples and the real data with the shapes checker.
 # Usage: bash scripts/train_demo.sh [extra `vidiff train` flags, e.g. --minutes 75]

@@ -118,4 +118,19 @@ def test_train_script_runs_end_to_end(tmp_path):
                     "--heldout", "1", "--batch", "2", "--vae-steps", "2", "--stage1-steps", "2", "--stage2-steps", "2",
                     "--base-channels", "8", "--sample-steps", "2"])
     assert (tmp_path / "mm" / "model.safetensors").exists() and rep["mode"] == "coordinated"
-    assert load_motion_model(tmp_path / "mm").cfg.mode == "coordinated"
+    full = load_motion_model(tmp_path / "mm")
+    assert full.cfg.mode == "coordinated"
+    # stage 1 is kept as the "independent" ablation, with the same VAE
+    ind = load_motion_model(tmp_path / "mm" / "independent")
+    assert ind.cfg.mode == "independent"
+    assert all(torch.equal(a, b) for a, b in zip(ind.vae.state_dict().values(), full.vae.state_dict().values()))
+    for key in ("heldout_amplitude_error_rel", "heldout_amplitude_error_rel_independent"):
+        assert rep[key] >= 0
+    # an ablation reusing that VAE and normaliser: no VAE training, identical VAE weights
+    rep = mod.main(["--out", str(tmp_path / "vol"), "--mode", "volume", "--vae-from", str(tmp_path / "mm"),
+                    "--size", "16", "--k", "6", "--frames", "12", "--scenes", "4", "--heldout", "1", "--batch", "2",
+                    "--stage1-steps", "2", "--base-channels", "8", "--sample-steps", "2"])
+    vol = load_motion_model(tmp_path / "vol")
+    assert vol.cfg.mode == "volume" and rep["vae_loss"] is None
+    assert vol.normalizer == full.normalizer
+    assert all(torch.equal(a, b) for a, b in zip(vol.vae.state_dict().values(), full.vae.state_dict().values()))

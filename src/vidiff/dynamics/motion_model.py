@@ -200,13 +200,14 @@ def train_diffusion(model: MotionModel, batches: Iterable[dict], steps: int, lr:
 
 
 def train_vae(model: MotionModel, volumes: Iterable[Tensor], steps: int, lr: float = 1e-3,
-              generator: torch.Generator | None = None) -> list[float]:
+              generator: torch.Generator | None = None,
+              callback: Callable[[int, float], None] | None = None) -> list[float]:
     """Train the slice VAE on normalised slices of (B, K, 4, H, W) batches; then set latent_scale = 1/std."""
     g = generator or torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(model.vae.parameters(), lr=lr)
     losses, it, seen = [], iter(volumes), []
     model.vae.train()
-    for _ in range(steps):
+    for step in range(steps):
         sv = next(it)
         y = model.normalizer.normalize(sv).flatten(0, 1)  # (B·K, 4, H, W)
         loss = model.vae.loss(y, generator=g)
@@ -215,7 +216,11 @@ def train_vae(model: MotionModel, volumes: Iterable[Tensor], steps: int, lr: flo
         opt.step()
         losses.append(float(loss.detach()))
         seen.append(sv[:2])
+        if callback is not None:
+            callback(step, losses[-1])
     model.vae.eval()
+    if not seen:  # steps == 0: keep the VAE and its latent scale as they are
+        return losses
     with torch.no_grad():
         model.vae.latent_scale.fill_(1.0)
         z = model.encode(torch.cat(seen[-8:]))

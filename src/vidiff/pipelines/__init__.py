@@ -12,10 +12,12 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
 def bundled_models() -> list[str]:
-    """Names of the models shipped inside the package."""
+    """Names of the video models shipped inside the package (the motion model of `vidiff animate`,
+    weights/motion, is not a video pipeline and is left out)."""
     if not BUNDLED_DIR.is_dir():
         return []
-    return sorted(p.name for p in BUNDLED_DIR.iterdir() if (p / "config.json").is_file())
+    return sorted(p.name for p in BUNDLED_DIR.iterdir()
+                  if (p / "config.json").is_file() and '"motion_model"' not in (p / "config.json").read_text())
 
 
 def resolve_model(name_or_path: str) -> Path:

@@ -134,3 +134,25 @@ def test_train_script_runs_end_to_end(tmp_path):
     assert vol.cfg.mode == "volume" and rep["vae_loss"] is None
     assert vol.normalizer == full.normalizer
     assert all(torch.equal(a, b) for a, b in zip(vol.vae.state_dict().values(), full.vae.state_dict().values()))
+
+
+def test_onehot_frequency_embedding_marks_each_slice_and_round_trips(tmp_path):
+    import dataclasses
+
+    from vidiff.dynamics.motion_model import frequency_embedding
+
+    emb = frequency_embedding(K, 4, (3, 5), "onehot")  # (K, K, h, w): channel c is 1 exactly on slice c
+    assert emb.shape == (K, K, 3, 5)
+    assert torch.equal(emb[:, :, 1, 2], torch.eye(K))
+    with pytest.raises(VidiffError, match="onehot"):
+        frequency_embedding(K, 4, (3, 5), "learned")
+    cfg = dataclasses.replace(_cfg("coordinated"), freq_embedding="onehot")
+    model = MotionModel(cfg).eval()
+    cond = model.condition(torch.zeros(2, 3, S, S), 2)
+    assert cond.concat.shape == (2, 3 + K, K, S // 2, S // 2)
+    save_motion_model(tmp_path / "m", model)
+    again = load_motion_model(tmp_path / "m")
+    assert again.cfg.freq_embedding == "onehot"
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    image = torch.rand(1, 3, S, S) * 2 - 1
+    assert torch.equal(sample_motion(model, image, 2, generator=g()), sample_motion(again, image, 2, generator=g()))

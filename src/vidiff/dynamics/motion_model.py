@@ -44,7 +44,10 @@ class MotionModelConfig:
     vae_channels: int = 32
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2)
-    freq_embed_dim: int = 8
+    freq_embed_dim: int = 8  # channels of the "sinusoidal" frequency embedding
+    # "onehot": K indicator maps instead, so "is this the slice of my hue's frequency" is one linear
+    # read-out (with sinusoids, neighbouring f differ by a fraction of a radian in most channels)
+    freq_embedding: Literal["sinusoidal", "onehot"] = "sinusoidal"
     head_dim: int = 32
     norm_groups: int = 8
     p_uncond: float = 0.1  # image dropout for classifier-free guidance
@@ -84,8 +87,12 @@ class SpectralVAE(nn.Module):
         return (self.decode(z) - x).pow(2).mean() + beta * kl
 
 
-def frequency_embedding(k: int, dim: int, size: tuple[int, int]) -> Tensor:
-    """Sinusoidal embedding of the frequency index as constant maps: (dim, K, h, w)."""
+def frequency_embedding(k: int, dim: int, size: tuple[int, int], kind: str = "sinusoidal") -> Tensor:
+    """Embedding of the frequency index as constant maps: sinusoidal (dim, K, h, w) or one-hot (K, K, h, w)."""
+    if kind == "onehot":
+        return torch.eye(k)[:, :, None, None].expand(k, k, *size).contiguous()
+    if kind != "sinusoidal":
+        raise VidiffError(f"freq_embedding must be 'sinusoidal' or 'onehot', got {kind!r}")
     f = torch.arange(k, dtype=torch.float32)
     scales = torch.exp(-math.log(100.0) * torch.arange(dim // 2, dtype=torch.float32) / max(1, dim // 2))
     ang = f[:, None] * scales[None] * 0.5  # (K, dim/2)
@@ -108,13 +115,13 @@ class MotionModel(nn.Module):
         self.latent_size = cfg.size // 2
         c = cfg.latent_channels
         vol = cfg.mode == "volume"
+        self.register_buffer("freq_emb", frequency_embedding(cfg.k, cfg.freq_embed_dim, (self.latent_size,) * 2,
+                                                             cfg.freq_embedding), persistent=False)
         self.backbone = UNet3D(UNet3DConfig(
             in_channels=c * cfg.k if vol else c, out_channels=c * cfg.k if vol else c,
-            cond_channels=3 + (0 if vol else cfg.freq_embed_dim), base_channels=cfg.base_channels,
+            cond_channels=3 + (0 if vol else self.freq_emb.shape[0]), base_channels=cfg.base_channels,
             channel_mults=cfg.channel_mults, attention_levels=(), mid_attention=False, head_dim=cfg.head_dim,
             temporal="attention" if cfg.mode == "coordinated" else "none", norm_groups=cfg.norm_groups))
-        self.register_buffer("freq_emb", frequency_embedding(cfg.k, cfg.freq_embed_dim, (self.latent_size,) * 2),
-                             persistent=False)
 
     # ---- spectral volume <-> latent (B, C_z, K, h, w) (the frame axis is the frequency axis)
     def encode(self, sv: Tensor, sample: bool = False, generator: torch.Generator | None = None) -> Tensor:

@@ -29,3 +29,21 @@ def test_bundled_model_loads_and_samples(name):
     frames, size = config["train"]["frames"], config["train"]["size"]
     assert a.shape == (1, frames, size, size, 3) and a.dtype == torch.uint8
     assert torch.equal(a, b)
+
+
+def test_bundled_motion_model_loads_and_samples():
+    """The motion model of `vidiff animate` (weights/motion): strict load, size limit, reproducible sampling."""
+    from vidiff.dynamics.cli import BUNDLED
+    from vidiff.dynamics.motion_model import load_motion_model, sample_motion
+    from vidiff.dynamics.procedural import make_scene
+
+    assert (BUNDLED / "model.safetensors").stat().st_size < 20 * 2**20
+    assert "motion" not in bundled_models()  # not a video pipeline
+    model = load_motion_model(BUNDLED)  # load_state_dict is strict
+    s, k = model.cfg.size, model.cfg.k
+    image = torch.from_numpy(make_scene(7, (s, s), model.cfg.period, k, render_video=False).image)
+    image = image.permute(2, 0, 1)[None].float() / 127.5 - 1  # (1, 3, s, s)
+    a = sample_motion(model, image, 2, generator=torch.Generator().manual_seed(0))
+    b = sample_motion(model, image, 2, generator=torch.Generator().manual_seed(0))
+    assert a.shape == (1, k, 4, s, s) and torch.isfinite(a).all()
+    assert torch.equal(a, b)

@@ -61,10 +61,14 @@ def test_simulate_and_xt(scene_files):
     np.testing.assert_allclose(xt.astype(float), io.read_video(d / "v.mp4")[:, 12].astype(float), atol=0)
 
 
-def test_clear_errors(scene_files, capsys):
+def test_clear_errors(scene_files, capsys, monkeypatch, tmp_path):
+    import vidiff.dynamics.cli as dyn_cli
+
     d, _ = scene_files
+    monkeypatch.setattr(dyn_cli, "BUNDLED", tmp_path / "no-motion-model")  # an install without the weights
     assert main(["animate", str(d / "photo.png"), "--out", str(d / "x.mp4")]) == 2
     assert "--spectral-volume" in capsys.readouterr().err
+    monkeypatch.undo()
     assert main(["dynamics", "simulate", str(d / "photo.png"), "--poke", "1,2,3", "--spectral-volume",
                  str(d / "true.npz"), "--out", str(d / "x.mp4")]) == 2
     assert "x,y,dx,dy" in capsys.readouterr().err
@@ -87,3 +91,11 @@ def test_animate_and_simulate_with_a_motion_model(scene_files, tmp_path):
     assert main(["dynamics", "simulate", str(d / "photo.png"), "--poke", "3,4,1,1", "--motion-model",
                  str(tmp_path / "mm"), "--frames", "4", "--out", str(tmp_path / "s.mp4")]) == 0
     assert io.read_video(tmp_path / "s.mp4").shape == (4, 32, 48, 3)
+
+
+def test_animate_out_of_the_box_with_the_bundled_motion_model(scene_files, tmp_path):
+    d, _ = scene_files
+    out = tmp_path / "a.gif"
+    assert main(["animate", str(d / "photo.png"), "--out", str(out), "--frames", "6", "--steps", "2"]) == 0
+    video = io.read_video(out)
+    assert video.shape == (6, 32, 48, 3)

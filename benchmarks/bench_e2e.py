@@ -4,9 +4,10 @@
 
 Measured in one run, each against a baseline from the same run:
   * `vidiff.train.train` (data sampling, EMA, accelerate, logging) vs. a bare forward/backward/AdamW
-    loop of the same unet-tiny on a fixed batch: the ratio is the trainer's overhead;
+    loop of the same backbone (`--model`, default the demo's unet-tiny-joint) on a fixed batch: the ratio
+    is the trainer's overhead;
   * one 16×32×32 video with 25 DDIM steps through `VideoPipeline` (the bundled shapes-tiny, or an
-    untrained unet-tiny if none is bundled) vs. 25 forwards of diffusers' UNet3DConditionModel
+    untrained `--model` if none is bundled) vs. 25 forwards of diffusers' UNet3DConditionModel
     (~1.3 M params, the baseline of bench_backbones.py) at B=1.
 Target (issue 4): one video in under 3 s on 2 CPU cores.
 """
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_backbones import BASELINE, time_infer, time_train  # noqa: E402
 
 
-def trainer_steps_per_s(steps: int) -> float:
+def trainer_steps_per_s(steps: int, model: str) -> float:
     from vidiff.data.synth import render_shapes
     from vidiff.train import TrainConfig, train
 
@@ -34,7 +35,7 @@ def trainer_steps_per_s(steps: int) -> float:
         videos, _ = render_shapes(64, frames=16, size=32, seed=0)
         for i, v in enumerate(videos):
             np.save(Path(d) / f"v{i:03d}.npy", v)
-        cfg = TrainConfig(data=d, out=str(Path(d) / "run"), model="unet-tiny", steps=steps + 2,
+        cfg = TrainConfig(data=d, out=str(Path(d) / "run"), model=model, steps=steps + 2,
                           batch=8, save_every=0, sample_every=0, log_every=1)
         out = train(cfg)
         import json
@@ -45,14 +46,14 @@ def trainer_steps_per_s(steps: int) -> float:
     return (len(log) - 2) / dt
 
 
-def sample_seconds(repeats: int) -> tuple[float, str]:
+def sample_seconds(repeats: int, model: str) -> tuple[float, str]:
     from vidiff.models import build_model
     from vidiff.pipelines import DiffusionConfig, VideoFormat, VideoPipeline, bundled_models, load_pipeline
 
     if "shapes-tiny" in bundled_models():
         pipe, name = load_pipeline("shapes-tiny"), "shapes-tiny"
     else:
-        pipe, name = VideoPipeline(build_model("unet-tiny"), DiffusionConfig(), VideoFormat()), "unet-tiny (untrained)"
+        pipe, name = VideoPipeline(build_model(model), DiffusionConfig(), VideoFormat()), f"{model} (untrained)"
     pipe(num=1, steps=2, seed=0)  # warm-up
     times = []
     for r in range(repeats):
@@ -66,18 +67,19 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--model", default="unet-tiny-joint", help="backbone preset (the demo model's by default)")
     args = ap.parse_args()
     torch.set_num_threads(int(torch.get_num_threads()))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
-    bare_s, _ = time_train("unet-tiny", 32, args.train_steps)
-    trainer_ips = trainer_steps_per_s(args.train_steps)
-    print("\n| training, unet-tiny, B=8, 16×32×32 | steps/s | s/step |\n|---|---:|---:|")
+    bare_s, _ = time_train(args.model, 32, args.train_steps)
+    trainer_ips = trainer_steps_per_s(args.train_steps, args.model)
+    print(f"\n| training, {args.model}, B=8, 16×32×32 | steps/s | s/step |\n|---|---:|---:|")
     print(f"| bare forward+backward+AdamW loop (baseline) | {1 / bare_s:.2f} | {bare_s:.2f} |")
     print(f"| `vidiff train` (data, EMA, accelerate, logs) | {trainer_ips:.2f} | {1 / trainer_ips:.2f} |")
     print(f"| ratio trainer / bare | {trainer_ips * bare_s:.2f}× | |")
 
-    vid_s, name = sample_seconds(args.repeats)
+    vid_s, name = sample_seconds(args.repeats, args.model)
     base_s = 25 * time_infer(BASELINE, 32, 3) / 1000
     print("\n| one 16×32×32 video, 25 DDIM steps, B=1 | seconds |\n|---|---:|")
     print(f"| diffusers UNet3DConditionModel 1.3 M, 25 forwards (baseline) | {base_s:.2f} |")

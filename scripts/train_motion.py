@@ -53,7 +53,7 @@ def main(argv=None) -> dict:
                                               train_vae)
     from vidiff.dynamics.normalize import FrequencyNormalizer
     from vidiff.dynamics.procedural import ProceduralDataset
-    from vidiff.dynamics.spectral import spectral_to_complex
+    from vidiff.dynamics.spectral import amplitude_error
     from vidiff.utils import seed_everything
 
     args = parse(argv)
@@ -98,9 +98,8 @@ def main(argv=None) -> dict:
         err, ref = 0.0, 0.0
         for it in held:
             pred = sample_motion(m, it["image"][None].to(dev), args.sample_steps, generator=eg).cpu()
-            a, b = spectral_to_complex(pred[0])[1:], spectral_to_complex(it["spectral_volume"])[1:]
-            err += float((a.abs() - b.abs()).abs().mean())
-            ref += float(b.abs().mean())
+            e, r = amplitude_error(pred[0], it["spectral_volume"])
+            err, ref = err + float(e), ref + float(r)
         return err / max(ref, 1e-12)
 
     if args.mode == "coordinated":

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vidiff.dynamics.flow import extract_spectral_volume, flow_to_frames
-from vidiff.dynamics.spectral import (complex_to_spectral, motion_texture, resize_spectral,
+from vidiff.dynamics.spectral import (amplitude_error, complex_to_spectral, motion_texture, resize_spectral,
                                       spectral_to_complex, trajectories_to_spectral)
 from vidiff.utils import VidiffError
 
@@ -91,3 +91,21 @@ def test_bad_inputs_raise():
         trajectories_to_spectral(torch.zeros(4, 2, 3, 3), k=16)
     with pytest.raises(VidiffError):
         extract_spectral_volume(np.zeros((5, 8, 8, 3), np.uint8), k=16)
+
+
+def test_amplitude_error_is_phase_free_and_one_for_no_motion():
+    g = torch.Generator().manual_seed(0)
+    true = torch.randn(6, 4, 5, 7, generator=g)
+    c = spectral_to_complex(true)
+    rotated = complex_to_spectral(c * torch.exp(1j * torch.rand(6, 1, 1, 1, generator=g) * 6.28))  # new phases
+    e, r = amplitude_error(rotated, true)
+    assert float(e) < 1e-5 * float(r)
+    e, r = amplitude_error(torch.zeros_like(true), true)
+    assert abs(float(e / r) - 1.0) < 1e-6
+    e, r = amplitude_error(2 * true, true)  # | 2|S| - |S| | = |S|
+    assert abs(float(e / r) - 1.0) < 1e-6
+    # f = 0 (the mean displacement) is left out
+    shifted = true.clone()
+    shifted[0] += 5.0
+    assert float(amplitude_error(shifted, true)[0]) < 1e-5
+    assert abs(float(r) - float(spectral_to_complex(true)[1:].abs().mean())) < 1e-6

@@ -77,6 +77,13 @@ def amplitude_per_frequency(sv: Tensor) -> Tensor:
     return c.abs().pow(2).sum(-3).sqrt().mean(dim=(-2, -1))
 
 
+def amplitude_error(pred: Tensor, true: Tensor) -> tuple[Tensor, Tensor]:
+    """Phase-free distance of two ``(K, 4, H, W)`` volumes over f >= 1: mean | |S_pred| - |S_true| | and
+    the mean |S_true| it is measured against (their ratio is 1 for a prediction of no motion)."""
+    a, b = spectral_to_complex(pred)[1:].abs(), spectral_to_complex(true)[1:].abs()  # (K-1, 2, H, W)
+    return (a - b).abs().mean(), b.mean()
+
+
 def resize_spectral(sv: Tensor, size: tuple[int, int]) -> Tensor:
     """Resize ``(K, 4, H, W)`` to ``size=(H', W')``, scaling x/y displacement with the image."""
     k, _, h, w = sv.shape

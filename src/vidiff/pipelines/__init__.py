@@ -1,6 +1,7 @@
 """Pipelines: compose backbone + diffusion core + IO. Only this layer touches files."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from ..utils import VidiffError
@@ -17,7 +18,7 @@ def bundled_models() -> list[str]:
     if not BUNDLED_DIR.is_dir():
         return []
     return sorted(p.name for p in BUNDLED_DIR.iterdir()
-                  if (p / "config.json").is_file() and '"motion_model"' not in (p / "config.json").read_text())
+                  if (p / "config.json").is_file() and "motion_model" not in json.loads((p / "config.json").read_text()))
 
 
 def resolve_model(name_or_path: str) -> Path:

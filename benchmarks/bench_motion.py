@@ -80,8 +80,8 @@ def main(argv=None) -> dict:
     rows: dict[str, list] = {"zero motion": [], "true motion, random phase": [], "true motion": []}
     rows.update({n: [] for n in models})
     seconds = {n: 0.0 for n in models}
-    g = torch.Generator().manual_seed(0)
-    for sc in scenes:
+    for i, sc in enumerate(scenes):
+        g = torch.Generator().manual_seed(i)
         true = sc.spectral_volume
         rows["zero motion"].append((1.0, 0.0, 0.0) + render_scores(sc.image, sc.video, torch.zeros_like(true), period, args.every))
         c = spectral_to_complex(true)
@@ -93,7 +93,9 @@ def main(argv=None) -> dict:
         img = torch.from_numpy(sc.image).permute(2, 0, 1)[None].float() / 127.5 - 1
         for name, m in models.items():
             t0 = time.perf_counter()
-            pred = sample_motion(m, img, args.steps, cfg_scale=args.guidance, generator=g)[0]
+            # the same noise for every model on scene i: a row does not depend on which other models are listed
+            pred = sample_motion(m, img, args.steps, cfg_scale=args.guidance,
+                                 generator=torch.Generator().manual_seed(10_000 + i))[0]
             seconds[name] += time.perf_counter() - t0
             rows[name].append(spectrum_scores(pred, true) + render_scores(sc.image, sc.video, pred, period, args.every))
 

@@ -89,14 +89,16 @@ def two_step_target(teacher, z: Tensor, i: Tensor, steps: int, schedule, cond: A
 
 
 def distill_loss(student, teacher, x0: Tensor, schedule, steps: int, *, cond: Any = None,
-                 generator: torch.Generator | None = None) -> Tensor:
+                 generator: torch.Generator | None = None, noise_prior=None) -> Tensor:
     """One batch of Algorithm 2: E_i,ε max(SNR_t, 1) ‖x̃ − x̂_θ(z_t)‖² with t = i/N, i ~ U{1..N};
-    `student`, `teacher` are `Denoiser`s, x0 (B, C, F, H, W)."""
+    `student`, `teacher` are `Denoiser`s, x0 (B, C, F, H, W); ε follows the teacher's `noise_prior`."""
     from .diffusion.loss import randn
 
     B = x0.shape[0]
     i = torch.randint(1, steps + 1, (B,), generator=generator).to(x0.device)  # (B,) student step index
     eps = randn(x0.shape, generator, x0)
+    if noise_prior is not None:
+        eps = noise_prior(eps)
     t = i.double() / steps
     a, s = grid_alpha_sigma(schedule, t, x0)
     z = a * x0 + s * eps  # (B, C, F, H, W)
@@ -163,6 +165,7 @@ def run_distill(cfg: DistillConfig, progress: bool = True) -> list[Path]:
         print("note: ε-prediction students are unstable at few steps (x̂ = (z − σ ε̂)/α blows up as α → 0; "
               "Salimans & Ho 2022 §4); v-prediction teachers distil best", file=sys.stderr)
     schedule = pipe.diffusion.build_schedule()
+    prior = pipe.diffusion.build_noise()
     kinds = pipe.condition
     cond_drop = float(pipe.config.get("conditioning", {}).get("cond_drop", 0.1))
     text_encoder = None
@@ -199,7 +202,8 @@ def run_distill(cfg: DistillConfig, progress: bool = True) -> list[Path]:
                                  text_encoder=text_encoder, drop_prob=cond_drop, generator=g)
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * (1 - done)  # linear decay to 0 over the round
-            loss = distill_loss(den_s, den_t, x0, schedule, n, cond=cond, generator=g)
+            loss = distill_loss(den_s, den_t, x0, schedule, n, cond=cond, generator=g,
+                                     noise_prior=None if prior.is_iid else prior)
             if not torch.isfinite(loss):
                 raise VidiffError(f"the distillation loss became {loss.item()} in round {r} at step {step}; "
                                   f"lower --lr (now {cfg.lr:g})")

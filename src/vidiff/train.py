@@ -54,6 +54,8 @@ class TrainConfig:
     schedule: str = "cosine"
     schedule_kwargs: dict = field(default_factory=dict)  # e.g. {shift: 4} for shifted_cosine
     parameterization: str = "v"
+    noise: str = "iid"  # iid | mixed | progressive: noise correlated across frames (PYoCo), see diffusion/noise.py
+    noise_alpha: float = 1.0
     condition: str = "none"  # none | class | text | first_frame, or several joined by "+" (text+first_frame)
     cond_drop: float = 0.1   # rate at which a condition is replaced by the null one (classifier-free guidance)
     init_from: Optional[str] = None  # checkpoint folder whose weights start the run (new layers keep their init)
@@ -241,6 +243,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         raise VidiffError(f"unknown lr_schedule {cfg.lr_schedule!r}; use constant or cosine")
     if cfg.lr_schedule == "cosine" and cfg.steps is None:
         raise VidiffError("lr_schedule cosine decays over --steps N: give --steps (--minutes may stay as a cap)")
+    from .diffusion.noise import FrameNoise
+
+    FrameNoise(cfg.noise, cfg.noise_alpha)  # a bad prior fails here, before data and model are built
     if not cfg.data:
         raise VidiffError("give the training data: --data DIR (a folder of videos)")
     out = Path(cfg.out)
@@ -270,8 +275,9 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     ema = copy.deepcopy(model).requires_grad_(False)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     diffusion = DiffusionConfig(schedule=cfg.schedule, schedule_kwargs=dict(cfg.schedule_kwargs),
-                                parameterization=cfg.parameterization)
+                                parameterization=cfg.parameterization, noise=cfg.noise, noise_alpha=cfg.noise_alpha)
     schedule = diffusion.build_schedule()
+    noise_prior = diffusion.build_noise()
     full_config = {
         "model": config_to_dict(model.config),
         "diffusion": config_to_dict(diffusion),
@@ -339,7 +345,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                 group["lr"] = lr_at(cfg, step)
             with accelerator.autocast():
                 loss = diffusion_loss(model, x0, schedule, parameterization=cfg.parameterization,
-                                      cond=cond, weighting=cfg.loss_weighting, generator=g)
+                                      cond=cond, weighting=cfg.loss_weighting, generator=g,
+                                      noise_prior=None if noise_prior.is_iid else noise_prior)
             accelerator.backward(loss)
             if cfg.grad_clip:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -436,6 +443,8 @@ def register(app) -> None:
         condition: Optional[str] = typer.Option(None, help="none | class | text | first_frame, or joined by '+'"),
         cond_drop: Optional[float] = typer.Option(None, help="condition dropout rate for classifier-free guidance"),
         init_from: Optional[str] = typer.Option(None, "--init-from", help="checkpoint whose weights start the run"),
+        noise: Optional[str] = typer.Option(None, help="noise prior: iid | mixed | progressive (PYoCo, correlated across frames)"),
+        noise_alpha: Optional[float] = typer.Option(None, "--noise-alpha", help="correlation strength of --noise"),
         config: Optional[str] = typer.Option(None, "--config", help="recipe YAML/JSON; flags override it"),
         resume: bool = typer.Option(False, help="continue the run in --out exactly where it stopped"),
     ):
@@ -443,7 +452,8 @@ def register(app) -> None:
         overrides = dict(data=data, out=out, model=model, frames=frames, size=size, stride=stride,
                          steps=steps, minutes=minutes, batch=batch, lr=lr, seed=seed, bf16=bf16,
                          gradient_checkpointing=gradient_checkpointing, sample_every=sample_every,
-                         save_every=save_every, condition=condition, cond_drop=cond_drop, init_from=init_from)
+                         save_every=save_every, condition=condition, cond_drop=cond_drop, init_from=init_from,
+                         noise=noise, noise_alpha=noise_alpha)
         cfg = config_from_args(config, overrides)
         try:
             train(cfg, resume=resume)

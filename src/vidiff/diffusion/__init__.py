@@ -4,6 +4,7 @@ Time runs from t = 0 (clean data) to t = 1 (pure noise); z_t = α_t x + σ_t ε,
 """
 from .guidance import ClassifierFreeGuidance, GradientGuidance, ReconstructionGuidance, expand_mask
 from .loss import diffusion_loss, min_snr_weight
+from .noise import NOISE_KINDS, FrameNoise
 from .param import (
     PARAMETERIZATIONS,
     Denoiser,
@@ -38,7 +39,7 @@ __all__ = [
     "Schedule", "CosineSchedule", "LinearSchedule", "ShiftedCosineSchedule", "SCHEDULES", "get_schedule",
     "PARAMETERIZATIONS", "Prediction", "Denoiser", "convert", "apply_clip", "dynamic_threshold",
     "x0_from_eps", "eps_from_x0", "v_from_eps_x0", "x0_from_v", "eps_from_v", "v_from_x0", "v_from_eps",
-    "diffusion_loss", "min_snr_weight",
+    "diffusion_loss", "min_snr_weight", "FrameNoise", "NOISE_KINDS",
     "SAMPLERS", "SPACINGS", "sample", "ddpm", "ddim", "dpmpp_2m", "ddim_invert", "timesteps",
     "ddim_step", "ddim_step_angular", "ddpm_posterior",
     "ClassifierFreeGuidance", "ReconstructionGuidance", "GradientGuidance", "expand_mask",

@@ -55,6 +55,7 @@ def diffusion_loss(
     min_snr_gamma: float = 5.0,
     t: Tensor | float | None = None,
     noise: Tensor | None = None,
+    noise_prior: Callable[[Tensor], Tensor] | None = None,
     generator: torch.Generator | None = None,
     reduction: str = "mean",
 ) -> Tensor:
@@ -67,7 +68,8 @@ def diffusion_loss(
     stack images along F and set `Cond.is_image`: the loss itself treats them like any frames.
     `weighting`: None, "min_snr" (γ = min_snr_gamma) or a function of λ_t (B,) -> (B,) weights.
     reduction "mean" averages over the batch (each sample: mean over its unmasked elements);
-    "none" returns the (B,) per-sample losses.
+    "none" returns the (B,) per-sample losses. `noise_prior` (a `noise.FrameNoise`) correlates the
+    drawn ε across frames (PYoCo); a given `noise` is used as is.
     """
     from .param import Denoiser
 
@@ -91,6 +93,8 @@ def diffusion_loss(
             raise VidiffError(f"t must be a number or of shape (B,) = ({B},); got {tuple(t.shape)}")
     if noise is None:
         noise = randn(x0.shape, generator, x0)
+        if noise_prior is not None:
+            noise = noise_prior(noise)
     elif noise.shape != x0.shape:
         raise VidiffError(f"noise shape {tuple(noise.shape)} must equal x0 shape {tuple(x0.shape)}")
 

@@ -1,7 +1,7 @@
 """Samplers: plain functions with one signature, no state kept between calls.
 
     x0 = sampler(denoiser, noise, schedule, steps, *, cond=None, guidance=None, callback=None,
-                 generator=None, spacing="uniform", clip=None, **sampler_options)
+                 generator=None, spacing="uniform", clip=None, noise_prior=None, **sampler_options)
 
 `denoiser(z, t, schedule, cond) -> Prediction` is a `Denoiser` (or a guidance wrapper around one).
 `guidance` is applied on the sampler side: a function denoiser -> denoiser (or a list of them,
@@ -11,6 +11,8 @@ chosen by `spacing` ("uniform", "logsnr", "trailing", "leading") or given as a 1
 times (which may end above 0: then z_{t_n} is returned, e.g. for partial denoising). The end point
 t = 0 is the data itself (α = 1, σ = 0, as DDIM's α₀ := 1): the last step returns x̂₀.
 `callback(dict(step, total, t, x, x0))` runs after every step with the new z and the current x̂₀.
+`noise_prior` (a `noise.FrameNoise`) correlates the fresh noise of stochastic steps across frames, for
+models trained with that prior (the initial `noise` is the caller's; deterministic samplers draw none).
 """
 from __future__ import annotations
 
@@ -161,12 +163,18 @@ def ddpm_posterior(a_t: Tensor, s_t: Tensor, a_s: Tensor, s_s: Tensor) -> tuple[
     return a_ts * s_s**2 / s_t**2, a_s * var_ts / s_t**2, torch.sqrt(torch.clamp(var_ts * s_s**2 / s_t**2, min=0))
 
 
+def _fresh(z: Tensor, generator, noise_prior) -> Tensor:
+    """Fresh noise shaped like z for a stochastic step, correlated by `noise_prior` if given."""
+    eps = randn(z.shape, generator, z)
+    return eps if noise_prior is None else noise_prior(eps)
+
+
 # --- samplers ----------------------------------------------------------------------------------------
 
 @torch.no_grad()
 def ddpm(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any = None, guidance=None,
          callback: Callable | None = None, generator: torch.Generator | None = None,
-         spacing="uniform", clip=None) -> Tensor:
+         spacing="uniform", clip=None, noise_prior=None) -> Tensor:
     """Ancestral sampling (Ho et al. 2020, Alg. 2) with the exact posterior q(z_s | z_t, x = x̂₀)
     between any two times (Kingma et al. 2021, eq. 32)."""
     _check_noise(noise)
@@ -183,7 +191,7 @@ def ddpm(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any =
             z = pred.x0
         else:
             c_z, c_x, std = ddpm_posterior(a_t, s_t, a_s, s_s)
-            z = c_z.to(z.dtype) * z + c_x.to(z.dtype) * pred.x0 + std.to(z.dtype) * randn(z.shape, generator, z)
+            z = c_z.to(z.dtype) * z + c_x.to(z.dtype) * pred.x0 + std.to(z.dtype) * _fresh(z, generator, noise_prior)
         run.report(i, t, z, pred.x0)
     return z
 
@@ -191,7 +199,7 @@ def ddpm(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any =
 @torch.no_grad()
 def ddim(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any = None, guidance=None,
          callback: Callable | None = None, generator: torch.Generator | None = None,
-         spacing="uniform", clip=None, eta: float = 0.0) -> Tensor:
+         spacing="uniform", clip=None, noise_prior=None, eta: float = 0.0) -> Tensor:
     """DDIM (Song et al. 2021, eq. 12, 16); η = 0 is deterministic and uses the angular v-form
     z_s = cos(φ_s − φ_t) z_t + sin(φ_s − φ_t) v̂; η = 1 equals ancestral DDPM."""
     _check_noise(noise)
@@ -212,7 +220,7 @@ def ddim(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any =
         else:
             # σ_η = η sqrt(σ_s²/σ_t²) sqrt(1 − α_t²/α_s²)  (Song et al. eq. 16)
             sig_eta = eta * torch.sqrt(s_s**2 / s_t**2 * torch.clamp(1 - a_t**2 / a_s**2, min=0))
-            xi = randn(z.shape, generator, z) if sig_eta > 0 else None
+            xi = _fresh(z, generator, noise_prior) if sig_eta > 0 else None
             z = ddim_step(pred, a_s.to(z.dtype), s_s.to(z.dtype), sig_eta.to(z.dtype), xi)
         run.report(i, t, z, pred.x0)
     return z
@@ -221,7 +229,7 @@ def ddim(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any =
 @torch.no_grad()
 def dpmpp_2m(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any = None, guidance=None,
              callback: Callable | None = None, generator: torch.Generator | None = None,
-             spacing="uniform", clip=None) -> Tensor:
+             spacing="uniform", clip=None, noise_prior=None) -> Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, Alg. 2) in data prediction, with λ = log(α/σ):
     z_s = (σ_s/σ_t) z_t − α_s (e^{−h} − 1) D, D = (1 + 1/2r) x̂₀(t) − (1/2r) x̂₀(t_prev), r = h_prev/h.
     The first step and the last step (to σ = 0, h = ∞) are first order, as in the reference code."""

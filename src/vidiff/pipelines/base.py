@@ -25,11 +25,19 @@ class DiffusionConfig:
     schedule: str = "cosine"
     schedule_kwargs: dict = field(default_factory=dict)
     parameterization: str = "v"
+    noise: str = "iid"  # the noise prior, correlated across frames or not (diffusion/noise.py)
+    noise_alpha: float = 1.0
 
     def build_schedule(self):
         from ..diffusion import get_schedule
 
         return get_schedule(self.schedule, **self.schedule_kwargs)
+
+    def build_noise(self):
+        """The `FrameNoise` prior the model was trained with (iid unless the recipe chose PYoCo noise)."""
+        from ..diffusion.noise import FrameNoise
+
+        return FrameNoise(self.noise, self.noise_alpha)
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,10 @@ def sample_videos(
     schedule = diffusion.build_schedule()
     noise = torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(seed + i))
                          for i in range(shape[0])])
+    prior = diffusion.build_noise()
+    if not prior.is_iid:
+        noise = prior(noise)
+        sampler_kwargs.setdefault("noise_prior", prior)
     generator = torch.Generator().manual_seed(seed)
     denoiser = Denoiser(model, parameterization=diffusion.parameterization)
     if denoiser_wrapper is not None:

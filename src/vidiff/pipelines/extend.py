@@ -117,6 +117,10 @@ def fill_frames(pipeline, x_known: Tensor, mask: Tensor, *, steps: int = 25, sam
     if noise is None:
         noise = torch.stack([torch.randn(x_known.shape[1:], generator=torch.Generator().manual_seed(seed + i))
                              for i in range(x_known.shape[0])])
+    prior = pipe.diffusion.build_noise()  # i.i.d. noise in, the model's frame-correlated prior out
+    if not prior.is_iid:
+        noise = prior(noise)
+        sampler_kwargs.setdefault("noise_prior", prior)
     den = Denoiser(pipe.model, parameterization=pipe.diffusion.parameterization)
     if method == "reconstruction":
         den = ReconstructionGuidance(den, x_known, mask, weight=guidance_weight, replace=True)

@@ -39,6 +39,8 @@ def parse(argv=None):
     ap.add_argument("--lr", type=float, default=2e-4)
     ap.add_argument("--base-channels", type=int, default=32)
     ap.add_argument("--freq-embedding", choices=["sinusoidal", "onehot"], default="onehot")
+    ap.add_argument("--image-encoder", choices=["area", "conv"], default="area",
+                    help="conv: add features of a small full-resolution conv encoder of the photo to the condition")
     ap.add_argument("--sample-steps", type=int, default=25)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
@@ -73,7 +75,8 @@ def main(argv=None) -> dict:
 
     cfg = MotionModelConfig(k=args.k, size=args.size, period=args.frames,
                             mode="independent" if args.mode == "coordinated" else args.mode,
-                            base_channels=args.base_channels, freq_embedding=args.freq_embedding)
+                            base_channels=args.base_channels, freq_embedding=args.freq_embedding,
+                            image_encoder=args.image_encoder)
     if args.vae_from is not None:
         donor = load_motion_model(args.vae_from)
         if (donor.cfg.size, donor.cfg.k, donor.cfg.period) != (cfg.size, cfg.k, cfg.period):

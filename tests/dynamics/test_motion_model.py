@@ -156,3 +156,30 @@ def test_onehot_frequency_embedding_marks_each_slice_and_round_trips(tmp_path):
     g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
     image = torch.rand(1, 3, S, S) * 2 - 1
     assert torch.equal(sample_motion(model, image, 2, generator=g()), sample_motion(again, image, 2, generator=g()))
+
+
+def test_conv_image_encoder_is_trained_in_stage1_frozen_in_stage2_and_round_trips(tmp_path):
+    import dataclasses
+
+    cfg = dataclasses.replace(_cfg("independent"), image_encoder="conv", image_channels=5)
+    model = MotionModel(cfg)
+    cond = model.condition(torch.zeros(2, 3, S, S), 2)
+    assert cond.concat.shape == (2, 3 + 5 + 4, K, S // 2, S // 2)  # area RGB + encoder features + embedding
+    # the null image (None) is the encoder applied to a black photo, as in the dropout of training
+    torch.testing.assert_close(model.condition(None, 2).concat, cond.concat)
+    before = {n: p.clone() for n, p in model.image_encoder.named_parameters()}
+    model.vae.latent_scale.fill_(1.0)
+    train_diffusion(model, _batches(), 3, lr=1e-3)
+    assert any(not torch.equal(before[n], p) for n, p in model.image_encoder.named_parameters())
+    co = coordinated_from_independent(model)
+    assert not any(p.requires_grad for p in co.image_encoder.parameters())
+    z, t = torch.randn(2, 4, K, S // 2, S // 2), torch.rand(2)
+    image = torch.rand(2, 3, S, S) * 2 - 1
+    torch.testing.assert_close(co.backbone_fn(z, t, co.condition(image, 2)),
+                               model.backbone_fn(z, t, model.condition(image, 2)))
+    save_motion_model(tmp_path / "m", co)
+    again = load_motion_model(tmp_path / "m")
+    assert again.cfg.image_encoder == "conv"
+    torch.testing.assert_close(again.condition(image, 2).concat, co.condition(image, 2).concat)
+    with pytest.raises(VidiffError, match="image_encoder"):
+        MotionModel(dataclasses.replace(cfg, image_encoder="resnet"))

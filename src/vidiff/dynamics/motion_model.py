@@ -48,6 +48,11 @@ class MotionModelConfig:
     # "onehot": K indicator maps instead, so "is this the slice of my hue's frequency" is one linear
     # read-out (with sinusoids, neighbouring f differ by a fraction of a radian in most channels)
     freq_embedding: Literal["sinusoidal", "onehot"] = "sinusoidal"
+    # How the photo reaches the denoiser: "area" = RGB area-downsampled to the latent size (thin parts
+    # lose their colour there); "conv" = that plus `image_channels` features of a small conv encoder that
+    # sees the photo at full resolution, trained with the denoiser in stage 1 and frozen in stage 2.
+    image_encoder: Literal["area", "conv"] = "area"
+    image_channels: int = 16
     head_dim: int = 32
     norm_groups: int = 8
     p_uncond: float = 0.1  # image dropout for classifier-free guidance
@@ -100,6 +105,18 @@ def frequency_embedding(k: int, dim: int, size: tuple[int, int], kind: str = "si
     return emb[:, :, None, None].expand(dim, k, *size).contiguous()
 
 
+class ImageEncoder(nn.Module):
+    """Photo (B, 3, H, W) -> features (B, C, H/2, W/2): 3×3 convs at full resolution, then a strided one."""
+
+    def __init__(self, channels: int, width: int = 32):
+        super().__init__()
+        self.net = nn.Sequential(nn.Conv2d(3, width, 3, 1, 1), nn.SiLU(), nn.Conv2d(width, width, 3, 1, 1), nn.SiLU(),
+                                 nn.Conv2d(width, width, 3, 2, 1), nn.SiLU(), nn.Conv2d(width, channels, 1))
+
+    def forward(self, image: Tensor) -> Tensor:
+        return self.net(image)
+
+
 class MotionModel(nn.Module):
     """VAE + normaliser + UNet3D backbone; ``backbone_fn(z, t, cond)`` is what Denoiser/diffusion_loss call."""
 
@@ -109,6 +126,8 @@ class MotionModel(nn.Module):
 
         if cfg.size % 8:
             raise VidiffError(f"motion model size must be a multiple of 8, got {cfg.size}")
+        if cfg.image_encoder not in ("area", "conv"):
+            raise VidiffError(f"image_encoder must be 'area' or 'conv', got {cfg.image_encoder!r}")
         self.cfg = cfg
         self.normalizer = normalizer or FrequencyNormalizer(tuple([1.0] * cfg.k))
         self.vae = SpectralVAE(cfg.latent_channels, cfg.vae_channels)
@@ -117,9 +136,11 @@ class MotionModel(nn.Module):
         vol = cfg.mode == "volume"
         self.register_buffer("freq_emb", frequency_embedding(cfg.k, cfg.freq_embed_dim, (self.latent_size,) * 2,
                                                              cfg.freq_embedding), persistent=False)
+        self.image_encoder = ImageEncoder(cfg.image_channels, cfg.vae_channels) if cfg.image_encoder == "conv" else None
+        img_ch = 3 + (cfg.image_channels if self.image_encoder is not None else 0)
         self.backbone = UNet3D(UNet3DConfig(
             in_channels=c * cfg.k if vol else c, out_channels=c * cfg.k if vol else c,
-            cond_channels=3 + (0 if vol else self.freq_emb.shape[0]), base_channels=cfg.base_channels,
+            cond_channels=img_ch + (0 if vol else self.freq_emb.shape[0]), base_channels=cfg.base_channels,
             channel_mults=cfg.channel_mults, attention_levels=(), mid_attention=False, head_dim=cfg.head_dim,
             temporal="attention" if cfg.mode == "coordinated" else "none", norm_groups=cfg.norm_groups))
 
@@ -142,12 +163,16 @@ class MotionModel(nn.Module):
         return self.normalizer.denormalize(y.unflatten(0, (b, k)))
 
     def condition(self, image: Tensor | None, batch: int) -> Cond:
-        """Cond.concat = image at latent size (zeros = null image) [+ frequency embedding], repeated over K."""
+        """Cond.concat = image at latent size (zeros = null image) [+ full-resolution image features]
+        [+ frequency embedding], repeated over K."""
         cfg, s = self.cfg, self.latent_size
         if image is None:
-            im = torch.zeros(batch, 3, s, s, device=self.freq_emb.device)
-        else:
-            im = F.interpolate(image, size=(s, s), mode="area")  # (B, 3, h, w)
+            image = torch.zeros(batch, 3, cfg.size, cfg.size, device=self.freq_emb.device)
+        im = F.interpolate(image, size=(s, s), mode="area")  # (B, 3, h, w)
+        if self.image_encoder is not None:
+            if image.shape[-2:] != (cfg.size, cfg.size):
+                image = F.interpolate(image, size=(cfg.size, cfg.size), mode="bilinear", align_corners=False)
+            im = torch.cat([im, self.image_encoder(image)], 1)  # (B, 3 + C_img, h, w)
         if cfg.mode == "volume":
             return Cond(concat=im[:, :, None])  # (B, 3, 1, h, w)
         emb = self.freq_emb.to(im)[None].expand(im.shape[0], -1, -1, -1, -1)  # (B, E, K, h, w)
@@ -170,6 +195,8 @@ def coordinated_from_independent(model: MotionModel) -> MotionModel:
     missing, unexpected = new.backbone.load_state_dict(model.backbone.state_dict(), strict=False)
     if unexpected or any(".temporal." not in k for k in missing):
         raise VidiffError("independent and coordinated backbones do not share their 2D layers")
+    if model.image_encoder is not None:
+        new.image_encoder.load_state_dict(model.image_encoder.state_dict())
     for name, p in new.named_parameters():
         p.requires_grad_(name.startswith("backbone.") and ".temporal." in name)
     return new
@@ -185,7 +212,8 @@ def train_diffusion(model: MotionModel, batches: Iterable[dict], steps: int, lr:
 
     schedule = schedule or get_schedule("cosine")
     g = generator or torch.Generator().manual_seed(0)
-    params = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("backbone.")]
+    params = [p for n, p in model.named_parameters()
+              if p.requires_grad and n.startswith(("backbone.", "image_encoder."))]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     model.vae.eval()
     losses, it = [], iter(batches)

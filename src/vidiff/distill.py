@@ -203,7 +203,7 @@ def run_distill(cfg: DistillConfig, progress: bool = True) -> list[Path]:
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * (1 - done)  # linear decay to 0 over the round
             loss = distill_loss(den_s, den_t, x0, schedule, n, cond=cond, generator=g,
-                                     noise_prior=None if prior.is_iid else prior)
+                                     noise_prior=prior)
             if not torch.isfinite(loss):
                 raise VidiffError(f"the distillation loss became {loss.item()} in round {r} at step {step}; "
                                   f"lower --lr (now {cfg.lr:g})")

@@ -245,7 +245,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         raise VidiffError("lr_schedule cosine decays over --steps N: give --steps (--minutes may stay as a cap)")
     from .diffusion.noise import FrameNoise
 
-    FrameNoise(cfg.noise, cfg.noise_alpha)  # a bad prior fails here, before data and model are built
+    noise_prior = FrameNoise(cfg.noise, cfg.noise_alpha)  # a bad prior fails here, before data and model are built
     if not cfg.data:
         raise VidiffError("give the training data: --data DIR (a folder of videos)")
     out = Path(cfg.out)
@@ -277,7 +277,6 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     diffusion = DiffusionConfig(schedule=cfg.schedule, schedule_kwargs=dict(cfg.schedule_kwargs),
                                 parameterization=cfg.parameterization, noise=cfg.noise, noise_alpha=cfg.noise_alpha)
     schedule = diffusion.build_schedule()
-    noise_prior = diffusion.build_noise()
     full_config = {
         "model": config_to_dict(model.config),
         "diffusion": config_to_dict(diffusion),
@@ -346,7 +345,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             with accelerator.autocast():
                 loss = diffusion_loss(model, x0, schedule, parameterization=cfg.parameterization,
                                       cond=cond, weighting=cfg.loss_weighting, generator=g,
-                                      noise_prior=None if noise_prior.is_iid else noise_prior)
+                                      noise_prior=noise_prior)
             accelerator.backward(loss)
             if cfg.grad_clip:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)

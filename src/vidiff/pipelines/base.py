@@ -54,6 +54,16 @@ def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def initial_noise(diffusion: DiffusionConfig, shape: tuple[int, ...], seed: int,
+                  noise: Tensor | None = None) -> Tensor:
+    """A sampler's starting noise (B, C, F, H, W): sample i drawn from `seed + i` alone (or the given
+    i.i.d. `noise`), then correlated across frames by the model's noise prior."""
+    if noise is None:
+        noise = torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(seed + i))
+                             for i in range(shape[0])])
+    return diffusion.build_noise()(noise)
+
+
 @torch.no_grad()
 def sample_videos(
     model: torch.nn.Module,
@@ -76,12 +86,8 @@ def sample_videos(
     from ..diffusion import Denoiser, sample
 
     schedule = diffusion.build_schedule()
-    noise = torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(seed + i))
-                         for i in range(shape[0])])
-    prior = diffusion.build_noise()
-    if not prior.is_iid:
-        noise = prior(noise)
-        sampler_kwargs.setdefault("noise_prior", prior)
+    noise = initial_noise(diffusion, shape, seed)
+    sampler_kwargs.setdefault("noise_prior", diffusion.build_noise())  # the fresh noise of stochastic steps
     generator = torch.Generator().manual_seed(seed)
     denoiser = Denoiser(model, parameterization=diffusion.parameterization)
     if denoiser_wrapper is not None:

@@ -30,6 +30,7 @@ from ..conditioning import Cond
 from ..diffusion import Denoiser, ReconstructionGuidance, expand_mask, sample
 from ..diffusion.param import Prediction, broadcast, time_vector
 from ..utils import VidiffError
+from .base import initial_noise
 
 __all__ = ["METHODS", "DEFAULT_WEIGHT", "Replacement", "prepare_video", "fill_frames", "extend", "interpolate",
            "interpolation_windows"]
@@ -114,13 +115,8 @@ def fill_frames(pipeline, x_known: Tensor, mask: Tensor, *, steps: int = 25, sam
     pipe = as_pipeline(pipeline)
     if method not in METHODS:
         raise VidiffError(f"unknown method {method!r}; choose one of {list(METHODS)}")
-    if noise is None:
-        noise = torch.stack([torch.randn(x_known.shape[1:], generator=torch.Generator().manual_seed(seed + i))
-                             for i in range(x_known.shape[0])])
-    prior = pipe.diffusion.build_noise()  # i.i.d. noise in, the model's frame-correlated prior out
-    if not prior.is_iid:
-        noise = prior(noise)
-        sampler_kwargs.setdefault("noise_prior", prior)
+    noise = initial_noise(pipe.diffusion, tuple(x_known.shape), seed, noise)  # i.i.d. in, the model's prior out
+    sampler_kwargs.setdefault("noise_prior", pipe.diffusion.build_noise())
     den = Denoiser(pipe.model, parameterization=pipe.diffusion.parameterization)
     if method == "reconstruction":
         den = ReconstructionGuidance(den, x_known, mask, weight=guidance_weight, replace=True)

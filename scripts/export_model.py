@@ -1,25 +1,45 @@
 """Copy a run's sampling checkpoint (EMA weights + config, no optimizer state) into a model folder.
 
-    python scripts/export_model.py runs/shapes-tiny src/vidiff/weights/shapes-tiny
+    python scripts/export_model.py runs/shapes-tiny src/vidiff/weights/shapes-tiny \\
+        [--guide runs/shapes-tiny/snapshots/step_0001500 --autoguidance 1.0]
+
+`--guide` also ships an earlier snapshot of the run as the weaker model of autoguidance (Karras et al.
+2024): it goes into DEST/guide and the config records its default weight.
 """
+import argparse
 import json
-import sys
 from pathlib import Path
 
 from vidiff.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_state_dict, read_config, save_state_dict
 from vidiff.utils import atomic_write_text
 
 
-def main(run: str, dest: str) -> None:
-    run_dir, dest_dir = Path(run), Path(dest)
-    config = read_config(run_dir)
-    state = load_state_dict(run_dir / WEIGHTS_NAME)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    save_state_dict(dest_dir / WEIGHTS_NAME, state)
-    atomic_write_text(dest_dir / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
-    size = (dest_dir / WEIGHTS_NAME).stat().st_size / 2**20
+def copy_checkpoint(src: Path, dest: Path, extra: dict | None = None) -> float:
+    """Copy weights + config (plus `extra` config keys); return the weight file's size in MiB."""
+    config = {**read_config(src), **(extra or {})}
+    dest.mkdir(parents=True, exist_ok=True)
+    save_state_dict(dest / WEIGHTS_NAME, load_state_dict(src / WEIGHTS_NAME))
+    atomic_write_text(dest / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return (dest / WEIGHTS_NAME).stat().st_size / 2**20
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run")
+    ap.add_argument("dest")
+    ap.add_argument("--guide", help="checkpoint folder of the weaker guide model (an earlier snapshot)")
+    ap.add_argument("--autoguidance", type=float, default=1.0, help="default autoguidance weight w")
+    args = ap.parse_args()
+    run_dir, dest_dir = Path(args.run), Path(args.dest)
+    extra = None
+    if args.guide:
+        gsize = copy_checkpoint(Path(args.guide), dest_dir / "guide")
+        step = read_config(Path(args.guide)).get("summary", {}).get("steps")
+        extra = {"autoguidance": {"guide": "guide", "w": args.autoguidance, "guide_steps": step}}
+        print(f"exported guide {args.guide} -> {dest_dir / 'guide'} ({gsize:.1f} MiB)")
+    size = copy_checkpoint(run_dir, dest_dir, extra)
     print(f"exported {run_dir} -> {dest_dir} ({size:.1f} MiB)")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main()

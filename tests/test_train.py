@@ -71,6 +71,26 @@ def test_resume_reproduces_uninterrupted_losses(data_dir, model_file, tmp_path):
     assert (a == b).all()
 
 
+def test_snapshots_keep_the_ema_of_earlier_steps(data_dir, model_file, tmp_path):
+    # the snapshot at step 2 of a 4-step run is the EMA a run stopped at step 2 ends with (the guide
+    # model of autoguidance comes from such a snapshot)
+    from vidiff.checkpoint import load_state_dict
+
+    run = train(_cfg(data_dir, model_file, tmp_path / "long", steps=4, snapshot_steps=(2,)))
+    short = train(_cfg(data_dir, model_file, tmp_path / "short", steps=2))  # constant lr: same first steps
+    snap = Path(run) / "snapshots" / "step_0000002"
+    assert json.loads((snap / "config.json").read_text())["summary"]["steps"] == 2
+    a, b = load_state_dict(snap / "model.safetensors"), load_state_dict(Path(short) / "model.safetensors")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+    final = load_state_dict(Path(run) / "model.safetensors")
+    assert any(not np.array_equal(a[k].numpy(), final[k].numpy()) for k in a)
+    from vidiff.train import _int_list
+
+    assert _int_list("500, 1500", "--snapshot-steps") == (500, 1500)
+    with pytest.raises(VidiffError, match="--snapshot-steps takes comma-separated"):
+        _int_list("500;1500", "--snapshot-steps")
+
+
 def test_training_reduces_loss(data_dir, model_file, tmp_path):
     out = train(_cfg(data_dir, model_file, tmp_path / "r", steps=60, lr=3e-3, batch=4))
     losses = _losses(out)

@@ -65,6 +65,9 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     log_every: int = 10
     save_every: int = 500
+    # keep a copy of the EMA weights at these steps in out/snapshots/step_NNNNNNN (e.g. an early
+    # snapshot to guide the final model with, autoguidance: diffusion/guidance.py)
+    snapshot_steps: tuple[int, ...] = ()
     sample_every: int = 500
     sample_steps: int = 25
     num_samples: int = 4
@@ -366,6 +369,11 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
                                          "elapsed": round(state["elapsed"], 2)}) + "\n")
             if cfg.save_every and state["step"] % cfg.save_every == 0:
                 save()
+            if state["step"] in cfg.snapshot_steps and is_main:
+                from .checkpoint import save_pretrained
+
+                save_pretrained(out / "snapshots" / f"step_{state['step']:07d}", ema,
+                                {**full_config, "summary": _summary(state, raw_model)})
             if cfg.sample_every and state["step"] % cfg.sample_every == 0:
                 preview()
     except KeyboardInterrupt:
@@ -439,6 +447,8 @@ def register(app) -> None:
         bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast"),
         gradient_checkpointing: Optional[bool] = typer.Option(None, "--grad-ckpt/--no-grad-ckpt"),
         sample_every: Optional[int] = typer.Option(None), save_every: Optional[int] = typer.Option(None),
+        snapshot_steps: Optional[str] = typer.Option(None, "--snapshot-steps",
+                                                     help="comma-separated steps whose EMA weights are kept in OUT/snapshots"),
         condition: Optional[str] = typer.Option(None, help="none | class | text | first_frame, or joined by '+'"),
         cond_drop: Optional[float] = typer.Option(None, help="condition dropout rate for classifier-free guidance"),
         init_from: Optional[str] = typer.Option(None, "--init-from", help="checkpoint whose weights start the run"),
@@ -452,12 +462,21 @@ def register(app) -> None:
                          steps=steps, minutes=minutes, batch=batch, lr=lr, seed=seed, bf16=bf16,
                          gradient_checkpointing=gradient_checkpointing, sample_every=sample_every,
                          save_every=save_every, condition=condition, cond_drop=cond_drop, init_from=init_from,
-                         noise=noise, noise_alpha=noise_alpha)
+                         noise=noise, noise_alpha=noise_alpha,
+                         snapshot_steps=None if snapshot_steps is None else _int_list(snapshot_steps, "--snapshot-steps"))
         cfg = config_from_args(config, overrides)
         try:
             train(cfg, resume=resume)
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    """'500,1500' -> (500, 1500); anything else is a one-line error naming the flag."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise VidiffError(f"{flag} takes comma-separated step numbers such as 500,1500; got {text!r}") from None
 
 
 def main(argv: Optional[list[str]] = None) -> int:

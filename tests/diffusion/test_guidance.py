@@ -6,6 +6,7 @@ import torch
 
 from vidiff.conditioning import Cond
 from vidiff.diffusion import (
+    AutoGuidance,
     ClassifierFreeGuidance,
     CosineSchedule,
     Denoiser,
@@ -54,6 +55,43 @@ def test_cfg_identities():
     assert torch.allclose(x, sample(den, z, COS, 5, cond=cond))
     with pytest.raises(VidiffError, match="needs a condition"):
         ClassifierFreeGuidance(den, 1.0, null)(z, 0.4, COS, None)
+
+
+def _gaussian_model(s: float):
+    """The exact x̂₀ network (as a v-prediction) of x ~ N(0, s²) per element."""
+
+    def fn(z, t, cond=None):
+        alpha, sigma = COS.alpha_sigma(t.to(torch.float64))
+        alpha, sigma = alpha.reshape(-1, *([1] * (z.dim() - 1))), sigma.reshape(-1, *([1] * (z.dim() - 1)))
+        x0 = GaussianData(s=s).posterior_mean(z, alpha, sigma)
+        return (alpha * z - x0) / sigma  # v = (α z − x₀) / σ
+
+    return fn
+
+
+def test_autoguidance_cancels_the_error_the_bad_model_makes_more_strongly():
+    # Karras et al. 2024: a good model off by δ in the data variance, a bad one off by 2δ the same way;
+    # w = 1 extrapolates 2 x̂_good − x̂_bad, which cancels the first-order error (what is left is
+    # O(δ²): a ratio of about 2α²δ = 0.1 α² to the good model's error here).
+    true = GaussianData(s=1.0)
+    good, bad = Denoiser(_gaussian_model(1.05 ** 0.5), "v"), Denoiser(_gaussian_model(1.10 ** 0.5), "v")
+    z = torch.randn(2, 3, 4, 4, 4, dtype=torch.float64)
+    for t in (0.2, 0.5, 0.8):
+        alpha, sigma = COS.alpha_sigma(torch.tensor(t, dtype=torch.float64))
+        exact = true.posterior_mean(z, alpha, sigma)
+        err_good = (good(z, t, COS).x0 - exact).abs().max()
+        g = AutoGuidance(good, bad, 1.0)(z, t, COS)
+        assert (g.x0 - exact).abs().max() < 0.15 * err_good
+        for k in ("x0", "eps", "v"):  # the same affine combination on every parameterization
+            assert torch.allclose(getattr(g, k), 2 * getattr(good(z, t, COS), k) - getattr(bad(z, t, COS), k))
+    # w = 0 is the good model alone, and a guide equal to the model changes nothing
+    assert torch.equal(AutoGuidance(good, bad, 0.0)(z, 0.5, COS).x0, good(z, 0.5, COS).x0)
+    assert torch.allclose(AutoGuidance(good, good, 3.0)(z, 0.5, COS).x0, good(z, 0.5, COS).x0)
+    # both models see the condition (unlike CFG, which swaps in the null one)
+    seen = []
+    spy = lambda z, t, schedule, cond=None: seen.append(cond) or good(z, t, schedule)  # noqa: E731
+    AutoGuidance(spy, spy, 1.0)(z, 0.5, COS, "c")
+    assert seen == ["c", "c"]
 
 
 def test_reconstruction_guidance_conditions_a_joint_gaussian():

@@ -14,7 +14,7 @@ from ..conditioning.cond import Cond
 from ..utils import VidiffError
 from .param import Prediction, broadcast, time_vector
 
-__all__ = ["ClassifierFreeGuidance", "ReconstructionGuidance", "GradientGuidance", "expand_mask"]
+__all__ = ["ClassifierFreeGuidance", "AutoGuidance", "ReconstructionGuidance", "GradientGuidance", "expand_mask"]
 
 
 def _batch(cond: Any) -> int | None:
@@ -65,6 +65,28 @@ class ClassifierFreeGuidance:
             alpha, sigma = schedule.alpha_sigma(time_vector(t, z))
             out = Prediction.from_output("v", v, z, broadcast(alpha, z), broadcast(sigma, z))
         return out
+
+
+class AutoGuidance:
+    """Autoguidance (Karras et al. 2024, eq. 2 with D₀ a weaker model): guide a model with a worse
+    version of itself (fewer training steps or fewer parameters), x̂ = x̂_good + w (x̂_good − x̂_bad).
+
+    Same convention as `ClassifierFreeGuidance` (w = 0 is the plain model), but both denoisers see the
+    same condition, so it needs none and works for unconditional models. Where both models err the
+    same way, the bad one errs more, and the extrapolation undoes the shared error without the loss of
+    variety that guiding towards a condition brings. Composes with CFG: wrap this in
+    `ClassifierFreeGuidance`.
+    """
+
+    def __init__(self, denoiser: Callable, guide: Callable, w: float):
+        self.denoiser, self.guide, self.w = denoiser, guide, float(w)
+
+    def __call__(self, z: Tensor, t, schedule, cond: Any = None) -> Prediction:
+        good = self.denoiser(z, t, schedule, cond)
+        if self.w == 0.0:
+            return good
+        bad = self.guide(z, t, schedule, cond)
+        return Prediction.combine([good, bad], [1 + self.w, -self.w])
 
 
 def _cat_t(t, z: Tensor):

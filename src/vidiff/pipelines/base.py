@@ -106,12 +106,31 @@ class VideoPipeline:
     """Unconditional / conditional video generation from a trained checkpoint."""
 
     def __init__(self, model: torch.nn.Module, diffusion: DiffusionConfig, video: VideoFormat,
-                 config: dict | None = None, name: str = ""):
+                 config: dict | None = None, name: str = "", guide: torch.nn.Module | None = None):
         self.model = model.eval()
         self.diffusion = diffusion
         self.video = video
         self.config = config or {}
         self.name = name
+        self.guide = guide.eval() if guide is not None else None  # the weaker model of autoguidance
+
+    @property
+    def autoguidance(self) -> float:
+        """The default autoguidance weight: the checkpoint's `autoguidance.w` when it ships a guide, else 0."""
+        return float(self.config.get("autoguidance", {}).get("w", 0.0)) if self.guide is not None else 0.0
+
+    def autoguided(self, denoiser: Callable, w: float | None = None) -> Callable:
+        """`denoiser` guided by this checkpoint's guide model with weight `w` (None: the default);
+        the denoiser itself when the weight is 0. No guide and w > 0 is a one-line error."""
+        from ..diffusion import AutoGuidance, Denoiser
+
+        w = self.autoguidance if w is None else float(w)
+        if not w:
+            return denoiser
+        if self.guide is None:
+            raise VidiffError(f"model {self.name!r} ships no guide model for autoguidance; use --autoguidance 0 "
+                              "or export one with scripts/export_model.py --guide")
+        return AutoGuidance(denoiser, Denoiser(self.guide, parameterization=self.diffusion.parameterization), w)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, name: str = "") -> "VideoPipeline":
@@ -123,8 +142,15 @@ class VideoPipeline:
             if key not in config:
                 raise VidiffError(f"{folder}/config.json has no '{key}' section; is it a vidiff checkpoint?")
         model = load_model(folder)
+        guide = None
+        if config.get("autoguidance"):  # {"guide": sub-folder with the weaker checkpoint, "w": default weight}
+            sub = folder / str(config["autoguidance"].get("guide", "guide"))
+            if not (sub / "config.json").is_file():
+                raise VidiffError(f"{folder}/config.json names an autoguidance guide in {sub}, but it has no "
+                                  "checkpoint; restore that folder or delete the 'autoguidance' section")
+            guide = load_model(sub)
         return cls(model, config_from_dict(DiffusionConfig, config["diffusion"]),
-                   config_from_dict(VideoFormat, config["video"]), config, name or folder.name)
+                   config_from_dict(VideoFormat, config["video"]), config, name or folder.name, guide=guide)
 
     @property
     def condition(self) -> tuple[str, ...]:
@@ -154,17 +180,20 @@ class VideoPipeline:
     def __call__(self, num: int = 1, *, frames: int | None = None, size: int | None = None,
                  steps: int = 25, sampler: str = "ddim", seed: int = 0, batch_size: int = 8,
                  cond: Cond | None = None, prompt: str | None = None, class_id: int | None = None,
-                 image=None, guidance: float = 0.0, guidance_rescale: float = 0.0, progress: bool = False,
-                 **kwargs) -> Tensor:
+                 image=None, guidance: float = 0.0, guidance_rescale: float = 0.0,
+                 autoguidance: float | None = None, progress: bool = False, **kwargs) -> Tensor:
         """Generate `num` videos as a uint8 tensor (N, F, H, W, 3).
 
         `prompt` / `class_id` / `image` (first frame) condition a model trained with them; `guidance`
-        is the classifier-free guidance weight w (x̂ = x̂_c + w (x̂_c − x̂_∅); 0 = plain conditional)."""
-        from functools import partial
-
+        is the classifier-free guidance weight w (x̂ = x̂_c + w (x̂_c − x̂_∅); 0 = plain conditional).
+        `autoguidance` is the weight of guiding with the checkpoint's weaker guide model (None: the
+        checkpoint's default; 0: off), applied inside CFG."""
         from ..conditioning import null_like
         from ..diffusion import ClassifierFreeGuidance
         from ..data.io import to_uint8
+
+        ag = self.autoguidance if autoguidance is None else float(autoguidance)
+        self.autoguided(lambda *a: None, ag)  # fail before any work when there is no guide
 
         frames = frames or self.video.frames
         size = size or self.video.size
@@ -183,9 +212,15 @@ class VideoPipeline:
             b = min(batch_size, num - start)
             shape = (b, self.video.channels, frames, size, size)
             c = cond.map(lambda v: v[start:start + b]) if cond is not None else None
-            if guidance and c is not None:
-                kwargs["denoiser_wrapper"] = partial(ClassifierFreeGuidance, w=guidance, null_cond=null_like(c),
-                                                     rescale=guidance_rescale)
+
+            def wrap(den, c=c):
+                den = self.autoguided(den, ag)
+                if guidance and c is not None:
+                    den = ClassifierFreeGuidance(den, w=guidance, null_cond=null_like(c), rescale=guidance_rescale)
+                return den
+
+            if ag or (guidance and c is not None):
+                kwargs["denoiser_wrapper"] = wrap
             x = sample_videos(self.model, self.diffusion, shape, steps=steps, sampler=sampler,
                               seed=seed + start, cond=c,
                               callback=(lambda info, b=b: bar.update(b)) if bar else None, **kwargs)

@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
         image: Optional[Path] = typer.Option(None, help="first frame, PNG/JPEG (first-frame models)"),
         guidance: float = typer.Option(0.0, help="classifier-free guidance weight w (0 = none)"),
         guidance_rescale: float = typer.Option(0.0, help="CFG rescale phi in [0, 1] (Lin et al. 2024)"),
+        autoguidance: Optional[float] = typer.Option(None, help="autoguidance weight: guide with the model's "
+                                                     "weaker snapshot (Karras et al. 2024); default: the "
+                                                     "model's, 0 = off"),
         window: Optional[int] = typer.Option(None, help="temporal window for long videos (default: the "
                                              "model's length when --frames exceeds it; MultiDiffusion)"),
         overlap: Optional[int] = typer.Option(None, help="frames shared by neighbouring windows (default: half)"),
@@ -77,17 +80,19 @@ def register(app: typer.Typer) -> None:
                                   "generate the first window with --image, then `vidiff extend` it")
             x = sample_long(pipe, num, frames=frames or pipe.video.frames, window=window, overlap=overlap,
                             steps=steps, sampler=sampler, seed=seed, prompt=prompt, class_id=class_id,
-                            guidance=guidance)
+                            guidance=guidance, autoguidance=autoguidance)
             videos = torch.from_numpy(to_uint8(x))
         else:
             videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True,
                           prompt=prompt, class_id=class_id, image=image, guidance=guidance,
-                          guidance_rescale=guidance_rescale)
+                          guidance_rescale=guidance_rescale, autoguidance=autoguidance)
+        ag = pipe.autoguidance if autoguidance is None else autoguidance
         dt = time.perf_counter() - t0
         written = write_samples(videos, out, name, fmts, pipe.video.fps, scale)
         typer.echo(f"generated {num} video(s) {tuple(videos.shape[1:])} with {pipe.name} "
                    f"in {dt:.1f}s ({sampler}, {steps} steps, seed {seed}"
-                   + (f", guidance {guidance:g}" if guidance else "") + ")")
+                   + (f", guidance {guidance:g}" if guidance else "")
+                   + (f", autoguidance {ag:g}" if ag else "") + ")")
         for p in written:
             typer.echo(f"wrote {p}")
 

@@ -130,14 +130,15 @@ class TemporalWindows:
 def sample_long(pipeline, num: int = 1, *, frames: int, window: int | None = None, overlap: int | None = None,
                 steps: int = 25, sampler: str = "ddim", seed: int = 0, cond: Cond | None = None,
                 prompt: str | None = None, class_id: int | None = None, guidance: float = 0.0,
-                weighting: str = "triangular", batch_size: int = 8, size: int | None = None,
+                autoguidance: float | None = None, weighting: str = "triangular", batch_size: int = 8, size: int | None = None,
                 callback: Callable | None = None, **sampler_kwargs) -> Tensor:
     """Sample `num` videos of `frames` frames with a model trained on shorter clips, by MultiDiffusion
     over time (Bar-Tal et al. 2023): returns (num, C, frames, H, W) float in [-1, 1].
 
     `pipeline` is a `VideoPipeline` or a model name / checkpoint folder; `window` defaults to the
     model's frame count and `overlap` to half of it. `prompt` / `class_id` condition a model trained
-    with them, `guidance` is the CFG weight w (applied outside the windows). Sample i depends only on
+    with them, `guidance` is the CFG weight w (applied outside the windows); `autoguidance` guides each
+    window with the checkpoint's guide model (None: its default, 0: off). Sample i depends only on
     `seed + i`.
     """
     from ..conditioning import null_like
@@ -157,7 +158,12 @@ def sample_long(pipeline, num: int = 1, *, frames: int, window: int | None = Non
     given = cond is not None or prompt is not None or class_id is not None
     if cond is None and (given or pipe.condition):
         cond = pipe.make_cond(num, frames, size, prompt=prompt, class_id=class_id)
-    windows = partial(TemporalWindows, window=window, overlap=overlap, weighting=weighting, batch_size=batch_size)
+    pipe.autoguided(lambda *a: None, autoguidance)  # no guide -> one-line error before any work
+
+    def windows(den: Callable) -> TemporalWindows:
+        return TemporalWindows(pipe.autoguided(den, autoguidance), window=window, overlap=overlap,
+                               weighting=weighting, batch_size=batch_size)
+
     wrap = windows
     if guidance and given:  # CFG outside: its batched [cond, null] call is cut into windows like any cond
         wrap = partial(_cfg_outside, windows=windows, w=guidance, null=null_like(cond))

@@ -1,0 +1,87 @@
+"""Autoguidance through the pipeline: a checkpoint that ships a guide model (scripts/export_model.py
+--guide), its default weight, the explicit weights, long videos, and the one-line errors."""
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidiff.checkpoint import save_pretrained
+from vidiff.config import config_to_dict
+from vidiff.diffusion import AutoGuidance, Denoiser
+from vidiff.pipelines import load_pipeline, sample_long, sample_videos
+from vidiff.utils import VidiffError
+
+from .conftest import _tiny_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _perturbed(scale: float):
+    model = _tiny_model()
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(7)
+        for p in model.parameters():
+            p.add_(scale * torch.randn(p.shape, generator=g))
+    return model
+
+
+@pytest.fixture(scope="module")
+def guided_ckpt(tmp_path_factory, tiny_pipe, tiny_ckpt):
+    """The tiny checkpoint exported with a perturbed copy of itself as its guide (default w = 1.5)."""
+    root = tmp_path_factory.mktemp("ag")
+    guide_src = root / "snapshot"
+    save_pretrained(guide_src, _perturbed(0.05), {
+        "model": config_to_dict(tiny_pipe.model.config), "diffusion": config_to_dict(tiny_pipe.diffusion),
+        "video": config_to_dict(tiny_pipe.video), "summary": {"steps": 3}})
+    dest = root / "exported"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_model.py"), str(tiny_ckpt), str(dest),
+                        "--guide", str(guide_src), "--autoguidance", "1.5"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return dest
+
+
+def test_exported_guide_is_loaded_and_used_by_default(guided_ckpt, tiny_pipe):
+    cfg = json.loads((guided_ckpt / "config.json").read_text())
+    assert cfg["autoguidance"] == {"guide": "guide", "w": 1.5, "guide_steps": 3}
+    pipe = load_pipeline(str(guided_ckpt))
+    assert pipe.guide is not None and pipe.autoguidance == 1.5
+    for a, b in zip(pipe.guide.state_dict().values(), _perturbed(0.05).state_dict().values()):
+        assert torch.equal(a, b)
+    # w = 0 is the plain model, bit for bit; the default (1.5) equals sampling with AutoGuidance by hand
+    plain = tiny_pipe(num=2, steps=4, seed=3)
+    assert torch.equal(pipe(num=2, steps=4, seed=3, autoguidance=0), plain)
+    by_hand = sample_videos(pipe.model, pipe.diffusion, (2, 3, 4, 16, 16), steps=4, seed=3, denoiser_wrapper=(
+        lambda d: AutoGuidance(d, Denoiser(pipe.guide, parameterization="v"), 1.5)))
+    from vidiff.data.io import to_uint8
+
+    guided = pipe(num=2, steps=4, seed=3)
+    assert torch.equal(guided, torch.from_numpy(to_uint8(by_hand)))
+    assert not torch.equal(guided, plain)
+    assert torch.equal(pipe(num=2, steps=4, seed=3, autoguidance=1.5), guided)
+
+
+def test_long_videos_guide_each_window(guided_ckpt):
+    pipe = load_pipeline(str(guided_ckpt))
+    # one window: long sampling is plain sampling, with the same guidance
+    one = sample_long(pipe, 1, frames=4, steps=3, seed=0)
+    ref = sample_videos(pipe.model, pipe.diffusion, (1, 3, 4, 16, 16), steps=3, seed=0,
+                        denoiser_wrapper=pipe.autoguided)
+    assert torch.allclose(one, ref, atol=1e-6)
+    assert not torch.allclose(sample_long(pipe, 1, frames=4, steps=3, seed=0, autoguidance=0), one, atol=1e-4)
+    assert sample_long(pipe, 1, frames=8, window=4, steps=2, seed=0).shape == (1, 3, 8, 16, 16)
+
+
+def test_autoguidance_errors(guided_ckpt, tiny_pipe, tmp_path):
+    with pytest.raises(VidiffError, match="ships no guide model"):
+        tiny_pipe(num=1, steps=2, autoguidance=1.0)
+    with pytest.raises(VidiffError, match="ships no guide model"):
+        sample_long(tiny_pipe, 1, frames=8, window=4, steps=2, autoguidance=1.0)
+    broken = tmp_path / "broken"
+    shutil.copytree(guided_ckpt, broken)
+    shutil.rmtree(broken / "guide")
+    with pytest.raises(VidiffError, match="names an autoguidance guide"):
+        load_pipeline(str(broken))

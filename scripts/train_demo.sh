@@ -2,8 +2,9 @@
 # Reproduces the bundled demo model `shapes-tiny` from scratch on a CPU:
 #   1. generates the synthetic moving-shapes dataset (deterministic, seed 0),
 #   2. trains unet-tiny-joint with configs/shapes-tiny.yaml (7500 steps, capped at 88 minutes),
-#   3. exports EMA weights + config into src/vidiff/weights/shapes-tiny,
-#   4. scores 64 samples and the real data with the shapes checker.
+#   3. exports EMA weights + config into src/vidiff/weights/shapes-tiny, with the EMA snapshot of
+#      step 1500 as its autoguidance guide (guide/, default weight 1),
+#   4. scores 64 samples (DDPM 50, as `make demo`) and the real data with the shapes checker.
 # Usage: bash scripts/train_demo.sh [extra `vidiff train` flags, e.g. --minutes 75]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +14,8 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 
 [ -f data/shapes/metadata.jsonl ] || $VIDIFF data synth shapes data/shapes --num 2000 --frames 16 --size 32 --seed 0
 $VIDIFF train --config configs/shapes-tiny.yaml "$@"
-$PY scripts/export_model.py runs/shapes-tiny src/vidiff/weights/shapes-tiny
-$VIDIFF sample --model shapes-tiny --num 64 --steps 25 --seed 0 --out runs/shapes-tiny/eval --name samples --format npy
+$PY scripts/export_model.py runs/shapes-tiny src/vidiff/weights/shapes-tiny \
+    --guide runs/shapes-tiny/snapshots/step_0001500 --autoguidance 1
+$VIDIFF sample --model shapes-tiny --num 64 --sampler ddpm --steps 50 --seed 0 --out runs/shapes-tiny/eval --name samples --format npy
 $VIDIFF data check runs/shapes-tiny/eval/samples.npy
 $VIDIFF data check data/shapes

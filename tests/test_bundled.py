@@ -29,6 +29,21 @@ def test_bundled_model_loads_and_samples(name):
     frames, size = config["train"]["frames"], config["train"]["size"]
     assert a.shape == (1, frames, size, size, 3) and a.dtype == torch.uint8
     assert torch.equal(a, b)
+    if "autoguidance" in config:  # the guide: an earlier EMA snapshot of the same run, same architecture
+        guide = json.loads((folder / "guide" / "config.json").read_text())
+        assert (folder / "guide" / "model.safetensors").stat().st_size < 20 * 2**20
+        from vidiff.config import config_from_dict
+        from vidiff.pipelines import DiffusionConfig
+
+        assert guide["model"] == config["model"]
+        assert config_from_dict(DiffusionConfig, guide["diffusion"]) == pipe.diffusion  # (defaults filled in)
+        assert guide["summary"]["steps"] == config["autoguidance"]["guide_steps"] < config["summary"]["steps"]
+        assert pipe.guide is not None and pipe.autoguidance == config["autoguidance"]["w"]
+        assert not torch.equal(a, pipe(num=1, steps=2, seed=0, autoguidance=0, **kw))
+
+
+def test_demo_model_ships_its_autoguidance_guide():
+    assert load_pipeline("shapes-tiny").autoguidance == 1.0
 
 
 def test_bundled_motion_model_loads_and_samples():

@@ -109,6 +109,6 @@ def register(app: typer.Typer) -> None:
         n = sum(t.numel() for t in load_state_dict(folder / WEIGHTS_NAME).values())
         typer.echo(f"checkpoint: {folder}")
         typer.echo(f"parameters: {n:,}")
-        for section in ("model", "diffusion", "video", "summary", "train"):
+        for section in ("model", "diffusion", "video", "summary", "autoguidance", "train"):
             if section in cfg:
                 typer.echo(f"{section}: {json.dumps(cfg[section], sort_keys=True)}")

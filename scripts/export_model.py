@@ -29,6 +29,9 @@ def main() -> None:
     ap.add_argument("dest")
     ap.add_argument("--guide", help="checkpoint folder of the weaker guide model (an earlier snapshot)")
     ap.add_argument("--autoguidance", type=float, default=1.0, help="default autoguidance weight w")
+    ap.add_argument("--autoguidance-high-noise", type=float, default=None,
+                    help="default weight where log-SNR < --logsnr-split (the noisier steps); default: w")
+    ap.add_argument("--logsnr-split", type=float, default=0.0, help="log-SNR below which the high-noise weight applies")
     args = ap.parse_args()
     run_dir, dest_dir = Path(args.run), Path(args.dest)
     extra = None
@@ -36,6 +39,8 @@ def main() -> None:
         gsize = copy_checkpoint(Path(args.guide), dest_dir / "guide")
         step = read_config(Path(args.guide)).get("summary", {}).get("steps")
         extra = {"autoguidance": {"guide": "guide", "w": args.autoguidance, "guide_steps": step}}
+        if args.autoguidance_high_noise is not None:
+            extra["autoguidance"].update(w_high_noise=args.autoguidance_high_noise, logsnr_split=args.logsnr_split)
         print(f"exported guide {args.guide} -> {dest_dir / 'guide'} ({gsize:.1f} MiB)")
     size = copy_checkpoint(run_dir, dest_dir, extra)
     print(f"exported {run_dir} -> {dest_dir} ({size:.1f} MiB)")

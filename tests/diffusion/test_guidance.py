@@ -87,6 +87,16 @@ def test_autoguidance_cancels_the_error_the_bad_model_makes_more_strongly():
     # w = 0 is the good model alone, and a guide equal to the model changes nothing
     assert torch.equal(AutoGuidance(good, bad, 0.0)(z, 0.5, COS).x0, good(z, 0.5, COS).x0)
     assert torch.allclose(AutoGuidance(good, good, 3.0)(z, 0.5, COS).x0, good(z, 0.5, COS).x0)
+    # a second weight for the noisier steps (log-SNR below the split; cosine: log-SNR(0.5) = 0)
+    ag = AutoGuidance(good, bad, 1.0, w_high_noise=3.0, logsnr_split=0.0)
+    for t, w in ((0.3, 1.0), (0.7, 3.0)):
+        expect = (1 + w) * good(z, t, COS).x0 - w * bad(z, t, COS).x0
+        assert ag.weight(t, COS) == w and torch.allclose(ag(z, t, COS).x0, expect)
+    tb = torch.tensor([0.3, 0.7], dtype=torch.float64)  # per-sample times get per-sample weights
+    mixed = ag(z, tb, COS)
+    for i, t in enumerate((0.3, 0.7)):
+        assert torch.allclose(mixed.x0[i], ag(z[i:i + 1], t, COS).x0[0])
+        assert torch.allclose(mixed.v[i], ag(z[i:i + 1], t, COS).v[0])
     # both models see the condition (unlike CFG, which swaps in the null one)
     seen = []
     spy = lambda z, t, schedule, cond=None: seen.append(cond) or good(z, t, schedule)  # noqa: E731

@@ -64,6 +64,27 @@ def test_exported_guide_is_loaded_and_used_by_default(guided_ckpt, tiny_pipe):
     assert torch.equal(pipe(num=2, steps=4, seed=3, autoguidance=1.5), guided)
 
 
+def test_default_weight_per_noise_range(guided_ckpt, tmp_path):
+    # --autoguidance-high-noise: the default guides the noisier steps with another weight; an explicit
+    # --autoguidance W is one constant weight
+    dest = tmp_path / "interval"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_model.py"), str(guided_ckpt), str(dest),
+                        "--guide", str(guided_ckpt / "guide"), "--autoguidance", "1",
+                        "--autoguidance-high-noise", "2", "--logsnr-split", "-1"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    pipe = load_pipeline(str(dest))
+    den = pipe.autoguided(Denoiser(pipe.model, parameterization="v"))
+    assert (den.w, den.w_high_noise, den.logsnr_split) == (1.0, 2.0, -1.0)
+    const = pipe.autoguided(Denoiser(pipe.model, parameterization="v"), 1.0)
+    assert const.w_high_noise is None
+    spec = lambda d: AutoGuidance(d, Denoiser(pipe.guide, parameterization="v"), 1.0, 2.0, -1.0)  # noqa: E731
+    from vidiff.data.io import to_uint8
+
+    by_hand = sample_videos(pipe.model, pipe.diffusion, (1, 3, 4, 16, 16), steps=4, seed=5, denoiser_wrapper=spec)
+    assert torch.equal(pipe(num=1, steps=4, seed=5), torch.from_numpy(to_uint8(by_hand)))
+    assert not torch.equal(pipe(num=1, steps=4, seed=5), pipe(num=1, steps=4, seed=5, autoguidance=1.0))
+
+
 def test_long_videos_guide_each_window(guided_ckpt):
     pipe = load_pipeline(str(guided_ckpt))
     # one window: long sampling is plain sampling, with the same guidance

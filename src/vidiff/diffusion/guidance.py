@@ -76,17 +76,35 @@ class AutoGuidance:
     same way, the bad one errs more, and the extrapolation undoes the shared error without the loss of
     variety that guiding towards a condition brings. Composes with CFG: wrap this in
     `ClassifierFreeGuidance`.
+
+    `w_high_noise` (optional) replaces w where log-SNR(t) < `logsnr_split`: a weight per noise range,
+    as the guidance interval of Kynkäänniemi et al. 2024 (which sets it to 0 outside an interval).
     """
 
-    def __init__(self, denoiser: Callable, guide: Callable, w: float):
+    def __init__(self, denoiser: Callable, guide: Callable, w: float, w_high_noise: float | None = None,
+                 logsnr_split: float = 0.0):
         self.denoiser, self.guide, self.w = denoiser, guide, float(w)
+        self.w_high_noise = None if w_high_noise is None else float(w_high_noise)
+        self.logsnr_split = float(logsnr_split)
+
+    def weight(self, t, schedule) -> Tensor | float:
+        """w at time t: a float, or a (B,) tensor when t is per sample and `w_high_noise` is set."""
+        if self.w_high_noise is None:
+            return self.w
+        noisy = torch.as_tensor(schedule.logsnr(torch.as_tensor(t, dtype=torch.float64))) < self.logsnr_split
+        w = torch.where(noisy, self.w_high_noise, self.w)
+        return float(w) if w.dim() == 0 else w
 
     def __call__(self, z: Tensor, t, schedule, cond: Any = None) -> Prediction:
         good = self.denoiser(z, t, schedule, cond)
-        if self.w == 0.0:
-            return good
+        w = self.weight(t, schedule)
+        if not torch.is_tensor(w):
+            if w == 0.0:
+                return good
+            return Prediction.combine([good, self.guide(z, t, schedule, cond)], [1 + w, -w])
+        w = broadcast(w.to(z.dtype), z)
         bad = self.guide(z, t, schedule, cond)
-        return Prediction.combine([good, bad], [1 + self.w, -self.w])
+        return Prediction(*((1 + w) * getattr(good, k) - w * getattr(bad, k) for k in ("x0", "eps", "v")))
 
 
 def _cat_t(t, z: Tensor):

@@ -120,17 +120,22 @@ class VideoPipeline:
         return float(self.config.get("autoguidance", {}).get("w", 0.0)) if self.guide is not None else 0.0
 
     def autoguided(self, denoiser: Callable, w: float | None = None) -> Callable:
-        """`denoiser` guided by this checkpoint's guide model with weight `w` (None: the default);
+        """`denoiser` guided by this checkpoint's guide model with a constant weight `w`, or with the
+        checkpoint's default (`w`, and `w_high_noise` below `logsnr_split` if set) when `w` is None;
         the denoiser itself when the weight is 0. No guide and w > 0 is a one-line error."""
         from ..diffusion import AutoGuidance, Denoiser
 
-        w = self.autoguidance if w is None else float(w)
-        if not w:
+        spec = {}
+        if w is None:  # the checkpoint's default, with its weight for the noisier steps if it has one
+            w = self.autoguidance
+            spec = {k: v for k, v in self.config.get("autoguidance", {}).items() if k in ("w_high_noise", "logsnr_split")}
+        w = float(w)
+        if not w and spec.get("w_high_noise") in (None, 0):
             return denoiser
         if self.guide is None:
             raise VidiffError(f"model {self.name!r} ships no guide model for autoguidance; use --autoguidance 0 "
                               "or export one with scripts/export_model.py --guide")
-        return AutoGuidance(denoiser, Denoiser(self.guide, parameterization=self.diffusion.parameterization), w)
+        return AutoGuidance(denoiser, Denoiser(self.guide, parameterization=self.diffusion.parameterization), w, **spec)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, name: str = "") -> "VideoPipeline":
@@ -189,11 +194,11 @@ class VideoPipeline:
         `autoguidance` is the weight of guiding with the checkpoint's weaker guide model (None: the
         checkpoint's default; 0: off), applied inside CFG."""
         from ..conditioning import null_like
-        from ..diffusion import ClassifierFreeGuidance
+        from ..diffusion import AutoGuidance, ClassifierFreeGuidance
         from ..data.io import to_uint8
 
-        ag = self.autoguidance if autoguidance is None else float(autoguidance)
-        self.autoguided(lambda *a: None, ag)  # fail before any work when there is no guide
+        guided = self.autoguided(lambda *a: None, autoguidance)  # fails before any work when there is no guide
+        ag = isinstance(guided, AutoGuidance)
 
         frames = frames or self.video.frames
         size = size or self.video.size
@@ -214,7 +219,7 @@ class VideoPipeline:
             c = cond.map(lambda v: v[start:start + b]) if cond is not None else None
 
             def wrap(den, c=c):
-                den = self.autoguided(den, ag)
+                den = self.autoguided(den, autoguidance)
                 if guidance and c is not None:
                     den = ClassifierFreeGuidance(den, w=guidance, null_cond=null_like(c), rescale=guidance_rescale)
                 return den

@@ -87,12 +87,15 @@ def register(app: typer.Typer) -> None:
                           prompt=prompt, class_id=class_id, image=image, guidance=guidance,
                           guidance_rescale=guidance_rescale, autoguidance=autoguidance)
         ag = pipe.autoguidance if autoguidance is None else autoguidance
+        hi = pipe.config.get("autoguidance", {}).get("w_high_noise") if autoguidance is None and pipe.guide else None
+        ag_text = f"autoguidance {ag:g}" + (f" ({hi:g} where log-SNR < "
+                                            f"{pipe.config['autoguidance'].get('logsnr_split', 0):g})" if hi is not None else "")
         dt = time.perf_counter() - t0
         written = write_samples(videos, out, name, fmts, pipe.video.fps, scale)
         typer.echo(f"generated {num} video(s) {tuple(videos.shape[1:])} with {pipe.name} "
                    f"in {dt:.1f}s ({sampler}, {steps} steps, seed {seed}"
                    + (f", guidance {guidance:g}" if guidance else "")
-                   + (f", autoguidance {ag:g}" if ag else "") + ")")
+                   + (f", {ag_text}" if ag or hi else "") + ")")
         for p in written:
             typer.echo(f"wrote {p}")
 

@@ -56,7 +56,6 @@ def sample_seconds(repeats: int, model: str, autoguidance: float | None = None) 
         pipe, name = load_pipeline("shapes-tiny"), "shapes-tiny"
     else:
         pipe, name = VideoPipeline(build_model(model), DiffusionConfig(), VideoFormat()), f"{model} (untrained)"
-    autoguidance = autoguidance if pipe.guide is not None else 0.0
     pipe(num=1, steps=2, seed=0, autoguidance=autoguidance)  # warm-up
     times = []
     for r in range(repeats):

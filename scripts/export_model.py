@@ -14,13 +14,14 @@ from vidiff.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_state_dict, read_c
 from vidiff.utils import atomic_write_text
 
 
-def copy_checkpoint(src: Path, dest: Path, extra: dict | None = None) -> float:
-    """Copy weights + config (plus `extra` config keys); return the weight file's size in MiB."""
+def copy_checkpoint(src: Path, dest: Path, extra: dict | None = None) -> tuple[dict, float]:
+    """Copy weights + config (plus `extra` config keys); return the config written and the weight
+    file's size in MiB."""
     config = {**read_config(src), **(extra or {})}
     dest.mkdir(parents=True, exist_ok=True)
     save_state_dict(dest / WEIGHTS_NAME, load_state_dict(src / WEIGHTS_NAME))
     atomic_write_text(dest / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return (dest / WEIGHTS_NAME).stat().st_size / 2**20
+    return config, (dest / WEIGHTS_NAME).stat().st_size / 2**20
 
 
 def main() -> None:
@@ -36,13 +37,13 @@ def main() -> None:
     run_dir, dest_dir = Path(args.run), Path(args.dest)
     extra = None
     if args.guide:
-        gsize = copy_checkpoint(Path(args.guide), dest_dir / "guide")
-        step = read_config(Path(args.guide)).get("summary", {}).get("steps")
+        gconfig, gsize = copy_checkpoint(Path(args.guide), dest_dir / "guide")
+        step = gconfig.get("summary", {}).get("steps")
         extra = {"autoguidance": {"guide": "guide", "w": args.autoguidance, "guide_steps": step}}
         if args.autoguidance_high_noise is not None:
             extra["autoguidance"].update(w_high_noise=args.autoguidance_high_noise, logsnr_split=args.logsnr_split)
         print(f"exported guide {args.guide} -> {dest_dir / 'guide'} ({gsize:.1f} MiB)")
-    size = copy_checkpoint(run_dir, dest_dir, extra)
+    _, size = copy_checkpoint(run_dir, dest_dir, extra)
     print(f"exported {run_dir} -> {dest_dir} ({size:.1f} MiB)")
 
 

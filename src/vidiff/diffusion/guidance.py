@@ -98,13 +98,10 @@ class AutoGuidance:
     def __call__(self, z: Tensor, t, schedule, cond: Any = None) -> Prediction:
         good = self.denoiser(z, t, schedule, cond)
         w = self.weight(t, schedule)
-        if not torch.is_tensor(w):
-            if w == 0.0:
-                return good
-            return Prediction.combine([good, self.guide(z, t, schedule, cond)], [1 + w, -w])
-        w = broadcast(w.to(z.dtype), z)
-        bad = self.guide(z, t, schedule, cond)
-        return Prediction(*((1 + w) * getattr(good, k) - w * getattr(bad, k) for k in ("x0", "eps", "v")))
+        if not torch.is_tensor(w) and w == 0.0:
+            return good
+        w = broadcast(w, z) if torch.is_tensor(w) else w  # per-sample weights: (B, 1, ..., 1)
+        return Prediction.combine([good, self.guide(z, t, schedule, cond)], [1 + w, -w])
 
 
 def _cat_t(t, z: Tensor):

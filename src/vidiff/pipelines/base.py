@@ -119,23 +119,33 @@ class VideoPipeline:
         """The default autoguidance weight: the checkpoint's `autoguidance.w` when it ships a guide, else 0."""
         return float(self.config.get("autoguidance", {}).get("w", 0.0)) if self.guide is not None else 0.0
 
-    def autoguided(self, denoiser: Callable, w: float | None = None) -> Callable:
-        """`denoiser` guided by this checkpoint's guide model with a constant weight `w`, or with the
-        checkpoint's default (`w`, and `w_high_noise` below `logsnr_split` if set) when `w` is None;
-        the denoiser itself when the weight is 0. No guide and w > 0 is a one-line error."""
-        from ..diffusion import AutoGuidance, Denoiser
-
-        spec = {}
+    def autoguidance_spec(self, w: float | None = None) -> dict | None:
+        """The `AutoGuidance` keywords for a constant weight `w`, or for the checkpoint's default when `w`
+        is None (`w`, and `w_high_noise` below `logsnr_split` if set); None when guidance is off.
+        No guide and a weight > 0 is a one-line error."""
+        spec = {"w": float(self.autoguidance if w is None else w)}
         if w is None:  # the checkpoint's default, with its weight for the noisier steps if it has one
-            w = self.autoguidance
-            spec = {k: v for k, v in self.config.get("autoguidance", {}).items() if k in ("w_high_noise", "logsnr_split")}
-        w = float(w)
-        if not w and spec.get("w_high_noise") in (None, 0):
-            return denoiser
+            spec.update({k: v for k, v in self.config.get("autoguidance", {}).items()
+                         if k in ("w_high_noise", "logsnr_split")})
+        if not spec["w"] and spec.get("w_high_noise") in (None, 0):
+            return None
         if self.guide is None:
             raise VidiffError(f"model {self.name!r} ships no guide model for autoguidance; use --autoguidance 0 "
                               "or export one with scripts/export_model.py --guide")
-        return AutoGuidance(denoiser, Denoiser(self.guide, parameterization=self.diffusion.parameterization), w, **spec)
+        return spec
+
+    def autoguided(self, denoiser: Callable, w: float | None = None) -> Callable:
+        """`denoiser` guided by this checkpoint's guide model as `autoguidance_spec(w)` says; the
+        denoiser itself when guidance is off."""
+        return self.with_autoguidance(denoiser, self.autoguidance_spec(w))
+
+    def with_autoguidance(self, denoiser: Callable, spec: dict | None) -> Callable:
+        """`denoiser` wrapped in `AutoGuidance` with the guide model and a resolved `spec` (None: unwrapped)."""
+        from ..diffusion import AutoGuidance, Denoiser
+
+        if spec is None:
+            return denoiser
+        return AutoGuidance(denoiser, Denoiser(self.guide, parameterization=self.diffusion.parameterization), **spec)
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, name: str = "") -> "VideoPipeline":
@@ -194,11 +204,10 @@ class VideoPipeline:
         `autoguidance` is the weight of guiding with the checkpoint's weaker guide model (None: the
         checkpoint's default; 0: off), applied inside CFG."""
         from ..conditioning import null_like
-        from ..diffusion import AutoGuidance, ClassifierFreeGuidance
+        from ..diffusion import ClassifierFreeGuidance
         from ..data.io import to_uint8
 
-        guided = self.autoguided(lambda *a: None, autoguidance)  # fails before any work when there is no guide
-        ag = isinstance(guided, AutoGuidance)
+        ag = self.autoguidance_spec(autoguidance)  # resolved once; no guide fails here, before any work
 
         frames = frames or self.video.frames
         size = size or self.video.size
@@ -219,7 +228,7 @@ class VideoPipeline:
             c = cond.map(lambda v: v[start:start + b]) if cond is not None else None
 
             def wrap(den, c=c):
-                den = self.autoguided(den, autoguidance)
+                den = self.with_autoguidance(den, ag)
                 if guidance and c is not None:
                     den = ClassifierFreeGuidance(den, w=guidance, null_cond=null_like(c), rescale=guidance_rescale)
                 return den

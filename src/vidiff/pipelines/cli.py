@@ -86,16 +86,15 @@ def register(app: typer.Typer) -> None:
             videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True,
                           prompt=prompt, class_id=class_id, image=image, guidance=guidance,
                           guidance_rescale=guidance_rescale, autoguidance=autoguidance)
-        ag = pipe.autoguidance if autoguidance is None else autoguidance
-        hi = pipe.config.get("autoguidance", {}).get("w_high_noise") if autoguidance is None and pipe.guide else None
-        ag_text = f"autoguidance {ag:g}" + (f" ({hi:g} where log-SNR < "
-                                            f"{pipe.config['autoguidance'].get('logsnr_split', 0):g})" if hi is not None else "")
+        ag = pipe.autoguidance_spec(autoguidance)
+        ag_text = "" if ag is None else f", autoguidance {ag['w']:g}" + (
+            f" ({ag['w_high_noise']:g} where log-SNR < {ag.get('logsnr_split', 0.0):g})" if "w_high_noise" in ag else "")
         dt = time.perf_counter() - t0
         written = write_samples(videos, out, name, fmts, pipe.video.fps, scale)
         typer.echo(f"generated {num} video(s) {tuple(videos.shape[1:])} with {pipe.name} "
                    f"in {dt:.1f}s ({sampler}, {steps} steps, seed {seed}"
                    + (f", guidance {guidance:g}" if guidance else "")
-                   + (f", {ag_text}" if ag or hi else "") + ")")
+                   + ag_text + ")")
         for p in written:
             typer.echo(f"wrote {p}")
 

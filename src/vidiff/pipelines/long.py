@@ -158,10 +158,10 @@ def sample_long(pipeline, num: int = 1, *, frames: int, window: int | None = Non
     given = cond is not None or prompt is not None or class_id is not None
     if cond is None and (given or pipe.condition):
         cond = pipe.make_cond(num, frames, size, prompt=prompt, class_id=class_id)
-    pipe.autoguided(lambda *a: None, autoguidance)  # no guide -> one-line error before any work
+    ag = pipe.autoguidance_spec(autoguidance)  # no guide -> one-line error before any work
 
     def windows(den: Callable) -> TemporalWindows:
-        return TemporalWindows(pipe.autoguided(den, autoguidance), window=window, overlap=overlap,
+        return TemporalWindows(pipe.with_autoguidance(den, ag), window=window, overlap=overlap,
                                weighting=weighting, batch_size=batch_size)
 
     wrap = windows

@@ -139,3 +139,50 @@ def test_distill_errors_and_cli(teacher_and_data, tmp_path, capsys):
                 "--start-steps", "4", "--steps-per-round", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --start-steps 4 cannot be halved 3 time(s)") and "\n" not in err
+
+
+def _with_guide(teacher, dest, guide_model, w: float = 1.0):
+    """`teacher` copied to `dest` with `guide_model` as its autoguidance guide (default weight w)."""
+    from vidiff.checkpoint import load_state_dict
+
+    cfg = json.loads((teacher / "config.json").read_text())
+    model = build_model(TINY)
+    model.load_state_dict(load_state_dict(teacher / "model.safetensors"))
+    save_pretrained(dest, model, {**cfg, "autoguidance": {"guide": "guide", "w": w}})
+    save_pretrained(dest / "guide", guide_model, cfg)
+    return dest
+
+
+def test_guided_distillation_learns_the_autoguided_teacher(teacher_and_data, tmp_path):
+    """Meng et al. 2023: round 1 matches the guided teacher. A guide equal to the teacher leaves the
+    guided prediction x̂ + w (x̂ − x̂) = x̂, so the run equals the unguided one; another guide changes the
+    targets; the students ship without the guide and load."""
+    from vidiff.checkpoint import load_state_dict
+
+    teacher, data = teacher_and_data
+    same = build_model(TINY)
+    same.load_state_dict(load_state_dict(teacher / "model.safetensors"))
+    other = build_model(TINY)
+    with torch.no_grad():
+        g = torch.Generator().manual_seed(3)
+        for p in other.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=g))
+    kw = dict(data=str(data), start_steps=4, rounds=2, steps_per_round=3, batch=2, lr=2e-3, cache=False,
+              progress=False)
+    plain = distill(str(teacher), str(tmp_path / "plain"), **kw)
+    same_g = distill(str(_with_guide(teacher, tmp_path / "t_same", same)), str(tmp_path / "same"), **kw)
+    other_t = _with_guide(teacher, tmp_path / "t_other", other)
+    other_g = distill(str(other_t), str(tmp_path / "other"), **kw)
+    off = distill(str(other_t), str(tmp_path / "off"), autoguidance=0.0, **kw)
+    losses = lambda f: np.array(json.loads((f / "losses.json").read_text()))  # noqa: E731
+    for r in range(2):
+        np.testing.assert_allclose(losses(same_g[r]), losses(plain[r]), rtol=1e-5)
+        np.testing.assert_array_equal(losses(off[r]), losses(plain[r]))
+    assert not np.allclose(losses(other_g[0]), losses(plain[0]), rtol=1e-3)
+    cfg = json.loads((other_g[0] / "config.json").read_text())
+    assert "autoguidance" not in cfg and cfg["distill"]["autoguidance"] == {"w": 1.0}
+    assert json.loads((off[0] / "config.json").read_text())["distill"]["autoguidance"] is None
+    pipe = load_pipeline(str(other_g[1]))
+    assert pipe.guide is None and pipe(1, steps=1, seed=0).shape == (1, 4, 16, 16, 3)
+    with pytest.raises(VidiffError, match="ships no guide"):
+        distill(str(teacher), str(tmp_path / "x"), autoguidance=1.0, **kw)

@@ -17,6 +17,12 @@ t = i/N is the samplers' "uniform" spacing, ending at t = 0 where α = 1, σ = 0
 is sampled with `--steps N --sampler ddim`. Each round is saved as a checkpoint folder OUT/steps-N
 (model.safetensors + config.json with a "distill" section). The learning rate decays linearly to 0
 within each round; the student is saved as trained (no EMA).
+
+Guided distillation (Meng et al. 2023, "On distillation of guided diffusion models"): a teacher that
+ships an autoguidance guide (`scripts/export_model.py --guide`) is distilled *with* its guidance — the
+round-1 targets come from the guided teacher x̂ = x̂_θ + w (x̂_θ − x̂_guide) (`--autoguidance W`; default:
+the checkpoint's own weight; 0: the plain teacher) — so the students sample the guided model with one
+forward per step and ship without a guide.
 """
 from __future__ import annotations
 
@@ -52,6 +58,7 @@ class DistillConfig:
     grad_clip: float = 1.0
     stride: int = 1
     seed: int = 0
+    autoguidance: Optional[float] = None  # weight of the teacher's guide model in round 1 (None: its default, 0: off)
     log_every: int = 10
     cache: bool = True
     device: str = "auto"
@@ -116,7 +123,8 @@ def distill(teacher: str, out: str, *, data: str, start_steps: int = 64, rounds:
             lr: float = 1e-4, progress: bool = True, **options) -> list[Path]:
     """Distil `teacher` (bundled name or checkpoint folder) from `start_steps` DDIM steps to
     start_steps / 2^rounds (Salimans & Ho 2022, Algorithm 2); returns the round folders OUT/steps-N.
-    `options`: the other fields of `DistillConfig` (grad_clip, stride, seed, log_every, cache, device)."""
+    `options`: the other fields of `DistillConfig` (grad_clip, stride, seed, autoguidance, log_every, cache,
+    device)."""
     from .config import config_from_dict
 
     cfg = config_from_dict(DistillConfig, dict(teacher=teacher, out=out, data=data, start_steps=start_steps,
@@ -178,6 +186,11 @@ def run_distill(cfg: DistillConfig, progress: bool = True) -> list[Path]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     student = copy.deepcopy(pipe.model).to(device).train().requires_grad_(True)
+    # guided distillation: round 1 learns the guided teacher; later students inherit its guidance
+    ag_spec = pipe.autoguidance_spec(cfg.autoguidance)
+    if ag_spec is not None:
+        pipe.guide.to(device).requires_grad_(False)
+        print(f"round 1 distils the autoguided teacher ({ag_spec}); the students need no guide", file=sys.stderr)
     budget_s = cfg.minutes_per_round * 60 if cfg.minutes_per_round is not None else float("inf")
     teacher_steps, teacher_name, folders = cfg.start_steps, str(folder), []
 
@@ -185,6 +198,8 @@ def run_distill(cfg: DistillConfig, progress: bool = True) -> list[Path]:
         n = teacher_steps // 2  # the student's DDIM steps
         teacher = copy.deepcopy(student).eval().requires_grad_(False)
         den_t, den_s = Denoiser(teacher, param), Denoiser(student, param)
+        if r == 1:
+            den_t = pipe.with_autoguidance(den_t, ag_spec)
         opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
         losses: list[float] = []
         bar = tqdm(total=cfg.steps_per_round, disable=not progress, unit="step", dynamic_ncols=True,
@@ -228,11 +243,13 @@ def run_distill(cfg: DistillConfig, progress: bool = True) -> list[Path]:
         summary = {"steps": step, "elapsed_s": round(elapsed, 1), "final_loss": sum(tail) / len(tail) if tail else None,
                    "first_loss": losses[0] if losses else None,
                    "params": sum(p.numel() for p in student.parameters())}
-        config = {**pipe.config, "diffusion": config_to_dict(pipe.diffusion), "video": config_to_dict(pipe.video),
+        base = {k: v for k, v in pipe.config.items() if k != "autoguidance"}  # the student ships no guide
+        config = {**base, "diffusion": config_to_dict(pipe.diffusion), "video": config_to_dict(pipe.video),
                   "summary": summary,
                   "distill": {"steps": n, "teacher_steps": teacher_steps, "round": r, "rounds": cfg.rounds,
                               "teacher": teacher_name, "sampler": "ddim", "spacing": "uniform",
-                              "weighting": "truncated_snr", "recipe": config_to_dict(cfg)}}
+                              "weighting": "truncated_snr", "autoguidance": ag_spec,
+                              "recipe": config_to_dict(cfg)}}
         dest = out / f"steps-{n}"
         save_pretrained(dest, student.eval(), config)
         student.train()
@@ -261,10 +278,14 @@ def register(app) -> None:
         batch: int = typer.Option(8), lr: float = typer.Option(1e-4),
         stride: int = typer.Option(1, help="frame stride when sampling clips"),
         seed: int = typer.Option(0), device: str = typer.Option("auto", help="auto | cpu | cuda"),
+        autoguidance: Optional[float] = typer.Option(
+            None, "--autoguidance", help="distil the teacher guided by its guide model with this weight "
+                                         "(default: the checkpoint's own; 0: unguided)"),
     ):
         """Progressive distillation (Salimans & Ho 2022): halve the DDIM steps of a model each round."""
         folders = distill(teacher, out, data=data, start_steps=start_steps, rounds=rounds,
                           steps_per_round=steps_per_round, minutes_per_round=minutes_per_round, batch=batch,
-                          lr=lr, stride=stride, seed=seed, device=device)
+                          lr=lr, stride=stride, seed=seed, device=device,
+                          autoguidance=autoguidance)
         for f in folders:
             typer.echo(f"wrote {f}")

@@ -41,6 +41,9 @@ def parse(argv=None):
     ap.add_argument("--freq-embedding", choices=["sinusoidal", "onehot"], default="onehot")
     ap.add_argument("--image-encoder", choices=["area", "conv"], default="area",
                     help="conv: add features of a small full-resolution conv encoder of the photo to the condition")
+    ap.add_argument("--phase", choices=["data", "canonical"], default="data",
+                    help="canonical: train on volumes with each frequency's phase rotated to a real mean "
+                         "(spectral.canonical_phase); sampling draws random phases")
     ap.add_argument("--sample-steps", type=int, default=25)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
@@ -76,7 +79,7 @@ def main(argv=None) -> dict:
     cfg = MotionModelConfig(k=args.k, size=args.size, period=args.frames,
                             mode="independent" if args.mode == "coordinated" else args.mode,
                             base_channels=args.base_channels, freq_embedding=args.freq_embedding,
-                            image_encoder=args.image_encoder)
+                            image_encoder=args.image_encoder, phase=args.phase)
     if args.vae_from is not None:
         donor = load_motion_model(args.vae_from)
         if (donor.cfg.size, donor.cfg.k, donor.cfg.period) != (cfg.size, cfg.k, cfg.period):

@@ -183,3 +183,35 @@ def test_conv_image_encoder_is_trained_in_stage1_frozen_in_stage2_and_round_trip
     torch.testing.assert_close(again.condition(image, 2).concat, co.condition(image, 2).concat)
     with pytest.raises(VidiffError, match="image_encoder"):
         MotionModel(dataclasses.replace(cfg, image_encoder="resnet"))
+
+
+def test_canonical_phase_model_trains_on_canonical_targets_and_samples_random_phases(tmp_path, monkeypatch):
+    import dataclasses
+
+    import vidiff.dynamics.motion_model as mm
+    from vidiff.dynamics.spectral import canonical_phase, spectral_to_complex
+
+    cfg = dataclasses.replace(_cfg("independent"), phase="canonical")
+    model = MotionModel(cfg, FrequencyNormalizer.fit(next(_batches())["spectral_volume"]))
+    model.vae.latent_scale.fill_(1.0)
+    seen = []
+    encode = model.encode
+    monkeypatch.setattr(model, "encode", lambda sv, **kw: (seen.append(sv), encode(sv, **kw))[1])
+    batch = next(_batches())
+    train_diffusion(model, iter([batch]), 1, lr=1e-3)
+    torch.testing.assert_close(seen[0], canonical_phase(batch["spectral_volume"]))
+    monkeypatch.undo()
+    model.eval()
+    save_motion_model(tmp_path / "m", model)
+    assert load_motion_model(tmp_path / "m").cfg.phase == "canonical"
+    image = torch.rand(2, 3, S, S) * 2 - 1
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    plain = sample_motion(model, image, 2, generator=g(), random_phase=False)
+    rand = sample_motion(model, image, 2, generator=g())  # default for canonical models: random phases
+    a, b = spectral_to_complex(plain)[:, 1:], spectral_to_complex(rand)[:, 1:]
+    torch.testing.assert_close(b.abs(), a.abs(), atol=1e-5, rtol=1e-4)  # same amplitudes
+    assert not torch.allclose(b, a, atol=1e-4)  # new phases
+    torch.testing.assert_close(rand, sample_motion(model, image, 2, generator=g()))  # seeded
+    torch.testing.assert_close(canonical_phase(rand), canonical_phase(plain), atol=1e-5, rtol=1e-4)
+    with pytest.raises(VidiffError, match="phase"):
+        MotionModel(dataclasses.replace(cfg, phase="random"))

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from vidiff.dynamics.flow import extract_spectral_volume, flow_to_frames
-from vidiff.dynamics.spectral import (amplitude_error, complex_to_spectral, motion_texture, resize_spectral,
-                                      spectral_to_complex, trajectories_to_spectral)
+from vidiff.dynamics.spectral import (amplitude_error, canonical_phase, complex_to_spectral, motion_texture,
+                                      resize_spectral, rotate_phases, spectral_to_complex, trajectories_to_spectral)
 from vidiff.utils import VidiffError
 
 from ._synth import known_field, warped_video
@@ -109,3 +109,32 @@ def test_amplitude_error_is_phase_free_and_one_for_no_motion():
     shifted[0] += 5.0
     assert float(amplitude_error(shifted, true)[0]) < 1e-5
     assert abs(float(r) - float(spectral_to_complex(true)[1:].abs().mean())) < 1e-6
+
+
+def test_rotate_phases_is_a_time_shift_per_frequency_and_canonical_phase_removes_it():
+    """Rotating slice f by θ_f equals shifting its sinusoid in time by θ_f T / (2π f); F_0 and the
+    amplitudes are kept; canonical_phase is invariant to any rotation and makes a single mode real > 0."""
+    g = torch.Generator().manual_seed(0)
+    k, T = 5, 40
+    sv = torch.randn(2, k, 4, 3, 4, generator=g, dtype=torch.float64)
+    theta = torch.rand(2, k, generator=g, dtype=torch.float64) * 2 * math.pi
+    rot = rotate_phases(sv, theta)
+    torch.testing.assert_close(motion_texture(rot, 0.0, T), motion_texture(sv, 0.0, T))  # F_0 kept
+    torch.testing.assert_close(spectral_to_complex(rot)[:, 1:].abs(), spectral_to_complex(sv)[:, 1:].abs())
+    # oracle: slice f alone, rotated by θ, is the same slice evaluated θ T / (2π f) later
+    f, t = 3, 7.25
+    one = torch.zeros_like(sv[0])
+    one[f] = sv[0, f]
+    th = torch.zeros(k, dtype=torch.float64)
+    th[f] = theta[0, f]
+    moved = rotate_phases(one, th)
+    delta = motion_texture(moved, t, T) - motion_texture(moved, 0.0, T)
+    expect = motion_texture(one, t + th[f].item() * T / (2 * math.pi * f), T) - motion_texture(one, th[f].item() * T / (2 * math.pi * f), T)
+    torch.testing.assert_close(delta, expect)
+    # canonical: invariant under rotation, real and positive for one mode with a shared phase
+    torch.testing.assert_close(canonical_phase(rot), canonical_phase(sv))
+    mode = torch.zeros(k, 2, 3, 4, dtype=torch.complex128)
+    mode[2, 0] = torch.rand(3, 4, generator=g, dtype=torch.float64) * torch.exp(torch.tensor(1.1j, dtype=torch.complex128))
+    c = spectral_to_complex(canonical_phase(complex_to_spectral(mode)))
+    torch.testing.assert_close(c[2, 0].real, mode[2, 0].abs())
+    assert float(c[2].imag.abs().max()) < 1e-12

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from ..conditioning.cond import Cond
 from ..utils import VidiffError
 from .normalize import FrequencyNormalizer
+from .spectral import canonical_phase, rotate_phases
 
 Mode = Literal["coordinated", "independent", "volume"]
 
@@ -56,6 +57,11 @@ class MotionModelConfig:
     head_dim: int = 32
     norm_groups: int = 8
     p_uncond: float = 0.1  # image dropout for classifier-free guidance
+    # Phase of the training target: "data" = the spectral volume as extracted (GID); "canonical" = each
+    # frequency slice rotated to a real, positive mean coefficient (`spectral.canonical_phase`), so the
+    # denoiser's mean prediction says which frequency a part moves at; sampling then draws each slice's
+    # phase uniformly (`sample_motion(random_phase=True)`).
+    phase: Literal["data", "canonical"] = "data"
 
 
 class SpectralVAE(nn.Module):
@@ -128,6 +134,8 @@ class MotionModel(nn.Module):
             raise VidiffError(f"motion model size must be a multiple of 8, got {cfg.size}")
         if cfg.image_encoder not in ("area", "conv"):
             raise VidiffError(f"image_encoder must be 'area' or 'conv', got {cfg.image_encoder!r}")
+        if cfg.phase not in ("data", "canonical"):
+            raise VidiffError(f"phase must be 'data' or 'canonical', got {cfg.phase!r}")
         self.cfg = cfg
         self.normalizer = normalizer or FrequencyNormalizer(tuple([1.0] * cfg.k))
         self.vae = SpectralVAE(cfg.latent_channels, cfg.vae_channels)
@@ -220,7 +228,8 @@ def train_diffusion(model: MotionModel, batches: Iterable[dict], steps: int, lr:
     for step in range(steps):
         b = next(it)
         with torch.no_grad():
-            z0 = model.encode(b["spectral_volume"])
+            sv = b["spectral_volume"]
+            z0 = model.encode(canonical_phase(sv) if model.cfg.phase == "canonical" else sv)
         drop = torch.rand(z0.shape[0], generator=g) < model.cfg.p_uncond
         image = b["image"] * (~drop).float().view(-1, 1, 1, 1)  # zeros = the null image (CFG)
         loss = diffusion_loss(model.backbone_fn, z0, schedule, parameterization="v",
@@ -266,11 +275,15 @@ def train_vae(model: MotionModel, volumes: Iterable[Tensor], steps: int, lr: flo
 @torch.no_grad()
 def sample_motion(model: MotionModel, image: Tensor, steps: int = 25, *, cfg_scale: float = 0.0,
                   loop_weight: float = 0.0, loop_end_time: float | None = None, sampler: str = "ddim",
-                  generator: torch.Generator | None = None, schedule=None) -> Tensor:
+                  generator: torch.Generator | None = None, schedule=None,
+                  random_phase: bool | None = None) -> Tensor:
     """Image (B, 3, H, W) in [-1, 1] -> spectral volumes (B, K, 4, H, W).
 
     ``cfg_scale`` w: classifier-free guidance on the image; ``loop_weight``: GID eq. 5 self-guidance
-    on the decoded motion between t = 0 and ``loop_end_time`` (default: the period).
+    on the decoded motion between t = 0 and ``loop_end_time`` (default: the period). ``random_phase``
+    (default: on for models trained with ``phase="canonical"``) rotates each frequency slice by a
+    uniform random phase drawn from ``generator`` (`spectral.rotate_phases`: amplitudes, modes and
+    F_0 kept; a loop over the period stays seamless).
     """
     from ..diffusion.guidance import ClassifierFreeGuidance, GradientGuidance
     from ..diffusion.param import Denoiser
@@ -293,7 +306,11 @@ def sample_motion(model: MotionModel, image: Tensor, steps: int = 25, *, cfg_sca
         guidance.append(lambda d: GradientGuidance(d, loss_fn, loop_weight))
     z = sample(Denoiser(model.backbone_fn, "v"), noise, schedule, steps, sampler=sampler, cond=cond,
                guidance=guidance or None, generator=generator)
-    return model.decode(z)
+    sv = model.decode(z)  # (B, K, 4, H, W)
+    if model.cfg.phase == "canonical" if random_phase is None else random_phase:
+        theta = 2 * math.pi * torch.rand(b, cfg.k, generator=generator)
+        sv = rotate_phases(sv, theta.to(sv))
+    return sv
 
 
 def save_motion_model(folder, model: MotionModel):

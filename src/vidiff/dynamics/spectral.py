@@ -71,6 +71,30 @@ def motion_texture(sv: Tensor, t: float | Tensor, period: float, magnify: float 
     return out[..., 0, :, :, :] if t.ndim == 0 else out
 
 
+def rotate_phases(sv: Tensor, theta: Tensor) -> Tensor:
+    """S_f ← S_f e^{iθ_f} for f ≥ 1 — each frequency's oscillation shifted in time by −θ_f T / (2π f),
+    its amplitudes and mode shape kept — with the real part of S_0 corrected so that F_0 = Σ_f Re S_f is
+    unchanged (the reference frame stays in place). ``sv (..., K, 4, H, W)``, ``theta (..., K)`` (θ_0 ignored)."""
+    c = spectral_to_complex(sv)  # (..., K, 2, H, W)
+    theta = torch.as_tensor(theta, dtype=sv.dtype, device=sv.device).clone()
+    theta[..., 0] = 0
+    new = c * torch.polar(torch.ones_like(theta), theta)[..., None, None, None]
+    shift = (c[..., 1:, :, :, :].real - new[..., 1:, :, :, :].real).sum(-4)  # (..., 2, H, W): keeps F_0
+    new = torch.cat([(new[..., :1, :, :, :].real + shift[..., None, :, :, :]) + 1j * new[..., :1, :, :, :].imag,
+                     new[..., 1:, :, :, :]], dim=-4)
+    return complex_to_spectral(new)
+
+
+def canonical_phase(sv: Tensor) -> Tensor:
+    """The volume with each slice f ≥ 1 rotated so that its amplitude-weighted mean coefficient
+    Σ_p,xy S_f |S_f| is real and positive (`rotate_phases`): one image cannot tell when each
+    frequency's oscillation starts, so this removes that unobservable phase from the training target
+    (our choice, not in GID) — a part oscillating alone at f becomes A s(p) with a real A > 0."""
+    c = spectral_to_complex(sv)
+    theta = -torch.angle((c * c.abs()).sum((-3, -2, -1)))  # (..., K); angle(0) = 0 for still slices
+    return rotate_phases(sv, theta)
+
+
 def amplitude_per_frequency(sv: Tensor) -> Tensor:
     """Mean over pixels of |S_f| (x and y amplitude combined) -> ``(K,)``, for the extract plot."""
     c = spectral_to_complex(sv)

@@ -5,6 +5,7 @@
 # against the 8- and 4-step students (same seeds). shapes-tiny ships an autoguidance guide, so round 1
 # distils the *guided* teacher (Meng et al. 2023) and the students sample it with one forward per step;
 # the unguided teacher at 64 steps is scored too (pass --autoguidance 0 to distil the plain teacher).
+# 500 updates per round (a step budget, so a rerun reproduces the documented figures; ~40 min on 2 cores).
 # Usage: bash scripts/distill_demo.sh [extra `vidiff distill` flags, e.g. --steps-per-round 2000]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ OUT=runs/distill-shapes
 
 [ -f data/shapes/metadata.jsonl ] || $VIDIFF data synth shapes data/shapes --num 2000 --frames 16 --size 32 --seed 0
 $VIDIFF distill shapes-tiny --data data/shapes --out $OUT --rounds 4 --start-steps 64 \
-    --minutes-per-round 15 --batch 8 --lr 1e-4 "$@"
+    --steps-per-round 500 --batch 8 --lr 1e-4 "$@"
 
 SAMPLE="$VIDIFF sample --num 64 --sampler ddim --seed 0 --out $OUT/eval --format npy"
 for steps in 64 8 4; do

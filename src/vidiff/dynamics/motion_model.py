@@ -307,7 +307,9 @@ def sample_motion(model: MotionModel, image: Tensor, steps: int = 25, *, cfg_sca
     z = sample(Denoiser(model.backbone_fn, "v"), noise, schedule, steps, sampler=sampler, cond=cond,
                guidance=guidance or None, generator=generator)
     sv = model.decode(z)  # (B, K, 4, H, W)
-    if model.cfg.phase == "canonical" if random_phase is None else random_phase:
+    if random_phase is None:
+        random_phase = model.cfg.phase == "canonical"
+    if random_phase:
         theta = 2 * math.pi * torch.rand(b, cfg.k, generator=generator)
         sv = rotate_phases(sv, theta.to(sv))
     return sv

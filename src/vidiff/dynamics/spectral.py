@@ -78,10 +78,8 @@ def rotate_phases(sv: Tensor, theta: Tensor) -> Tensor:
     c = spectral_to_complex(sv)  # (..., K, 2, H, W)
     theta = torch.as_tensor(theta, dtype=sv.dtype, device=sv.device).clone()
     theta[..., 0] = 0
-    new = c * torch.polar(torch.ones_like(theta), theta)[..., None, None, None]
-    shift = (c[..., 1:, :, :, :].real - new[..., 1:, :, :, :].real).sum(-4)  # (..., 2, H, W): keeps F_0
-    new = torch.cat([(new[..., :1, :, :, :].real + shift[..., None, :, :, :]) + 1j * new[..., :1, :, :, :].imag,
-                     new[..., 1:, :, :, :]], dim=-4)
+    new = c * torch.polar(torch.ones_like(theta), theta)[..., None, None, None]  # S_0 unchanged (θ_0 = 0)
+    new[..., 0, :, :, :] += (c.real - new.real).sum(-4)  # (..., 2, H, W): Re S_0 absorbs the change of F_0
     return complex_to_spectral(new)
 
 

@@ -28,7 +28,7 @@ import torch
 from vidiff.dynamics.motion_model import load_motion_model, sample_motion
 from vidiff.dynamics.procedural import make_scene
 from vidiff.dynamics.render import SplatRenderer
-from vidiff.dynamics.spectral import amplitude_error, complex_to_spectral, motion_texture, spectral_to_complex
+from vidiff.dynamics.spectral import amplitude_error, motion_texture, rotate_phases, spectral_to_complex
 from vidiff.metrics.image import psnr, ssim
 
 
@@ -84,9 +84,7 @@ def main(argv=None) -> dict:
         g = torch.Generator().manual_seed(i)
         true = sc.spectral_volume
         rows["zero motion"].append((1.0, 0.0, 0.0) + render_scores(sc.image, sc.video, torch.zeros_like(true), period, args.every))
-        c = spectral_to_complex(true)
-        phase = torch.exp(2j * torch.pi * torch.rand(k, 1, 1, 1, generator=g)).to(c.dtype)
-        rand = complex_to_spectral(torch.cat([c[:1], c[1:] * phase[1:]]))
+        rand = rotate_phases(true, 2 * torch.pi * torch.rand(k, generator=g))  # the reference frame kept
         rows["true motion, random phase"].append(spectrum_scores(rand, true)
                                                  + render_scores(sc.image, sc.video, rand, period, args.every))
         rows["true motion"].append(spectrum_scores(true, true) + render_scores(sc.image, sc.video, true, period, args.every))

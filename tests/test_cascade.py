@@ -206,3 +206,36 @@ def test_cli_upsample_and_cascade_write_files(sr_models, tmp_path, capsys):
         assert cli(bad) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("error:") and msg in err and "\n" not in err
+
+
+def test_cascade_stage_samplers_override_the_cascade_sampler(sr_models):
+    """A stage's own sampler is used for that stage only: each stage equals the stage run by hand."""
+    from vidiff.data.io import from_uint8, to_uint8
+    from vidiff.pipelines.cascade import StageConfig
+
+    base, tsr, ssr = (str(sr_models[k]) for k in ("base", "tsr", "ssr"))
+    cfg = CascadeConfig(StageConfig(base, 2, sampler="ddpm"), StageConfig(tsr, 2, sampler="ddpm"), StageConfig(ssr, 2))
+    stages = CascadePipeline.from_config(cfg)(2, seed=0, return_stages=True)
+    bp = load_pipeline(base)
+    assert torch.equal(stages["base"], bp(2, steps=2, sampler="ddpm", seed=0))
+    assert not torch.equal(stages["base"], bp(2, steps=2, sampler="ddim", seed=0))
+    t = upsample(tsr, None, from_uint8(stages["base"]), space=1, time=2, steps=2, sampler="ddpm", seed=0)
+    assert np.array_equal(stages["tsr"].numpy(), to_uint8(t))
+    s = upsample(None, ssr, from_uint8(stages["tsr"]), space=2, time=1, steps=2, sampler="ddim", seed=0)
+    assert np.array_equal(stages["ssr"].numpy(), to_uint8(s))
+    with pytest.raises(VidiffError, match="unknown tsr.sampler 'heun'; choose one of ddim, ddpm, dpmpp_2m"):
+        CascadeConfig(StageConfig(base), StageConfig(tsr, sampler="heun"))
+
+
+def test_cascade_config_by_bundled_name(monkeypatch, tmp_path, sr_models):
+    import vidiff.pipelines as pipelines
+    from vidiff.pipelines.cascade import bundled_cascades, resolve_cascade
+
+    monkeypatch.setattr(pipelines, "BUNDLED_DIR", tmp_path)
+    (tmp_path / "my-cascade.yaml").write_text(f"base: {{model: {sr_models['base']}, steps: 2}}\n"
+                                              f"ssr: {{model: {sr_models['ssr']}, steps: 2}}\n")
+    assert bundled_cascades() == ["my-cascade"]
+    assert resolve_cascade("my-cascade") == tmp_path / "my-cascade.yaml"
+    assert CascadeConfig.load("my-cascade").factors == (1, 2)
+    with pytest.raises(VidiffError, match="neither a file nor a bundled cascade; bundled cascades: my-cascade"):
+        CascadeConfig.load("nope")

@@ -25,17 +25,20 @@ from ..conditioning.tasks import NOISE_AUG_SAMPLE, SR_FACTOR, sr_request_cond
 from ..utils import VidiffError
 from .base import VideoPipeline
 
-__all__ = ["StageConfig", "CascadeConfig", "CascadePipeline", "upsample", "upsample_stages"]
+__all__ = ["StageConfig", "CascadeConfig", "CascadePipeline", "bundled_cascades", "resolve_cascade", "upsample",
+           "upsample_stages"]
 
 STAGE_FLAGS = {"tsr": ("time", "--tsr-model", "temporal"), "ssr": ("space", "--ssr-model", "spatial")}
 
 
 @dataclass(frozen=True)
 class StageConfig:
-    """One stage of a cascade: a bundled model name or checkpoint folder, and its sampling steps."""
+    """One stage of a cascade: a bundled model name or checkpoint folder, its sampling steps and sampler
+    (None: the cascade's)."""
 
     model: str
     steps: int = 25
+    sampler: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,21 @@ class CascadeConfig:
     sampler: str = "ddim"
     noise_aug: float = NOISE_AUG_SAMPLE
 
+    def __post_init__(self):
+        from ..diffusion.samplers import SAMPLERS
+
+        for where, name in [("sampler", self.sampler)] + [(f"{k}.sampler", getattr(self, k).sampler)
+                                                           for k in ("base", "tsr", "ssr") if getattr(self, k)]:
+            if name is not None and name not in SAMPLERS:
+                raise VidiffError(f"cascade config: unknown {where} {name!r}; choose one of {', '.join(sorted(SAMPLERS))}")
+
     @classmethod
     def load(cls, path: str | Path) -> "CascadeConfig":
-        """Read a cascade YAML/JSON; a stage may be given as a bare model name; model paths relative to
-        the file's folder are found there."""
+        """Read a cascade YAML/JSON, or a bundled cascade by name (`bundled_cascades`); a stage may be
+        given as a bare model name; model paths relative to the file's folder are found there."""
         from ..config import config_from_dict, load_yaml_or_json
 
-        path = Path(path)
+        path = resolve_cascade(path)
         data = load_yaml_or_json(path)
         if "base" not in data:
             raise VidiffError(f"cascade config {path} has no 'base' stage; add e.g. base: {{model: shapes-tiny, steps: 25}}")
@@ -78,6 +89,27 @@ class CascadeConfig:
         time = self.time if self.time is not None else (SR_FACTOR if self.tsr else 1)
         space = self.space if self.space is not None else (SR_FACTOR if self.ssr else 1)
         return time, space
+
+
+def bundled_cascades() -> list[str]:
+    """Names of the cascade configs shipped inside the package (weights/NAME.yaml)."""
+    from . import BUNDLED_DIR
+
+    return sorted(p.stem for p in BUNDLED_DIR.glob("*.yaml")) if BUNDLED_DIR.is_dir() else []
+
+
+def resolve_cascade(name_or_path: str | Path) -> Path:
+    """A cascade config file, or the name of a bundled one -> its path; neither is a one-line error."""
+    from . import BUNDLED_DIR
+
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if str(name_or_path) in bundled_cascades():
+        return BUNDLED_DIR / f"{name_or_path}.yaml"
+    known = ", ".join(bundled_cascades()) or "(none bundled)"
+    raise VidiffError(f"cascade config not found: {name_or_path} is neither a file nor a bundled cascade; "
+                      f"bundled cascades: {known}")
 
 
 # --- upsampling ----------------------------------------------------------------------------------
@@ -160,8 +192,10 @@ def _stage(pipe: VideoPipeline, kind: str, x: Tensor, *, steps: int, sampler: st
 def upsample_stages(tsr: VideoPipeline | str | None, ssr: VideoPipeline | str | None, video, *, space: int = 2,
                     time: int = 2, steps: int = 25, tsr_steps: int | None = None, ssr_steps: int | None = None,
                     sampler: str = "ddim", seed: int = 0, noise_aug: float = NOISE_AUG_SAMPLE, batch_size: int = 8,
-                    progress: bool = False) -> Iterator[tuple[str, Tensor]]:
-    """Yield ("tsr" | "ssr", x (B, C, F, H, W)) after each pass of `upsample` (time first, at low res)."""
+                    progress: bool = False, tsr_sampler: str | None = None,
+                    ssr_sampler: str | None = None) -> Iterator[tuple[str, Tensor]]:
+    """Yield ("tsr" | "ssr", x (B, C, F, H, W)) after each pass of `upsample` (time first, at low res);
+    `tsr_sampler` / `ssr_sampler` override `sampler` for one stage."""
     from .extend import as_pipeline
 
     tsr = as_pipeline(tsr) if tsr is not None else None
@@ -170,12 +204,12 @@ def upsample_stages(tsr: VideoPipeline | str | None, ssr: VideoPipeline | str | 
     if not n_time and not n_space:
         raise VidiffError("nothing to upsample: ask for --space 2 and/or --time 2")
     x = _load_video(video)  # (B, C, F, H, W)
-    opts = dict(sampler=sampler, seed=seed, noise_aug=noise_aug, batch_size=batch_size, progress=progress)
+    opts = dict(seed=seed, noise_aug=noise_aug, batch_size=batch_size, progress=progress)
     for _ in range(n_time):
-        x = _stage(tsr, "tsr", x, steps=tsr_steps or steps, **opts)  # (B, C, 2F, H, W)
+        x = _stage(tsr, "tsr", x, steps=tsr_steps or steps, sampler=tsr_sampler or sampler, **opts)  # (B, C, 2F, H, W)
         yield "tsr", x
     for _ in range(n_space):
-        x = _stage(ssr, "ssr", x, steps=ssr_steps or steps, **opts)  # (B, C, F, 2H, 2W)
+        x = _stage(ssr, "ssr", x, steps=ssr_steps or steps, sampler=ssr_sampler or sampler, **opts)  # (B, C, F, 2H, 2W)
         yield "ssr", x
 
 
@@ -235,7 +269,7 @@ class CascadePipeline:
 
         cfg = self.config
         time, space = cfg.factors
-        base = self.base(num, steps=cfg.base.steps, sampler=cfg.sampler, seed=seed, prompt=prompt,
+        base = self.base(num, steps=cfg.base.steps, sampler=cfg.base.sampler or cfg.sampler, seed=seed, prompt=prompt,
                          class_id=class_id, image=image, guidance=guidance, batch_size=batch_size,
                          progress=progress)  # uint8 (N, F, H, W, 3)
         stages = {"base": base}
@@ -243,6 +277,8 @@ class CascadePipeline:
             for kind, x in upsample_stages(self.tsr, self.ssr, from_uint8(base), space=space, time=time,
                                            tsr_steps=cfg.tsr.steps if cfg.tsr else None,
                                            ssr_steps=cfg.ssr.steps if cfg.ssr else None, sampler=cfg.sampler,
+                                           tsr_sampler=cfg.tsr.sampler if cfg.tsr else None,
+                                           ssr_sampler=cfg.ssr.sampler if cfg.ssr else None,
                                            seed=seed, noise_aug=cfg.noise_aug, batch_size=batch_size,
                                            progress=progress):
                 stages[kind] = torch.from_numpy(to_uint8(x))  # (N, F', H', W', 3)

@@ -62,8 +62,8 @@ def register(app: typer.Typer) -> None:
 
     @app.command("cascade")
     def cascade_cmd(
-        config: Path = typer.Option(..., "--config", help="cascade YAML/JSON: base, tsr, ssr stages "
-                                    "({model, steps} each), optional time, space, sampler, noise_aug"),
+        config: Path = typer.Option(..., "--config", help="cascade YAML/JSON, or a bundled cascade's name: base, tsr, ssr stages "
+                                    "({model, steps, sampler} each), optional time, space, sampler, noise_aug"),
         num: int = typer.Option(4, help="number of videos"),
         seed: int = typer.Option(0, help="the same seed gives the same videos"),
         prompt: Optional[str] = typer.Option(None, help="text prompt (text-conditioned base)"),

@@ -42,6 +42,8 @@ def main() -> None:
     p.add_argument("--context", type=int, default=8, help="given frames at the start of the window")
     p.add_argument("--weights", default="2,8,32", help="reconstruction guidance weights w_r to try")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--autoguidance", type=float, default=0.0,
+                   help="weight of the checkpoint's guide model in every row (default 0: the published figures)")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -55,7 +57,7 @@ def main() -> None:
     real, _, _ = shapes_tensor(args.num, frames=F, size=S, seed=1)  # (N, C, F, H, W) in [-1, 1]
     given = real[:, :, :ctx]
     print(f"model {pipe.name} ({F} frames, {S}x{S}), {args.num} shapes clips (seed 1), context {ctx}, "
-          f"{F - ctx} new frames, {args.sampler} {args.steps} steps, seed {args.seed}; "
+          f"{F - ctx} new frames, {args.sampler} {args.steps} steps, seed {args.seed}, autoguidance {args.autoguidance:g}; "
           "|Δ| on uint8/255 ([0, 1] scale)\n")
     rows = [("real data", *stats(real, ctx), 0.0)]
     weights = [float(w) for w in args.weights.split(",") if w.strip()]
@@ -63,10 +65,11 @@ def main() -> None:
     for label, method, w in runs:
         t0 = time.perf_counter()
         out = extend(pipe, given, F, context=ctx, steps=args.steps, sampler=args.sampler, seed=args.seed,
-                     method=method, guidance_weight=w)
+                     method=method, guidance_weight=w, autoguidance=args.autoguidance)
         rows.append((label, *stats(out, ctx), (time.perf_counter() - t0) / args.num))
     t0 = time.perf_counter()
-    free = pipe(num=args.num, steps=args.steps, sampler=args.sampler, seed=args.seed)  # uint8 (N, F, H, W, 3)
+    free = pipe(num=args.num, steps=args.steps, sampler=args.sampler, seed=args.seed,
+                autoguidance=args.autoguidance)  # uint8 (N, F, H, W, 3)
     free = free.permute(0, 4, 1, 2, 3).float() / 127.5 - 1  # (N, C, F, H, W)
     rows.append(("independent (no context)", *stats(torch.cat([given, free], dim=2)[:, :, :F], ctx),
                  (time.perf_counter() - t0) / args.num))

@@ -106,3 +106,25 @@ def test_autoguidance_errors(guided_ckpt, tiny_pipe, tmp_path):
     shutil.rmtree(broken / "guide")
     with pytest.raises(VidiffError, match="names an autoguidance guide"):
         load_pipeline(str(broken))
+
+
+def test_extend_and_interpolate_use_the_guide(guided_ckpt, tiny_pipe):
+    """Reconstruction-guided extension and interpolation run the autoguided denoiser: the checkpoint's
+    weight by default, the plain model at 0, and a guide equal to the model changes nothing."""
+    import copy
+
+    from vidiff.pipelines import extend, interpolate
+
+    pipe = load_pipeline(str(guided_ckpt))
+    video = torch.rand(1, 3, 3, 16, 16, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    for op, kw in [(extend, dict(frames_total=5)), (interpolate, dict(factor=2))]:
+        plain = op(tiny_pipe, video, steps=2, seed=0, **kw)
+        assert torch.equal(op(pipe, video, steps=2, seed=0, autoguidance=0, **kw), plain)
+        guided = op(pipe, video, steps=2, seed=0, **kw)  # the checkpoint's default, w = 1.5
+        assert torch.equal(op(pipe, video, steps=2, seed=0, autoguidance=1.5, **kw), guided)
+        assert not torch.allclose(guided, plain, atol=1e-4)
+        same = copy.copy(pipe)
+        same.guide = pipe.model  # D_w = D + w (D - D) = D
+        torch.testing.assert_close(op(same, video, steps=2, seed=0, **kw), plain, atol=1e-5, rtol=0)
+        with pytest.raises(VidiffError, match="ships no guide model"):
+            op(tiny_pipe, video, steps=2, autoguidance=1.0, **kw)

@@ -35,6 +35,16 @@ def write_samples(videos, out: Path, name: str, formats: list[str], fps: float, 
     return written
 
 
+def autoguidance_text(pipe, w: float | None) -> str:
+    """", autoguidance W" for a summary line (with the noisier steps' weight if the default has one);
+    empty when guidance is off."""
+    ag = pipe.autoguidance_spec(w)
+    if ag is None:
+        return ""
+    return f", autoguidance {ag['w']:g}" + (
+        f" ({ag['w_high_noise']:g} where log-SNR < {ag.get('logsnr_split', 0.0):g})" if "w_high_noise" in ag else "")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("sample")
     def sample_cmd(
@@ -86,9 +96,7 @@ def register(app: typer.Typer) -> None:
             videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True,
                           prompt=prompt, class_id=class_id, image=image, guidance=guidance,
                           guidance_rescale=guidance_rescale, autoguidance=autoguidance)
-        ag = pipe.autoguidance_spec(autoguidance)
-        ag_text = "" if ag is None else f", autoguidance {ag['w']:g}" + (
-            f" ({ag['w_high_noise']:g} where log-SNR < {ag.get('logsnr_split', 0.0):g})" if "w_high_noise" in ag else "")
+        ag_text = autoguidance_text(pipe, autoguidance)
         dt = time.perf_counter() - t0
         written = write_samples(videos, out, name, fmts, pipe.video.fps, scale)
         typer.echo(f"generated {num} video(s) {tuple(videos.shape[1:])} with {pipe.name} "

@@ -109,15 +109,18 @@ def as_pipeline(pipeline):
 def fill_frames(pipeline, x_known: Tensor, mask: Tensor, *, steps: int = 25, sampler: str = "ddim",
                 noise: Tensor | None = None, seed: int = 0, method: str = "reconstruction",
                 guidance_weight: float = DEFAULT_WEIGHT, cond: Cond | None = None,
-                generator: torch.Generator | None = None, **sampler_kwargs) -> Tensor:
+                generator: torch.Generator | None = None, autoguidance: float | None = None,
+                **sampler_kwargs) -> Tensor:
     """Sample x (B, C, F, H, W) with the frames where `mask` (B, F) is True held to `x_known` — VDM
-    sec. 3.1 conditional sampling by reconstruction guidance (eq. 7) or replacement; in [-1, 1]."""
+    sec. 3.1 conditional sampling by reconstruction guidance (eq. 7) or replacement; in [-1, 1].
+    `autoguidance`: the weight of the checkpoint's guide model inside the reconstruction guidance
+    (None: the checkpoint's default, 0: off)."""
     pipe = as_pipeline(pipeline)
     if method not in METHODS:
         raise VidiffError(f"unknown method {method!r}; choose one of {list(METHODS)}")
     noise = initial_noise(pipe.diffusion, tuple(x_known.shape), seed, noise)  # i.i.d. in, the model's prior out
     sampler_kwargs.setdefault("noise_prior", pipe.diffusion.build_noise())
-    den = Denoiser(pipe.model, parameterization=pipe.diffusion.parameterization)
+    den = pipe.autoguided(Denoiser(pipe.model, parameterization=pipe.diffusion.parameterization), autoguidance)
     if method == "reconstruction":
         den = ReconstructionGuidance(den, x_known, mask, weight=guidance_weight, replace=True)
     else:
@@ -137,13 +140,16 @@ def fill_frames(pipeline, x_known: Tensor, mask: Tensor, *, steps: int = 25, sam
 
 def extend(pipeline, video, frames_total: int, *, context: int | None = None, window: int | None = None,
            guidance_weight: float = DEFAULT_WEIGHT, steps: int = 25, sampler: str = "ddim", seed: int = 0,
-           method: str = "reconstruction", cond: Cond | None = None, callback: Callable | None = None) -> Tensor:
+           method: str = "reconstruction", cond: Cond | None = None, callback: Callable | None = None,
+           autoguidance: float | None = None) -> Tensor:
     """Extend `video` to `frames_total` frames autoregressively (VDM sec. 3.1): each window of `window`
     (default: the model's) frames holds the last `context` (default window // 2) frames so far as known
     frames at its start and generates the rest. Returns (B, C, frames_total, H, W) in [-1, 1] (no batch
     dimension if `video` had none); the given frames come first, resized to the model's size.
-    `callback(dict(window=j, total=n, frames=F_so_far))` runs after each window."""
+    `callback(dict(window=j, total=n, frames=F_so_far))` runs after each window; `autoguidance` as in
+    `fill_frames`."""
     pipe = as_pipeline(pipeline)
+    pipe.autoguidance_spec(autoguidance)  # no guide -> one-line error before any work
     batched = is_batched_video(video)
     x = prepare_video(video, pipe.video.size, pipe.video.channels)  # (B, C, F0, H, W)
     B, C, F0, H, W = x.shape
@@ -171,7 +177,7 @@ def extend(pipeline, video, frames_total: int, *, context: int | None = None, wi
         x_known[:, :, :context] = have
         noise = torch.stack([torch.randn((C, window, H, W), generator=g) for g in gens])
         xw = fill_frames(pipe, x_known, mask, steps=steps, sampler=sampler, noise=noise, method=method,
-                         guidance_weight=guidance_weight, cond=cond, generator=sampler_gen)
+                         guidance_weight=guidance_weight, cond=cond, generator=sampler_gen, autoguidance=autoguidance)
         new = xw[:, :, context:]  # (B, C, window − context, H, W)
         out.append(new)
         have = torch.cat([have, new], dim=2)[:, :, -context:]
@@ -203,14 +209,16 @@ def interpolation_windows(given: int, factor: int, window: int) -> list[int]:
 
 def interpolate(pipeline, video, factor: int = 2, *, window: int | None = None,
                 guidance_weight: float = DEFAULT_WEIGHT, steps: int = 25, sampler: str = "ddim", seed: int = 0,
-                method: str = "reconstruction", batch_size: int = 4, cond: Cond | None = None) -> Tensor:
+                method: str = "reconstruction", batch_size: int = 4, cond: Cond | None = None,
+                autoguidance: float | None = None) -> Tensor:
     """Temporal interpolation (VDM sec. 3.1): the N given frames land at every `factor`-th frame of the
     output and the frames between them are generated, (N − 1)·factor + 1 frames in all, as
     (B, C, F_out, H, W) in [-1, 1] (no batch dimension if `video` had none). Windows are independent
     given their end frames and run `batch_size` at a time; frames generated past a window's last given
     frame are discarded, and where the end-aligned last window overlaps the previous one the earlier
-    window's frames are kept."""
+    window's frames are kept. `autoguidance` as in `fill_frames`."""
     pipe = as_pipeline(pipeline)
+    pipe.autoguidance_spec(autoguidance)  # no guide -> one-line error before any work
     batched = is_batched_video(video)
     x = prepare_video(video, pipe.video.size, pipe.video.channels)  # (B, C, N, H, W)
     B, C, N, H, W = x.shape
@@ -238,7 +246,7 @@ def interpolate(pipeline, video, factor: int = 2, *, window: int | None = None,
         c = cond.map(lambda v: v[torch.tensor([b for b, _ in chunk])]) if cond is not None else None
         xw = fill_frames(pipe, x_known, mask, steps=steps, sampler=sampler, method=method,
                          noise=torch.stack([noise[p] for p in chunk]), guidance_weight=guidance_weight,
-                         cond=c, generator=sampler_gen)  # (n, C, window, H, W)
+                         cond=c, generator=sampler_gen, autoguidance=autoguidance)  # (n, C, window, H, W)
         for i, (b, a) in enumerate(chunk):
             pos = torch.arange(a * factor, a * factor + span)
             new = ~filled[b, pos]  # keep the earlier window's frames where windows overlap

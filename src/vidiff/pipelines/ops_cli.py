@@ -42,6 +42,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="the same seed gives the same video"),
         method: str = typer.Option("reconstruction", help=METHOD_HELP),
         weight: Optional[float] = typer.Option(None, help="reconstruction guidance weight w_r (default 8)"),
+        autoguidance: Optional[float] = typer.Option(None, help="autoguidance weight: guide with the model's "
+                                                     "weaker snapshot; default: the model's, 0 = off"),
         out: Path = typer.Option(Path("outputs"), help="output folder"),
         name: Optional[str] = typer.Option(None, help="base name of the files (default: INPUT_extended)"),
         format: str = typer.Option("mp4,gif", "--format", help="mp4, gif, npy (comma-separated)"),
@@ -52,7 +54,7 @@ def register(app: typer.Typer) -> None:
 
         from ..data import io
         from . import load_pipeline
-        from .cli import parse_formats
+        from .cli import autoguidance_text, parse_formats
         from .extend import DEFAULT_WEIGHT, extend
 
         fmts = parse_formats(format)
@@ -62,12 +64,12 @@ def register(app: typer.Typer) -> None:
         w = DEFAULT_WEIGHT if weight is None else weight
         t0 = time.perf_counter()
         y = extend(pipe, given, frames, context=context, guidance_weight=w, steps=steps, sampler=sampler,
-                   seed=seed, method=method)
+                   seed=seed, method=method, autoguidance=autoguidance)
         dt = time.perf_counter() - t0
         written = write_one_video(y, out, name or f"{video.stem}_extended", fmts, io.video_fps(video, pipe.video.fps), scale)
         typer.echo(f"extended {video.name} from {len(given)} to {y.shape[1]} frames with {pipe.name} in {dt:.1f}s "
                    f"({method}" + (f", w_r {w:g}" if method == "reconstruction" else "")
-                   + f", {sampler}, {steps} steps, seed {seed})")
+                   + f", {sampler}, {steps} steps, seed {seed}{autoguidance_text(pipe, autoguidance)})")
         for p in written:
             typer.echo(f"wrote {p}")
 
@@ -81,6 +83,8 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="the same seed gives the same video"),
         method: str = typer.Option("reconstruction", help=METHOD_HELP),
         weight: Optional[float] = typer.Option(None, help="reconstruction guidance weight w_r (default 8)"),
+        autoguidance: Optional[float] = typer.Option(None, help="autoguidance weight: guide with the model's "
+                                                     "weaker snapshot; default: the model's, 0 = off"),
         out: Path = typer.Option(Path("outputs"), help="output folder"),
         name: Optional[str] = typer.Option(None, help="base name of the files (default: INPUT_interpolated)"),
         format: str = typer.Option("mp4,gif", "--format", help="mp4, gif, npy (comma-separated)"),
@@ -91,7 +95,7 @@ def register(app: typer.Typer) -> None:
 
         from ..data import io
         from . import load_pipeline
-        from .cli import parse_formats
+        from .cli import autoguidance_text, parse_formats
         from .extend import DEFAULT_WEIGHT, interpolate
 
         fmts = parse_formats(format)
@@ -101,12 +105,12 @@ def register(app: typer.Typer) -> None:
         w = DEFAULT_WEIGHT if weight is None else weight
         t0 = time.perf_counter()
         y = interpolate(pipe, given, factor, guidance_weight=w, steps=steps, sampler=sampler, seed=seed,
-                        method=method)
+                        method=method, autoguidance=autoguidance)
         dt = time.perf_counter() - t0
         fps = io.video_fps(video, pipe.video.fps) * factor  # same duration, `factor` times the frame rate
         written = write_one_video(y, out, name or f"{video.stem}_interpolated", fmts, fps, scale)
         typer.echo(f"interpolated {video.name} from {len(given)} to {y.shape[1]} frames (x{factor}, {fps:g} fps) "
                    f"with {pipe.name} in {dt:.1f}s ({method}" + (f", w_r {w:g}" if method == "reconstruction" else "")
-                   + f", {sampler}, {steps} steps, seed {seed})")
+                   + f", {sampler}, {steps} steps, seed {seed}{autoguidance_text(pipe, autoguidance)})")
         for p in written:
             typer.echo(f"wrote {p}")

@@ -6,6 +6,7 @@ first frame with the bundled motion model (right; seed 0, --loop), every 3rd fra
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
@@ -15,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from vidiff.data import io
+from vidiff.dynamics.cli import BUNDLED
 from vidiff.dynamics.procedural import make_scene
 
 
@@ -25,12 +27,14 @@ def main(argv=None) -> Path:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--every", type=int, default=3)
     args = ap.parse_args(argv)
-    sc = make_scene(args.scene, (args.size, args.size), 150, 16)
+    cfg = json.loads((BUNDLED / "config.json").read_text())["motion_model"]  # the scene the model was trained on
+    period, k = cfg["period"], cfg["k"]
+    sc = make_scene(args.scene, (args.size, args.size), period, k)
     with tempfile.TemporaryDirectory() as tmp:
         photo, video = Path(tmp) / "photo.png", Path(tmp) / "anim.npy"
         Image.fromarray(sc.image).save(photo)
-        subprocess.run([str(Path(sys.executable).parent / "vidiff"), "animate", str(photo), "--out", str(video), "--frames", "150",
-                        "--loop", "--seed", "0"], check=True)
+        subprocess.run([str(Path(sys.executable).parent / "vidiff"), "animate", str(photo), "--out", str(video),
+                        "--frames", str(period), "--loop", "--seed", "0"], check=True)
         pred = np.load(video)
     true = sc.video[::args.every]
     pred = pred[::args.every][:len(true)]

@@ -118,10 +118,9 @@ def main() -> dict:
     report = {"num": args.num, "steps": args.steps, "sampler": args.sampler, "tsr": args.tsr, "ssr": args.ssr,
               "rows": rows}
     if args.out:
-        from vidiff.utils import atomic_path
+        from vidiff.utils import atomic_write_text
 
-        with atomic_path(args.out, suffix=".json") as tmp:
-            tmp.write_text(json.dumps(report, indent=2) + "\n")
+        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     return report
 
 

@@ -110,10 +110,9 @@ def main(argv=None) -> dict:
         print(f"| {name} | {err:.3f} | {ov:.3f} | {corr:.2f} | {p:.2f} | {s:.3f} | "
               + (f"{sec:.2f} |" if name in models else "|"))
     if args.out:
-        from vidiff.utils import atomic_path
+        from vidiff.utils import atomic_write_text
 
-        with atomic_path(args.out, suffix=".json") as tmp:
-            tmp.write_text(json.dumps(report, indent=2) + "\n")
+        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     return report
 
 

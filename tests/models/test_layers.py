@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from vidiff.models.layers import (Attention, RelativePositionBias, TemporalConv, VideoCtx, WindowAttention3D,
-                                  apply_rope, frame_mask, rope_angles, sincos_3d, timestep_embedding)
+                                  apply_rope, frame_mask, rope_angles, rope_angles_grid, sincos_3d, timestep_embedding)
 
 
 def test_timestep_embedding_matches_diffusers():
@@ -54,6 +54,24 @@ def test_rope_scores_depend_only_on_offset():
     torch.testing.assert_close(score(3, 1), score(7, 5))
     torch.testing.assert_close(score(0, 0), (q * k).sum())  # position 0 is the identity
     assert not torch.allclose(score(3, 1), score(1, 3))
+
+
+def test_axial_rope_scores_depend_only_on_the_space_time_offset():
+    grid = (4, 3, 5)  # (F, H, W), tokens flattened f-major as in joint attention
+    cos, sin = rope_angles_grid(grid, 16)
+    assert cos.shape == sin.shape == (60, 8)
+    q0, k0 = torch.randn(16), torch.randn(16)  # one query/key vector placed at different tokens
+    qr, kr = apply_rope(q0.expand(1, 1, 60, 16), cos, sin)[0, 0], apply_rope(k0.expand(1, 1, 60, 16), cos, sin)[0, 0]
+
+    def score(a, b):  # a, b: (f, h, w) positions
+        i, j = (p[0] * 15 + p[1] * 5 + p[2] for p in (a, b))
+        return qr[i] @ kr[j]
+    torch.testing.assert_close(score((2, 1, 3), (0, 0, 1)), score((3, 2, 4), (1, 1, 2)))
+    torch.testing.assert_close(score((0, 0, 0), (0, 0, 0)), q0 @ k0)  # the origin is the identity
+    for other in ((0, 0, 2), (0, 1, 1), (1, 0, 1)):  # a different offset along any one axis changes it
+        assert not torch.allclose(score((2, 1, 3), (0, 0, 1)), score((2, 1, 3), other))
+    with pytest.raises(ValueError, match="even head_dim"):
+        rope_angles_grid(grid, 4)
 
 
 def test_relative_bias_is_toeplitz():

@@ -195,6 +195,20 @@ def test_joint_spatial_attention_mixes_frames_respects_causality_and_images(pert
     assert d[0, [0, 2, 3]].max() == 0 and d[1].min() > 1e-4
 
 
+def test_joint_attention_without_positions_cannot_tell_frame_order_with_rope_it_can(perturb):
+    # temporal="none": the joint attention is the only path between frames. Without a position
+    # encoding it is a function of the set of tokens, so reversing the clip reverses the output.
+    x, t = torch.randn(1, 3, 4, 8, 8), torch.rand(1)
+    with torch.no_grad():
+        plain = perturb(tiny(temporal="none", spatial_attention="joint"))
+        torch.testing.assert_close(plain(x.flip(2), t), plain(x, t).flip(2), atol=1e-5, rtol=0)
+        rope = tiny(temporal="none", spatial_attention="joint", spatial_pos="rope")
+        rope.load_state_dict(plain.state_dict())  # RoPE adds no parameters
+        assert (rope(x.flip(2), t) - rope(x, t).flip(2)).abs().max() > 1e-3
+    with pytest.raises(VidiffError, match="spatial_pos"):
+        tiny(spatial_pos="absolute")
+
+
 def test_joint_spatial_attention_on_one_frame_equals_per_frame_attention(perturb):
     per_frame = perturb(tiny(spatial_attention="frame"))
     joint = tiny(spatial_attention="joint")

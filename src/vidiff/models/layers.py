@@ -195,6 +195,20 @@ def rope_angles(positions: Tensor, head_dim: int, base: float = 10000.0) -> tupl
     return ang.cos(), ang.sin()
 
 
+def rope_angles_grid(grid: tuple[int, ...], head_dim: int, base: float = 10000.0,
+                     device=None) -> tuple[Tensor, Tensor]:
+    """Axial RoPE on a token grid (e.g. (F, H, W), flattened in that order): the d/2 rotary pairs are split
+    over the axes (the first axis takes the remainder) and each axis rotates its pairs by its own
+    coordinate, so q·k depends only on the offset between two tokens (3D RoPE as in CogVideoX). (L, d/2)."""
+    pairs, n = head_dim // 2, len(grid)
+    if head_dim % 2 or pairs < n:
+        raise ValueError(f"axial RoPE over {n} axes needs an even head_dim >= {2 * n}, got {head_dim}")
+    split = [pairs // n + (pairs % n if i == 0 else 0) for i in range(n)]
+    coords = torch.meshgrid(*[torch.arange(g, device=device) for g in grid], indexing="ij")
+    cos, sin = zip(*(rope_angles(c.reshape(-1), 2 * k, base) for c, k in zip(coords, split)))
+    return torch.cat(cos, dim=1), torch.cat(sin, dim=1)
+
+
 def apply_rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """Rotate consecutive channel pairs of x (…, L, d) by the angles (RoFormer eq. 34)."""
     x1, x2 = x[..., 0::2], x[..., 1::2]
@@ -456,25 +470,33 @@ class SpatialAttentionBlock(nn.Module):
     `joint=True`: over all F·H·W positions of the clip instead ('(b f) c h w -> b (f h w) c', full
     space-time attention as in ViViT model 1 / Latte's joint variant), masked per frame for image
     samples (`ctx.keep`) and to frames <= t when `causal`.
+    `pos="rope"`: axial rotary position encoding over (F, H, W) (joint) or (H, W) (per frame), so the
+    attention sees how far apart two tokens are in time and space; "none": positions only reach it
+    through the convolutions' padding.
     """
 
     def __init__(self, channels: int, heads: int, groups: int = 32, eps: float = 1e-5, joint: bool = False,
-                 causal: bool = False):
+                 causal: bool = False, pos: str = "none"):
         super().__init__()
+        if pos not in ("none", "rope"):
+            raise ValueError(f"spatial attention position encoding must be 'none' or 'rope', got {pos!r}")
         self.norm = group_norm(channels, groups, eps)
         self.attn = Attention(channels, heads)
-        self.joint, self.causal = joint, causal
+        self.joint, self.causal, self.pos = joint, causal, pos
 
     def forward(self, x: Tensor, ctx: VideoCtx | None = None) -> Tensor:
         n, c, h, w = x.shape
         if not self.joint:
-            t = self.attn(rearrange(self.norm(x), "n c h w -> n (h w) c"))  # (N, H·W, C)
+            rope = rope_angles_grid((h, w), self.attn.head_dim, device=x.device) if self.pos == "rope" else None
+            t = self.attn(rearrange(self.norm(x), "n c h w -> n (h w) c"), rope=rope)  # (N, H·W, C)
             return x + rearrange(t, "n (h w) c -> n c h w", h=h)
         if ctx is None:
             raise ValueError("joint space-time attention needs the VideoCtx (batch and frame counts)")
         mask = frame_mask(ctx.frames, h * w, self.causal, ctx.keep, device=x.device)  # (B|1, 1, L, L) or None
+        rope = (rope_angles_grid((ctx.frames, h, w), self.attn.head_dim, device=x.device)
+                if self.pos == "rope" else None)  # (F·H·W, d/2) each
         t = rearrange(self.norm(x), "(b f) c h w -> b (f h w) c", b=ctx.batch)  # (B, F·H·W, C)
-        t = self.attn(t, mask=mask)
+        t = self.attn(t, mask=mask, rope=rope)
         return x + rearrange(t, "b (f h w) c -> (b f) c h w", f=ctx.frames, h=h)
 
 

@@ -20,6 +20,8 @@ PRESETS: dict[str, Any] = {
     # The demo backbone since session 3: the 4² and middle attention is joint over all 16·4·4
     # space-time positions (an object meets itself in every frame in one hop); ~6% slower.
     "unet-tiny-joint": dataclasses.replace(_UNET_TINY, spatial_attention="joint"),
+    # ... with axial RoPE over (F, H, W) in the joint attention (it had no position encoding at all).
+    "unet-tiny-joint-rope": dataclasses.replace(_UNET_TINY, spatial_attention="joint", spatial_pos="rope"),
     # Pseudo-3D temporal convs (Make-A-Video) instead of temporal attention.
     "unet-tiny-conv": dataclasses.replace(_UNET_TINY, temporal="conv"),
     # A small VDM-style U-Net for 64×64 (GPU-sized).

@@ -60,6 +60,8 @@ class UNet3DConfig:
     # "frame": that attention sees the H·W positions of one frame (VDM); "joint": all F·H·W positions of
     # the clip, so an object meets itself in every frame in one hop (the temporal attention stays).
     spatial_attention: Literal["frame", "joint"] = "frame"
+    # "rope": axial rotary positions in that attention (over F, H, W when joint); "none": no encoding.
+    spatial_pos: Literal["none", "rope"] = "none"
     head_dim: int = 32  # heads = channels // head_dim (at least 1)
     temporal: Literal["attention", "conv", "full3d", "none"] = "attention"
     temporal_pos: Literal["bias", "rope"] = "bias"
@@ -126,7 +128,8 @@ class SpaceTimeBlock(nn.Module):
         heads = max(1, cout // cfg.head_dim)
         self.res = ResBlock(cin, cout, temb, cfg)
         self.attn = (SpatialAttentionBlock(cout, heads, cfg.groups(cout), cfg.norm_eps,
-                                           joint=cfg.spatial_attention == "joint", causal=cfg.causal)
+                                           joint=cfg.spatial_attention == "joint", causal=cfg.causal,
+                                           pos=cfg.spatial_pos)
                      if spatial_attention else None)
         self.cross = (CrossAttentionBlock(cout, cfg.text_dim, heads, cfg.groups(cout), cfg.norm_eps)
                       if spatial_attention and cfg.text_dim else None)
@@ -193,6 +196,8 @@ class UNet3D(nn.Module):
             raise VidiffError(f"attention_levels/temporal_down_levels {bad} out of range: levels are 0..{levels - 1}")
         if cfg.spatial_attention not in ("frame", "joint"):
             raise VidiffError(f"spatial_attention must be 'frame' or 'joint', got {cfg.spatial_attention!r}")
+        if cfg.spatial_pos not in ("none", "rope"):
+            raise VidiffError(f"spatial_pos must be 'none' or 'rope', got {cfg.spatial_pos!r}")
         if cfg.causal and cfg.temporal_down_levels:
             raise VidiffError("causal=True is not supported with temporal_down_levels (frame pooling mixes "
                               "frames 2t and 2t+1); drop one of them")

@@ -186,3 +186,13 @@ def test_guided_distillation_learns_the_autoguided_teacher(teacher_and_data, tmp
     assert pipe.guide is None and pipe(1, steps=1, seed=0).shape == (1, 4, 16, 16, 3)
     with pytest.raises(VidiffError, match="ships no guide"):
         distill(str(teacher), str(tmp_path / "x"), autoguidance=1.0, **kw)
+
+
+def test_a_self_conditioned_teacher_is_refused_clearly(teacher_and_data, tmp_path):
+    teacher, data = teacher_and_data
+    model = build_model({**TINY, "self_cond": True})
+    sc = save_pretrained(tmp_path / "sc", model, {
+        "model": config_to_dict(model.config), "diffusion": config_to_dict(DiffusionConfig()),
+        "video": config_to_dict(VideoFormat(frames=4, size=16, fps=6)), "summary": {"steps": 0}})
+    with pytest.raises(VidiffError, match="self-conditioned"):
+        distill(str(sc), str(tmp_path / "d"), data=str(data), start_steps=4, rounds=1, steps_per_round=1)

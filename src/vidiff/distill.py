@@ -160,12 +160,16 @@ def run_distill(cfg: DistillConfig, progress: bool = True) -> list[Path]:
     from .data.dataset import VideoDataset
     from .diffusion import Denoiser
     from .pipelines import load_pipeline, resolve_model
+    from .pipelines.base import is_self_conditioned
     from .train import sample_batch, step_generator
     from .utils import atomic_write_text
 
     _check(cfg)
     folder = resolve_model(cfg.teacher)
     pipe = load_pipeline(str(folder))
+    if is_self_conditioned(pipe.model):
+        raise VidiffError(f"{cfg.teacher} is self-conditioned (it reads its previous x̂₀), which progressive "
+                          "distillation does not handle yet; distil a model trained without --self-cond")
     device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
                           else "cpu")
     param = pipe.diffusion.parameterization

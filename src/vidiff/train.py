@@ -60,6 +60,9 @@ class TrainConfig:
     cond_drop: float = 0.1   # rate at which a condition is replaced by the null one (classifier-free guidance)
     init_from: Optional[str] = None  # checkpoint folder whose weights start the run (new layers keep their init)
     loss_weighting: Optional[str] = None
+    # share of training samples that see the model's own x̂₀ as input (self-conditioning, Chen et al.
+    # 2022; they use 0.5); > 0 builds the backbone with self_cond=True and sampling feeds x̂₀ back
+    self_cond: float = 0.0
     seed: int = 0
     bf16: bool = False
     gradient_checkpointing: bool = False
@@ -223,6 +226,10 @@ def build_model_for(cfg: TrainConfig, num_classes: int = 0):
     if cfg.gradient_checkpointing:
         mcfg = dataclasses.replace(mcfg, gradient_checkpointing=True)
     mcfg = dataclasses.replace(mcfg, **model_overrides(parse_condition(cfg.condition), num_classes))
+    if not 0.0 <= cfg.self_cond < 1.0:
+        raise VidiffError(f"self_cond is the share of samples trained with self-conditioning, in [0, 1); got {cfg.self_cond}")
+    if cfg.self_cond > 0:
+        mcfg = dataclasses.replace(mcfg, self_cond=True)
     model = build_model(mcfg)
     if cfg.init_from:
         init_weights_from(model, cfg.init_from)
@@ -348,7 +355,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
             with accelerator.autocast():
                 loss = diffusion_loss(model, x0, schedule, parameterization=cfg.parameterization,
                                       cond=cond, weighting=cfg.loss_weighting, generator=g,
-                                      noise_prior=noise_prior)
+                                      noise_prior=noise_prior, self_cond_prob=cfg.self_cond)
             accelerator.backward(loss)
             if cfg.grad_clip:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -454,6 +461,8 @@ def register(app) -> None:
         init_from: Optional[str] = typer.Option(None, "--init-from", help="checkpoint whose weights start the run"),
         noise: Optional[str] = typer.Option(None, help="noise prior: iid | mixed | progressive (PYoCo, correlated across frames)"),
         noise_alpha: Optional[float] = typer.Option(None, "--noise-alpha", help="correlation strength of --noise"),
+        self_cond: Optional[float] = typer.Option(None, "--self-cond",
+                                                  help="share of samples trained with self-conditioning (Chen et al. 2022; e.g. 0.5)"),
         config: Optional[str] = typer.Option(None, "--config", help="recipe YAML/JSON; flags override it"),
         resume: bool = typer.Option(False, help="continue the run in --out exactly where it stopped"),
     ):
@@ -462,7 +471,7 @@ def register(app) -> None:
                          steps=steps, minutes=minutes, batch=batch, lr=lr, seed=seed, bf16=bf16,
                          gradient_checkpointing=gradient_checkpointing, sample_every=sample_every,
                          save_every=save_every, condition=condition, cond_drop=cond_drop, init_from=init_from,
-                         noise=noise, noise_alpha=noise_alpha,
+                         noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,
                          snapshot_steps=None if snapshot_steps is None else _int_list(snapshot_steps, "--snapshot-steps"))
         cfg = config_from_args(config, overrides)
         try:

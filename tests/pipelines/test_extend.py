@@ -121,3 +121,34 @@ def test_cli_extend_and_interpolate(tiny_ckpt, tmp_path, capsys):
     assert "unknown --method" in capsys.readouterr().err
     assert cli(["interpolate", str(tmp_path / "missing.mp4"), *args]) == 2
     assert not list((tmp_path / "o").glob("*.tmp*"))
+
+
+def test_fill_frames_feeds_a_self_conditioned_model_its_guided_x0():
+    """A self-conditioned model (Chen et al. 2022) gets each step's x̂₀ — after reconstruction guidance has
+    put the known frames back — as its next input, and the known frames are still kept."""
+    from vidiff.conditioning import Cond
+    from vidiff.models import build_model
+    from vidiff.pipelines import DiffusionConfig, VideoFormat, VideoPipeline
+
+    from .conftest import TINY
+
+    torch.manual_seed(0)
+    model = build_model({**TINY, "self_cond": True}).eval()
+    seen = []
+    forward = model.forward
+
+    def spy(x, t, cond=None):
+        seen.append(None if cond is None or cond.self_cond is None else cond.self_cond.detach().clone())
+        return forward(x, t, cond)
+
+    model.forward = spy
+    pipe = VideoPipeline(model, DiffusionConfig(), VideoFormat(frames=4, size=16, fps=6), name="sc")
+    x_known = torch.rand(1, 3, 4, 16, 16) * 2 - 1
+    mask = torch.zeros(1, 4, dtype=torch.bool)
+    mask[0, :2] = True
+    out = fill_frames(pipe, x_known, mask, steps=3, sampler="ddim", seed=0, cond=Cond())
+    assert seen[0] is None and len(seen) == 3
+    m = mask[:, None, :, None, None].expand_as(out)
+    for prev in seen[1:]:  # the fed-back estimate holds the known frames (replacement inside the guidance)
+        assert (prev[m] - x_known[m]).abs().max() <= KEEP_TOL
+    assert (out[m] - x_known[m]).abs().max() <= KEEP_TOL

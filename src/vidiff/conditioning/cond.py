@@ -27,6 +27,9 @@ class Cond:
       drop:      (B,) bool, True where class, text and pooled embedding are replaced by the model's
                  learned null condition (classifier-free guidance: condition dropout in training,
                  the unconditional branch at sampling). `concat` is not touched: zero it yourself.
+      self_cond: (B, C, F, H, W) the model's own previous estimate of x₀ (self-conditioning, Chen et
+                 al. 2022): sampler state rather than a condition, so `null_like` keeps it; backbones
+                 built with `self_cond=True` read zeros when it is None.
     """
 
     class_ids: Tensor | None = None
@@ -37,6 +40,7 @@ class Cond:
     is_image: Tensor | None = None
     noise_aug: Tensor | None = None
     drop: Tensor | None = None
+    self_cond: Tensor | None = None
 
     def map(self, fn: Callable[[Tensor], Tensor]) -> "Cond":
         """Apply `fn` to every tensor field (e.g. `.to(device)`, indexing)."""

@@ -2,7 +2,14 @@
 
 Time runs from t = 0 (clean data) to t = 1 (pure noise); z_t = α_t x + σ_t ε, α² + σ² = 1.
 """
-from .guidance import AutoGuidance, ClassifierFreeGuidance, GradientGuidance, ReconstructionGuidance, expand_mask
+from .guidance import (
+    AutoGuidance,
+    ClassifierFreeGuidance,
+    GradientGuidance,
+    ReconstructionGuidance,
+    SelfConditioning,
+    expand_mask,
+)
 from .loss import diffusion_loss, min_snr_weight
 from .noise import NOISE_KINDS, FrameNoise
 from .param import (
@@ -43,4 +50,5 @@ __all__ = [
     "SAMPLERS", "SPACINGS", "sample", "ddpm", "ddim", "dpmpp_2m", "ddim_invert", "timesteps",
     "ddim_step", "ddim_step_angular", "ddpm_posterior",
     "ClassifierFreeGuidance", "AutoGuidance", "ReconstructionGuidance", "GradientGuidance", "expand_mask",
+    "SelfConditioning",
 ]

@@ -5,6 +5,7 @@ null_cond=null))`, or wrap by hand: `ddim(ClassifierFreeGuidance(denoiser, 3, nu
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Callable
 
 import torch
@@ -14,7 +15,7 @@ from ..conditioning.cond import Cond
 from ..utils import VidiffError
 from .param import Prediction, broadcast, time_vector
 
-__all__ = ["ClassifierFreeGuidance", "AutoGuidance", "ReconstructionGuidance", "GradientGuidance", "expand_mask"]
+__all__ = ["SelfConditioning", "ClassifierFreeGuidance", "AutoGuidance", "ReconstructionGuidance", "GradientGuidance", "expand_mask"]
 
 
 def _batch(cond: Any) -> int | None:
@@ -23,6 +24,28 @@ def _batch(cond: Any) -> int | None:
             if v is not None:
                 return v.shape[0]
     return None
+
+
+class SelfConditioning:
+    """Self-conditioning at sampling (Chen et al. 2022, "Analog Bits", sec. 3.3 and Fig. 3): every call
+    passes the x̂₀ of the previous call as `Cond.self_cond` (zeros before the first), clamped to the data
+    range [-1, 1] as in training. Wrap outermost, around any guidance, so the estimate fed back is the
+    guided one and both branches of CFG see the same. Stateful: one instance per sampling run."""
+
+    def __init__(self, denoiser: Callable):
+        self.denoiser, self.prev = denoiser, None
+
+    def __call__(self, z: Tensor, t, schedule, cond: Any = None) -> Prediction:
+        import dataclasses
+
+        if cond is not None and not isinstance(cond, Cond):
+            raise VidiffError(f"self-conditioning needs cond=None or a Cond; got {type(cond).__name__}")
+        if self.prev is not None and self.prev.shape != z.shape:
+            self.prev = None  # a new run through the same wrapper
+        cond = dataclasses.replace(cond if cond is not None else Cond(), self_cond=self.prev)
+        pred = self.denoiser(z, t, schedule, cond)
+        self.prev = pred.x0.detach().clamp(-1, 1)
+        return pred
 
 
 class ClassifierFreeGuidance:
@@ -50,6 +73,8 @@ class ClassifierFreeGuidance:
         if isinstance(cond, Cond) and isinstance(null, Cond):
             if _batch(null) == 1 and B > 1:
                 null = null.repeat_batch(B)
+            if cond.self_cond is not None:  # sampler state, not a condition: both branches see it
+                null = dataclasses.replace(null, self_cond=cond.self_cond)
             both = self.denoiser(torch.cat([z, z]), _cat_t(t, z), schedule, Cond.cat([cond, null]))
             pc = Prediction(both.x0[:B], both.eps[:B], both.v[:B])
             pu = Prediction(both.x0[B:], both.eps[B:], both.v[B:])

@@ -1,7 +1,7 @@
 """The training objective: sample t, noise x into z_t, regress the network onto its target.
 
 L = E_{t ~ U[0,1], ε ~ N(0, I)} w(λ_t) ‖f(z_t, t) − target‖²   (Ho et al. 2020, eq. 14; the v-target
-of Salimans & Ho 2022; min-SNR-γ weighting of Hang et al. 2023).
+of Salimans & Ho 2022; min-SNR-γ weighting of Hang et al. 2023; self-conditioning of Chen et al. 2022).
 """
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ def diffusion_loss(
     t: Tensor | float | None = None,
     noise: Tensor | None = None,
     noise_prior: Callable[[Tensor], Tensor] | None = None,
+    self_cond_prob: float = 0.0,
     generator: torch.Generator | None = None,
     reduction: str = "mean",
 ) -> Tensor:
@@ -70,6 +71,9 @@ def diffusion_loss(
     reduction "mean" averages over the batch (each sample: mean over its unmasked elements);
     "none" returns the (B,) per-sample losses. `noise_prior` (a `noise.FrameNoise`) correlates the
     drawn ε across frames (PYoCo); a given `noise` is used as is.
+    `self_cond_prob` > 0 trains a self-conditioned backbone (Chen et al. 2022, "Analog Bits", sec. 3.3
+    and Fig. 3): for that share of the samples (drawn after t and ε) a first forward without gradient
+    gives x̂₀, which the second forward then sees as `Cond.self_cond`; the others see zeros.
     """
     from .param import Denoiser
 
@@ -106,6 +110,9 @@ def diffusion_loss(
         z = torch.where(keep.bool(), z, x0)  # conditioning frames stay clean
     target = {"v": lambda: v_from_eps_x0(noise, x0, a, s), "eps": lambda: noise, "x0": lambda: x0}[parameterization]()
 
+    if self_cond_prob > 0:
+        cond = _self_conditioned(model, z, t.to(x0.dtype), cond, parameterization, a, s,
+                                 rand((B,), generator, x0) < self_cond_prob)
     out = model(z, t.to(x0.dtype), cond)
     if out.shape != x0.shape:
         raise VidiffError(f"model returned shape {tuple(out.shape)} for input {tuple(x0.shape)}; "
@@ -128,6 +135,30 @@ def diffusion_loss(
             raise VidiffError(f"unknown loss weighting {weighting!r}; choose None, 'min_snr' or a function of log-SNR")
         per_sample = per_sample * w.to(per_sample.dtype)
     return per_sample.mean() if reduction == "mean" else per_sample
+
+
+def _self_conditioned(model, z: Tensor, t: Tensor, cond: Any, parameterization: str, a: Tensor, s: Tensor,
+                      use: Tensor) -> Any:
+    """`cond` with `self_cond` = the model's own x̂₀ (no gradient, clamped to the data range [-1, 1])
+    where `use` (B,) is True, zeros elsewhere (Chen et al. 2022, Fig. 3)."""
+    import dataclasses
+
+    from ..conditioning.cond import Cond
+    from .param import Prediction
+
+    if cond is not None and not isinstance(cond, Cond):
+        raise VidiffError(f"self-conditioning needs cond=None or a Cond; got {type(cond).__name__}")
+    cond = cond if cond is not None else Cond()
+    prev = torch.zeros_like(z)  # (B, C, F, H, W)
+    idx = torch.nonzero(use.to(z.device)).flatten()
+    if len(idx):
+        with torch.no_grad():
+            sub = cond.map(lambda v: v[idx.to(v.device)])
+            # the bare module under a DDP wrapper: no collectives, so ranks may draw different counts
+            out = getattr(model, "module", model)(z[idx], t[idx], sub)
+            x0 = Prediction.from_output(parameterization, out.to(z.dtype), z[idx], a[idx], s[idx]).x0
+        prev[idx] = x0.clamp(-1, 1)
+    return dataclasses.replace(cond, self_cond=prev)
 
 
 def _loss_mask(frame_mask: Tensor | None, x0: Tensor) -> Tensor | None:

@@ -22,6 +22,7 @@ from ..conditioning.cond import Cond
 from ..utils import VidiffError
 from .layers import (
     concat_condition,
+    self_condition,
     NullCondition,
     apply_null_condition,
     embed_conditions,
@@ -46,6 +47,7 @@ class DiTConfig:
     in_channels: int = 3
     out_channels: int = 3
     cond_channels: int = 0  # extra input channels from Cond.concat (zeros when absent)
+    self_cond: bool = False  # in_channels more inputs: the previous x̂₀ estimate, Cond.self_cond (Chen et al. 2022)
     hidden_size: int = 96
     depth: int = 4
     heads: int = 3
@@ -134,7 +136,8 @@ class DiT(nn.Module):
             raise VidiffError("patch_size and patch_t must be >= 1")
         self.gradient_checkpointing = cfg.gradient_checkpointing
         p, pt = cfg.patch_size, cfg.patch_t
-        self.patch_embed = nn.Conv3d(cfg.in_channels + cfg.cond_channels, d, (pt, p, p), stride=(pt, p, p))
+        c_in = cfg.in_channels * (2 if cfg.self_cond else 1) + cfg.cond_channels  # x_t [, x̂₀ previous] [, concat]
+        self.patch_embed = nn.Conv3d(c_in, d, (pt, p, p), stride=(pt, p, p))
         self.time_embed = TimestepEmbedder(256, d)
         self.class_embed = nn.Embedding(cfg.num_classes + 1, d) if cfg.num_classes else None
         self.pooled_proj = nn.Linear(cfg.text_dim, d) if cfg.text_dim else None
@@ -177,6 +180,7 @@ class DiT(nn.Module):
         if ch != cfg.in_channels:
             raise VidiffError(f"expected {cfg.in_channels} input channels, got {ch}")
         cond = apply_null_condition(cond, self.null_cond, cfg.num_classes)  # CFG: flagged samples -> null
+        x = self_condition(x, cond, cfg.self_cond)  # (B, C [+ C], F, H, W)
         x = concat_condition(x, cond, cfg.cond_channels)  # (B, C + C_cond, F, H, W)
         if cond.text is not None and not cfg.text_dim:
             raise VidiffError("cond.text given but the model has text_dim=0; set text_dim in the model config")

@@ -127,6 +127,19 @@ def concat_condition(x: Tensor, cond, cond_channels: int) -> Tensor:
     return x
 
 
+def self_condition(x: Tensor, cond, enabled: bool) -> Tensor:
+    """x (B, C, F, H, W) -> (B, 2C, F, H, W) with cond.self_cond, the previous x̂₀ estimate (zeros when
+    absent; Chen et al. 2022, "Analog Bits", sec. 3.3), when the backbone is self-conditioned."""
+    if enabled:
+        prev = cond.self_cond if cond.self_cond is not None else torch.zeros_like(x)
+        if prev.shape != x.shape:
+            raise VidiffError(f"cond.self_cond must have the shape of x_t {tuple(x.shape)}, got {tuple(prev.shape)}")
+        return torch.cat([x, prev.to(x.dtype)], dim=1)  # (B, 2C, F, H, W)
+    if cond.self_cond is not None:
+        raise VidiffError("cond.self_cond given but the model was built with self_cond=False")
+    return x
+
+
 def sincos_1d(positions: Tensor, dim: int) -> Tensor:
     """Fixed sinusoidal position embedding of (any) integer positions, (N,) → (N, dim)."""
     return timestep_embedding(positions.float(), dim)

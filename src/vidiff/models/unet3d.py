@@ -28,6 +28,7 @@ from ..conditioning.cond import Cond
 from ..utils import VidiffError
 from .layers import (
     concat_condition,
+    self_condition,
     NullCondition,
     apply_null_condition,
     embed_conditions,
@@ -51,6 +52,7 @@ class UNet3DConfig:
     in_channels: int = 3
     out_channels: int = 3
     cond_channels: int = 0  # extra input channels taken from Cond.concat (zeros when absent)
+    self_cond: bool = False  # in_channels more inputs: the previous x̂₀ estimate, Cond.self_cond (Chen et al. 2022)
     patch_size: int = 1  # space-to-depth stem: the U-Net runs at (H/p, W/p) on p²·C channels (Simple Diffusion)
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2, 4)
@@ -214,7 +216,8 @@ class UNet3D(nn.Module):
         if cfg.patch_size < 1:
             raise VidiffError(f"patch_size must be >= 1, got {cfg.patch_size}")
         p2 = cfg.patch_size ** 2
-        self.conv_in = nn.Conv2d((cfg.in_channels + cfg.cond_channels) * p2, c0, 3, padding=1)
+        c_in = cfg.in_channels * (2 if cfg.self_cond else 1) + cfg.cond_channels  # x_t [, x̂₀ previous] [, concat]
+        self.conv_in = nn.Conv2d(c_in * p2, c0, 3, padding=1)
 
         self.down = nn.ModuleList()
         cin = c0
@@ -280,6 +283,7 @@ class UNet3D(nn.Module):
         if c != cfg.in_channels:
             raise VidiffError(f"expected {cfg.in_channels} input channels, got {c}")
         cond = apply_null_condition(cond, self.null_cond, cfg.num_classes)  # CFG: flagged samples -> null
+        x = self_condition(x, cond, cfg.self_cond)  # (B, C [+ C], F, H, W)
         x = concat_condition(x, cond, cfg.cond_channels)  # (B, C + C_cond, F, H, W)
         if cond.text is not None and not cfg.text_dim:
             raise VidiffError("cond.text given but the model has text_dim=0; set text_dim in the model config")

@@ -54,6 +54,11 @@ def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def is_self_conditioned(model) -> bool:
+    """Whether a backbone takes its previous x̂₀ as input (built with `self_cond=True`, Chen et al. 2022)."""
+    return bool(getattr(getattr(model, "config", None), "self_cond", False))
+
+
 def initial_noise(diffusion: DiffusionConfig, shape: tuple[int, ...], seed: int,
                   noise: Tensor | None = None) -> Tensor:
     """A sampler's starting noise (B, C, F, H, W): sample i drawn from `seed + i` alone (or the given
@@ -83,7 +88,7 @@ def sample_videos(
     The initial noise of sample i depends only on `seed + i`, so a video does not change with the
     batch it is drawn in (deterministic samplers); stochastic samplers also draw from `seed`.
     """
-    from ..diffusion import Denoiser, sample
+    from ..diffusion import Denoiser, SelfConditioning, sample
 
     schedule = diffusion.build_schedule()
     noise = initial_noise(diffusion, shape, seed)
@@ -92,6 +97,8 @@ def sample_videos(
     denoiser = Denoiser(model, parameterization=diffusion.parameterization)
     if denoiser_wrapper is not None:
         denoiser = denoiser_wrapper(denoiser)
+    if is_self_conditioned(model):  # outermost: the (guided) x̂₀ of each step is the next step's input
+        denoiser = SelfConditioning(denoiser)
     was_training = model.training
     model.eval()
     try:

@@ -27,10 +27,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..conditioning import Cond
-from ..diffusion import Denoiser, ReconstructionGuidance, expand_mask, sample
+from ..diffusion import Denoiser, ReconstructionGuidance, SelfConditioning, expand_mask, sample
 from ..diffusion.param import Prediction, broadcast, time_vector
 from ..utils import VidiffError
-from .base import initial_noise
+from .base import initial_noise, is_self_conditioned
 
 __all__ = ["METHODS", "DEFAULT_WEIGHT", "Replacement", "prepare_video", "fill_frames", "extend", "interpolate",
            "interpolation_windows"]
@@ -125,6 +125,8 @@ def fill_frames(pipeline, x_known: Tensor, mask: Tensor, *, steps: int = 25, sam
         den = ReconstructionGuidance(den, x_known, mask, weight=guidance_weight, replace=True)
     else:
         den = Replacement(den, x_known, mask)
+    if is_self_conditioned(pipe.model):  # outermost, as in sample_videos: the guided x̂₀ is fed back
+        den = SelfConditioning(den)
     model = pipe.model
     was_training = model.training
     model.eval()

@@ -65,15 +65,17 @@ def fusion_weights(frames: int, window: int, overlap: int, weighting: str = "tri
 
 
 def _slice_cond(cond: Any, pairs: list[tuple[int, int]], window: int) -> Any:
-    """The Cond of each (sample, start) pair: `concat` sliced along F, other fields per sample."""
+    """The Cond of each (sample, start) pair: `concat` and `self_cond` sliced along F, other fields per sample."""
     if cond is None:
         return None
     if not isinstance(cond, Cond):
         raise VidiffError(f"TemporalWindows needs cond=None or a Cond; got {type(cond).__name__}")
     idx = torch.tensor([b for b, _ in pairs])
     out = cond.map(lambda v: v[idx.to(v.device)])
-    if cond.concat is not None:
-        out = replace(out, concat=torch.stack([cond.concat[b, :, s:s + window] for b, s in pairs]))  # (n, C', w, H, W)
+    for name in ("concat", "self_cond"):  # per-frame fields: (n, C', w, H, W)
+        v = getattr(cond, name)
+        if v is not None:
+            out = replace(out, **{name: torch.stack([v[b, :, s:s + window] for b, s in pairs])})
     return out
 
 
@@ -84,7 +86,7 @@ class TemporalWindows:
     Same call as a denoiser, (z, t, schedule, cond) -> Prediction, so it composes with every sampler
     and guidance wrapper (`guidance=partial(TemporalWindows, window=16, overlap=8)`). At most
     `batch_size` (sample, window) pairs go through the wrapped denoiser at once, so peak activation
-    memory does not grow with the length. `cond.concat` is sliced along F per window; other Cond
+    memory does not grow with the length. `cond.concat` and `cond.self_cond` are sliced along F per window; other Cond
     fields are per sample. With one window (frames <= window) it is the wrapped denoiser itself.
     """
 

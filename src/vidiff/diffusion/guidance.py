@@ -36,8 +36,6 @@ class SelfConditioning:
         self.denoiser, self.prev = denoiser, None
 
     def __call__(self, z: Tensor, t, schedule, cond: Any = None) -> Prediction:
-        import dataclasses
-
         if cond is not None and not isinstance(cond, Cond):
             raise VidiffError(f"self-conditioning needs cond=None or a Cond; got {type(cond).__name__}")
         if self.prev is not None and self.prev.shape != z.shape:

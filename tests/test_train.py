@@ -199,3 +199,20 @@ def test_self_conditioned_run_resumes_exactly_and_samples(data_dir, model_file, 
     assert a.shape == (2, 4, 16, 16, 3) and (a == b).all()
     with pytest.raises(VidiffError, match="self_cond is the share"):
         train(_cfg(data_dir, model_file, tmp_path / "bad", steps=1, self_cond=1.0))
+
+
+def test_init_from_names_tensors_whose_shape_differs(tmp_path, capsys):
+    # a plain checkpoint into a self-conditioned backbone: conv_in takes 2x the channels, so it starts anew
+    import torch
+
+    from vidiff.checkpoint import save_pretrained
+    from vidiff.models import build_model
+    from vidiff.train import init_weights_from
+
+    src = build_model(TINY_MODEL)
+    save_pretrained(tmp_path / "plain", src, {"model": TINY_MODEL})
+    dst = build_model({**TINY_MODEL, "self_cond": True})
+    init_weights_from(dst, str(tmp_path / "plain"))
+    err = capsys.readouterr().err
+    assert "not copied: conv_in.weight" in err and "1 newly initialised" in err
+    assert torch.equal(dst.state_dict()["conv_out.weight"], src.state_dict()["conv_out.weight"])

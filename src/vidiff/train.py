@@ -207,8 +207,10 @@ def init_weights_from(model, folder: str) -> None:
     src, own = load_state_dict(path), model.state_dict()
     hit = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(hit, strict=False)
-    print(f"init from {folder}: {len(hit)}/{len(own)} tensors copied, {len(own) - len(hit)} newly initialised",
-          file=sys.stderr)
+    # a tensor of another shape (e.g. conv_in of a self-conditioned checkpoint) is worth naming
+    reshaped = sorted(k for k, v in src.items() if k in own and own[k].shape != v.shape)
+    print(f"init from {folder}: {len(hit)}/{len(own)} tensors copied, {len(own) - len(hit)} newly initialised"
+          + (f"; of another shape there, so not copied: {', '.join(reshaped)}" if reshaped else ""), file=sys.stderr)
 
 
 def build_model_for(cfg: TrainConfig, num_classes: int = 0):

@@ -13,12 +13,13 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
 def bundled_models() -> list[str]:
-    """Names of the video models shipped inside the package (the motion model of `vidiff animate`,
-    weights/motion, is not a video pipeline and is left out)."""
+    """Names of the video models shipped inside the package (the motion model and the renderer of
+    `vidiff animate`, weights/motion and weights/renderer, are not video pipelines and are left out)."""
     if not BUNDLED_DIR.is_dir():
         return []
     return sorted(p.name for p in BUNDLED_DIR.iterdir()
-                  if (p / "config.json").is_file() and "motion_model" not in json.loads((p / "config.json").read_text()))
+                  if (p / "config.json").is_file()
+                  and not {"motion_model", "renderer"} & set(json.loads((p / "config.json").read_text())))
 
 
 def resolve_model(name_or_path: str) -> Path:

@@ -94,3 +94,13 @@ def null_like(cond: Cond, keep_concat: bool = False) -> Cond:
 def cond_or_empty(cond: Cond | None) -> Cond:
     """`cond`, or an empty Cond."""
     return cond if cond is not None else Cond()
+
+
+def with_self_cond(cond: Cond | None, prev: Tensor | None) -> Cond:
+    """`cond` (or an empty Cond) carrying `prev`, a previous x̂₀ estimate clamped to the data range
+    [-1, 1], as `self_cond` (self-conditioning, Chen et al. 2022: the same in training and sampling)."""
+    from ..utils import VidiffError
+
+    if cond is not None and not isinstance(cond, Cond):
+        raise VidiffError(f"self-conditioning needs cond=None or a Cond; got {type(cond).__name__}")
+    return dataclasses.replace(cond_or_empty(cond), self_cond=None if prev is None else prev.clamp(-1, 1))

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-from ..conditioning.cond import Cond
+from ..conditioning.cond import Cond, with_self_cond
 from ..utils import VidiffError
 from .param import Prediction, broadcast, time_vector
 
@@ -36,13 +36,10 @@ class SelfConditioning:
         self.denoiser, self.prev = denoiser, None
 
     def __call__(self, z: Tensor, t, schedule, cond: Any = None) -> Prediction:
-        if cond is not None and not isinstance(cond, Cond):
-            raise VidiffError(f"self-conditioning needs cond=None or a Cond; got {type(cond).__name__}")
         if self.prev is not None and self.prev.shape != z.shape:
             self.prev = None  # a new run through the same wrapper
-        cond = dataclasses.replace(cond if cond is not None else Cond(), self_cond=self.prev)
-        pred = self.denoiser(z, t, schedule, cond)
-        self.prev = pred.x0.detach().clamp(-1, 1)
+        pred = self.denoiser(z, t, schedule, with_self_cond(cond, self.prev))
+        self.prev = pred.x0.detach()
         return pred
 
 

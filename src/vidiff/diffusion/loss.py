@@ -141,14 +141,10 @@ def _self_conditioned(model, z: Tensor, t: Tensor, cond: Any, parameterization: 
                       use: Tensor) -> Any:
     """`cond` with `self_cond` = the model's own x̂₀ (no gradient, clamped to the data range [-1, 1])
     where `use` (B,) is True, zeros elsewhere (Chen et al. 2022, Fig. 3)."""
-    import dataclasses
-
-    from ..conditioning.cond import Cond
+    from ..conditioning.cond import with_self_cond
     from .param import Prediction
 
-    if cond is not None and not isinstance(cond, Cond):
-        raise VidiffError(f"self-conditioning needs cond=None or a Cond; got {type(cond).__name__}")
-    cond = cond if cond is not None else Cond()
+    cond = with_self_cond(cond, None)  # checks the type; an empty Cond for None
     prev = torch.zeros_like(z)  # (B, C, F, H, W)
     idx = torch.nonzero(use.to(z.device)).flatten()
     if len(idx):
@@ -156,9 +152,8 @@ def _self_conditioned(model, z: Tensor, t: Tensor, cond: Any, parameterization: 
             sub = cond.map(lambda v: v[idx.to(v.device)])
             # the bare module under a DDP wrapper: no collectives, so ranks may draw different counts
             out = getattr(model, "module", model)(z[idx], t[idx], sub)
-            x0 = Prediction.from_output(parameterization, out.to(z.dtype), z[idx], a[idx], s[idx]).x0
-        prev[idx] = x0.clamp(-1, 1)
-    return dataclasses.replace(cond, self_cond=prev)
+            prev[idx] = Prediction.from_output(parameterization, out.to(z.dtype), z[idx], a[idx], s[idx]).x0
+    return with_self_cond(cond, prev)
 
 
 def _loss_mask(frame_mask: Tensor | None, x0: Tensor) -> Tensor | None:

@@ -11,9 +11,10 @@ from ..utils import VidiffError
 NO_MODEL = ("a motion model is not bundled with vidiff yet, so motion cannot be predicted from the photo alone; "
             "pass --spectral-volume FILE (make one with `vidiff dynamics extract VIDEO --out sv.npz`) "
             "or --motion-model DIR (trained by scripts/train_motion.py)")
-BUNDLED = Path(__file__).resolve().parents[1] / "weights" / "motion"
+WEIGHTS = Path(__file__).resolve().parents[1] / "weights"
+BUNDLED = WEIGHTS / "motion"
 # the learned renderer trained by scripts/train_renderer.py (+6.2 dB over SplatRenderer on held-out scenes)
-BUNDLED_RENDERER = Path(__file__).resolve().parents[1] / "weights" / "renderer"
+BUNDLED_RENDERER = WEIGHTS / "renderer"
 RENDERER_HELP = "learned renderer folder, or 'splat' for the non-learned softmax splat (default: the bundled learned one)"
 
 

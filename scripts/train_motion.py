@@ -44,6 +44,8 @@ def parse(argv=None):
     ap.add_argument("--phase", choices=["data", "canonical"], default="data",
                     help="canonical: train on volumes with each frequency's phase rotated to a real mean "
                          "(spectral.canonical_phase); sampling draws random phases")
+    ap.add_argument("--schedule-shift", type=float, default=1.0,
+                    help="train and sample on the cosine schedule shifted to lower SNR by this factor (1: cosine)")
     ap.add_argument("--sample-steps", type=int, default=25)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--seed", type=int, default=0)
@@ -79,7 +81,8 @@ def main(argv=None) -> dict:
     cfg = MotionModelConfig(k=args.k, size=args.size, period=args.frames,
                             mode="independent" if args.mode == "coordinated" else args.mode,
                             base_channels=args.base_channels, freq_embedding=args.freq_embedding,
-                            image_encoder=args.image_encoder, phase=args.phase)
+                            image_encoder=args.image_encoder, phase=args.phase,
+                            schedule_shift=args.schedule_shift)
     if args.vae_from is not None:
         donor = load_motion_model(args.vae_from)
         if (donor.cfg.size, donor.cfg.k, donor.cfg.period) != (cfg.size, cfg.k, cfg.period):

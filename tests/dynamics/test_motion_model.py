@@ -215,3 +215,38 @@ def test_canonical_phase_model_trains_on_canonical_targets_and_samples_random_ph
     torch.testing.assert_close(canonical_phase(rand), canonical_phase(plain), atol=1e-5, rtol=1e-4)
     with pytest.raises(VidiffError, match="phase"):
         MotionModel(dataclasses.replace(cfg, phase="random"))
+
+
+def test_schedule_shift_trains_and_samples_on_the_shifted_cosine_and_round_trips(tmp_path, monkeypatch):
+    import dataclasses
+    import math
+
+    import vidiff.diffusion.loss as loss_mod
+    from vidiff.diffusion.schedule import get_schedule
+
+    cfg = dataclasses.replace(_cfg("independent"), schedule_shift=4.0)
+    model = MotionModel(cfg)
+    model.vae.latent_scale.fill_(1.0)
+    t = torch.linspace(0.05, 0.95, 7, dtype=torch.float64)
+    # Hoogeboom et al. eq. 7: λ_shifted(t) = λ_cosine(t) − 2 log(shift); shift 1 is the plain cosine schedule
+    torch.testing.assert_close(model.schedule().logsnr(t), get_schedule("cosine").logsnr(t) - 2 * math.log(4.0))
+    torch.testing.assert_close(MotionModel(_cfg("independent")).schedule().logsnr(t), get_schedule("cosine").logsnr(t))
+    seen = []
+    real = loss_mod.diffusion_loss
+    monkeypatch.setattr(loss_mod, "diffusion_loss", lambda m, x0, schedule, **kw: (seen.append(schedule),
+                                                                                  real(m, x0, schedule, **kw))[1])
+    train_diffusion(model, _batches(), 1, lr=1e-3)
+    torch.testing.assert_close(seen[0].logsnr(t), model.schedule().logsnr(t))
+    monkeypatch.undo()
+    model.eval()
+    image = torch.rand(1, 3, S, S) * 2 - 1
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    default = sample_motion(model, image, 3, generator=g())
+    torch.testing.assert_close(default, sample_motion(model, image, 3, generator=g(), schedule=model.schedule()))
+    assert not torch.allclose(default, sample_motion(model, image, 3, generator=g(), schedule=get_schedule("cosine")))
+    save_motion_model(tmp_path / "m", model)
+    again = load_motion_model(tmp_path / "m")
+    assert again.cfg.schedule_shift == 4.0
+    torch.testing.assert_close(sample_motion(again, image, 3, generator=g()), default)
+    with pytest.raises(VidiffError, match="schedule_shift"):
+        MotionModel(dataclasses.replace(cfg, schedule_shift=0.0))

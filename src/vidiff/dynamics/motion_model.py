@@ -62,6 +62,10 @@ class MotionModelConfig:
     # denoiser's mean prediction says which frequency a part moves at; sampling then draws each slice's
     # phase uniformly (`sample_motion(random_phase=True)`).
     phase: Literal["data", "canonical"] = "data"
+    # Noise schedule of training and sampling: the cosine log-SNR lowered by 2 log(schedule_shift)
+    # (`ShiftedCosineSchedule`, Hoogeboom et al. 2023, eq. 7); 1.0 is the plain cosine schedule. A shift > 1
+    # spends more of training at high noise, where the denoiser must read the motion from the photo alone.
+    schedule_shift: float = 1.0
 
 
 class SpectralVAE(nn.Module):
@@ -136,6 +140,8 @@ class MotionModel(nn.Module):
             raise VidiffError(f"image_encoder must be 'area' or 'conv', got {cfg.image_encoder!r}")
         if cfg.phase not in ("data", "canonical"):
             raise VidiffError(f"phase must be 'data' or 'canonical', got {cfg.phase!r}")
+        if not cfg.schedule_shift > 0:
+            raise VidiffError(f"schedule_shift must be > 0 (1.0 = cosine), got {cfg.schedule_shift!r}")
         self.cfg = cfg
         self.normalizer = normalizer or FrequencyNormalizer(tuple([1.0] * cfg.k))
         self.vae = SpectralVAE(cfg.latent_channels, cfg.vae_channels)
@@ -151,6 +157,13 @@ class MotionModel(nn.Module):
             cond_channels=img_ch + (0 if vol else self.freq_emb.shape[0]), base_channels=cfg.base_channels,
             channel_mults=cfg.channel_mults, attention_levels=(), mid_attention=False, head_dim=cfg.head_dim,
             temporal="attention" if cfg.mode == "coordinated" else "none", norm_groups=cfg.norm_groups))
+
+    def schedule(self):
+        """The noise schedule the model is trained and sampled with (cosine, shifted by ``cfg.schedule_shift``)."""
+        from ..diffusion.schedule import get_schedule
+
+        shift = self.cfg.schedule_shift
+        return get_schedule("cosine") if shift == 1.0 else get_schedule("shifted_cosine", shift=shift)
 
     # ---- spectral volume <-> latent (B, C_z, K, h, w) (the frame axis is the frequency axis)
     def encode(self, sv: Tensor, sample: bool = False, generator: torch.Generator | None = None) -> Tensor:
@@ -216,9 +229,8 @@ def train_diffusion(model: MotionModel, batches: Iterable[dict], steps: int, lr:
     """v-prediction denoising loss on latents of {"image", "spectral_volume"} batches; trains the parameters
     with requires_grad (all of the backbone in stage 1, the cross-frequency attention in stage 2)."""
     from ..diffusion.loss import diffusion_loss
-    from ..diffusion.schedule import get_schedule
 
-    schedule = schedule or get_schedule("cosine")
+    schedule = schedule or model.schedule()
     g = generator or torch.Generator().manual_seed(0)
     params = [p for n, p in model.named_parameters()
               if p.requires_grad and n.startswith(("backbone.", "image_encoder."))]
@@ -288,10 +300,9 @@ def sample_motion(model: MotionModel, image: Tensor, steps: int = 25, *, cfg_sca
     from ..diffusion.guidance import ClassifierFreeGuidance, GradientGuidance
     from ..diffusion.param import Denoiser
     from ..diffusion.samplers import sample
-    from ..diffusion.schedule import get_schedule
     from .loop import loop_guidance_loss
 
-    schedule = schedule or get_schedule("cosine")
+    schedule = schedule or model.schedule()
     b = image.shape[0]
     cond = model.condition(image, b)
     c, s, cfg = model.cfg.latent_channels, model.latent_size, model.cfg

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Reproduces the bundled motion model of `vidiff animate` (src/vidiff/weights/motion) on a CPU
-# (about 110 minutes on 2 cores), then scores it against its ablations on held-out scenes:
+# (about 145 minutes on 2 cores), then scores it against its ablations on held-out scenes:
 #   1. a first run trains the slice VAE (1500 steps) and a sinusoidal-frequency-embedding model
 #      (runs/motion: 3500 stage-1 + 1500 stage-2 steps; kept for the comparison),
 #   2. the same VAE and normaliser with one-hot frequency maps (runs/motion-onehot, bundled until session 7),
 #   3. the "volume" ablation (one 4K-channel latent) on the same VAE for 3500 steps (runs/motion-volume),
-#   4. the bundled run: one-hot maps trained on canonical-phase targets (runs/motion-canon, --phase canonical),
-#   5. exports runs/motion-canon and prints benchmarks/bench_motion.py's table (16 held-out scenes).
+#   4. one-hot maps trained on canonical-phase targets (runs/motion-canon, --phase canonical; bundled in sessions 7-10),
+#   5. the bundled run: the same on the cosine schedule shifted by 16 (runs/motion-shift16, --schedule-shift 16;
+#      26 min), and its "volume" ablation with the same schedule (runs/motion-shift16-volume),
+#   6. exports runs/motion-shift16 and prints benchmarks/bench_motion.py's table (16 held-out scenes).
 # 512 procedural scenes of 32x32, K = 16, period 150, batch 8, lr 5e-4, seed 0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,12 +24,18 @@ $PY scripts/train_motion.py --out runs/motion-volume "${COMMON[@]}" --vae-from r
     --stage1-steps 3500
 $PY scripts/train_motion.py --out runs/motion-canon "${COMMON[@]}" --vae-from runs/motion --freq-embedding onehot \
     --phase canonical --stage1-steps 3500 --stage2-steps 1500
+$PY scripts/train_motion.py --out runs/motion-shift16 "${COMMON[@]}" --vae-from runs/motion --freq-embedding onehot \
+    --phase canonical --schedule-shift 16 --stage1-steps 3500 --stage2-steps 1500
+$PY scripts/train_motion.py --out runs/motion-shift16-volume "${COMMON[@]}" --vae-from runs/motion --mode volume \
+    --phase canonical --schedule-shift 16 --stage1-steps 3500
 mkdir -p src/vidiff/weights/motion
-cp runs/motion-canon/model.safetensors runs/motion-canon/config.json runs/motion-canon/train_report.json \
+cp runs/motion-shift16/model.safetensors runs/motion-shift16/config.json runs/motion-shift16/train_report.json \
     src/vidiff/weights/motion/
 for w in 0 1; do
   $PY benchmarks/bench_motion.py --guidance $w --scenes 16 \
-      --model "canonical phase (bundled)=runs/motion-canon" \
+      --model "shift 16 (bundled)=runs/motion-shift16" --model "shift 16, independent=runs/motion-shift16/independent" \
+      --model "shift 16, volume=runs/motion-shift16-volume" \
+      --model "canonical phase (cosine)=runs/motion-canon" \
       --model "canonical phase, independent=runs/motion-canon/independent" \
       --model "coordinated (one-hot f)=runs/motion-onehot" --model "independent (one-hot f)=runs/motion-onehot/independent" \
       --model "volume=runs/motion-volume" --model "coordinated (sinusoidal f)=runs/motion" \

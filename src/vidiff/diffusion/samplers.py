@@ -214,7 +214,9 @@ def ddim(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any =
         pred = run.predict(z, t)
         a_t, s_t = _coeffs(schedule, t, z)
         a_s, s_s = _coeffs(schedule, s, z)
-        if eta == 0:
+        if s_s == 0:  # the last step lands on x̂₀ exactly (as in ddpm and dpmpp_2m): clip holds bit-exactly
+            z = pred.x0
+        elif eta == 0:
             phi_t, phi_s = _phi(a_t, s_t).to(z.dtype), _phi(a_s, s_s).to(z.dtype)
             z = ddim_step_angular(z, pred.v, phi_t, phi_s)
         else:

@@ -24,6 +24,8 @@ def main(argv=None) -> int:
     ap.add_argument("--num", type=int, default=64)
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--sampler", default="ddim")
+    ap.add_argument("--snr", type=float, default=None, help="--sampler pc: the corrector's r")
+    ap.add_argument("--corrector-range", default=None, help="--sampler pc: LO,HI")
     ap.add_argument("--guidance", type=float, nargs="+", default=[3.0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="JSON report (default: print only)")
@@ -35,9 +37,13 @@ def main(argv=None) -> int:
     from vidiff.data.checker import check_batch
     from vidiff.data.synth import canonical_prompts, paraphrase_prompts
 
+    from vidiff.pipelines.cli import corrector_options
+
+    extra = corrector_options(args.sampler, args.snr, None, args.corrector_range)
     pipe = load_pipeline(args.model)
     enc = get_text_encoder()
-    report = {"model": args.model, "num": args.num, "steps": args.steps, "sampler": args.sampler, "rows": []}
+    report = {"model": args.model, "num": args.num, "steps": args.steps, "sampler": args.sampler,
+              **{k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()}, "rows": []}
     print(f"{'prompts':<12}{'w':>5}{'colour':>9}{'shape':>9}{'direction':>11}{'all three':>11}{'checker ok':>12}")
     for w in args.guidance:
         for name, gen in (("canonical", canonical_prompts), ("paraphrase", paraphrase_prompts)):
@@ -46,7 +52,7 @@ def main(argv=None) -> int:
             cond = Cond(text=emb.tokens, text_mask=emb.mask, pooled=emb.pooled)
             t0 = time.perf_counter()
             videos = pipe(args.num, steps=args.steps, sampler=args.sampler, seed=args.seed, cond=cond,
-                          guidance=w, progress=True)
+                          guidance=w, progress=True, **extra)
             s = check_batch(videos.numpy(), list(expected))
             row = {"prompts": name, "guidance": w, "seconds": round(time.perf_counter() - t0, 1),
                    **{k: s[k] for k in ("colour_acc", "shape_acc", "direction_acc", "all_attrs_acc", "ok")},

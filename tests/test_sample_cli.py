@@ -88,3 +88,22 @@ def test_sample_cli_long_video_by_windows(ckpt, tmp_path, capsys):
     assert cli(["sample", "--model", str(ckpt), "--num", "1", "--steps", "2", "--frames", "8",
                 "--prompt", "a red circle", "--out", str(out)]) == 2
     assert "not trained with text conditioning" in capsys.readouterr().err
+
+
+def test_sample_cli_pc_sampler(ckpt, tmp_path, capsys):
+    """--sampler pc takes the corrector's options; snr 0 is DDPM; the options with another sampler or
+    a malformed range are one-line errors."""
+    base = ["sample", "--model", str(ckpt), "--num", "2", "--steps", "3", "--seed", "1", "--format", "npy"]
+    assert cli(base + ["--sampler", "ddpm", "--out", str(tmp_path / "d")]) == 0
+    assert cli(base + ["--sampler", "pc", "--snr", "0", "--out", str(tmp_path / "p0")]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "p0" / "samples.npy"), np.load(tmp_path / "d" / "samples.npy"))
+    assert cli(base + ["--sampler", "pc", "--snr", "0.3", "--corrector-steps", "2", "--corrector-range", "0.2,0.9",
+                       "--out", str(tmp_path / "p")]) == 0
+    assert "snr 0.3, corrector_steps 2, corrector_range (0.2, 0.9)" in capsys.readouterr().out
+    assert not np.array_equal(np.load(tmp_path / "p" / "samples.npy"), np.load(tmp_path / "d" / "samples.npy"))
+    assert cli(base + ["--sampler", "ddim", "--snr", "0.2", "--out", str(tmp_path / "x")]) == 2
+    assert "--snr only apply to --sampler pc" in capsys.readouterr().err
+    assert cli(base + ["--sampler", "pc", "--corrector-range", "0.2", "--out", str(tmp_path / "x")]) == 2
+    assert "--corrector-range takes two times" in capsys.readouterr().err
+    assert cli(base + ["--sampler", "pc", "--corrector-range", "0.9,0.2", "--out", str(tmp_path / "x")]) == 2
+    assert "corrector_range" in capsys.readouterr().err

@@ -16,6 +16,8 @@ from vidiff.diffusion import (
     ddpm,
     ddpm_posterior,
     dpmpp_2m,
+    langevin_step,
+    pc,
     sample,
     timesteps,
 )
@@ -126,6 +128,43 @@ def test_ddim_eta1_is_ddpm_and_posterior_oracle():
     assert resid.std().item() == pytest.approx(std.item(), rel=5e-3)
 
 
+def test_pc_without_corrector_is_ddpm_and_corrector_reduces_few_step_bias():
+    """snr = 0 (or no corrector steps) is `ddpm` bit for bit; with 5 steps ancestral sampling of
+    N(1.5, 0.8²) comes out too narrow (x̂₀ = E[x | z_t] drops the posterior spread), and one Langevin
+    step per level pulls each z_s towards its true marginal, so the std moves towards 0.8."""
+    data = GaussianData(mu=1.5, s=0.8)
+    den = Denoiser(data.model(COS, "v"), "v")
+    noise = _noise((5_000, 256))  # the step size uses per-sample norms: many elements per sample
+    gen = lambda: torch.Generator().manual_seed(1)  # noqa: E731
+    a = ddpm(den, noise, COS, 5, generator=gen())
+    assert torch.equal(pc(den, noise, COS, 5, generator=gen(), snr=0.0), a)
+    assert torch.equal(pc(den, noise, COS, 5, generator=gen(), corrector_steps=0), a)
+    assert torch.equal(pc(den, noise, COS, 5, generator=gen(), corrector_range=(0.0, 0.1)), a)  # no s in range
+    b = pc(den, noise, COS, 5, generator=gen(), snr=0.16, corrector_steps=3)
+    assert abs(b.mean().item() - 1.5) < 0.01
+    assert a.std() < b.std() < 0.8  # 0.56 -> 0.66: the bias shrinks by 43 %
+    assert 0.8 - b.std().item() < 0.7 * (0.8 - a.std().item())
+
+
+def test_langevin_step_stationary_law():
+    """Langevin with the exact score of q(z_t) = N(m, v) and the adaptive step δ = 2 (r ‖ξ‖/‖∇log p‖)²
+    keeps the mean and settles at the unadjusted-Langevin variance: z ← z − δ (z − m)/v + sqrt(2δ) ξ
+    has stationary variance v / (1 − δ / 2v), and with δ ≈ 2 r² v² / Var z (norms concentrate in
+    4096 dimensions) that is Var z = v (1 + r²). Started 3× too wide, it contracts to that law."""
+    data = GaussianData(mu=1.5, s=0.8)
+    den = Denoiser(data.model(COS, "eps"), "eps")
+    t = torch.tensor(0.5, dtype=torch.float64)
+    alpha, sigma = COS.alpha_sigma(t)
+    m, v = alpha * data.mu, alpha**2 * data.s**2 + sigma**2
+    g = torch.Generator().manual_seed(3)
+    z = m + 3 * v.sqrt() * _noise((500, 4096), seed=2)
+    r = 0.3
+    for _ in range(300):
+        z = langevin_step(z, den(z, t, COS).eps, sigma, torch.randn(z.shape, generator=g, dtype=torch.float64), r)
+    assert z.mean().item() == pytest.approx(m.item(), abs=2e-3)
+    assert (z.var() / v).item() == pytest.approx(1 + r**2, rel=5e-3)
+
+
 def test_ddim_inversion_round_trip():
     data = GaussianData(mu=0.5, s=0.7)
     den = Denoiser(data.model(COS, "v"), "v")
@@ -192,5 +231,9 @@ def test_sampler_errors():
         ddim(den, noise, COS, 10, eta=-1)
     with pytest.raises(VidiffError, match=r"'ddpm' does not take \['eta'\]"):
         sample(den, noise, COS, 10, sampler="ddpm", eta=0.5)
+    with pytest.raises(VidiffError, match="snr"):
+        pc(den, noise, COS, 10, corrector_range=(0.8, 0.2))
+    with pytest.raises(VidiffError, match="snr"):
+        pc(den, noise, COS, 10, snr=-1)
     with pytest.raises(VidiffError, match="floating"):
         ddim(den, torch.zeros(4, 2, dtype=torch.long), COS, 10)

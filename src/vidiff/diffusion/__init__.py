@@ -37,6 +37,8 @@ from .samplers import (
     ddpm,
     ddpm_posterior,
     dpmpp_2m,
+    langevin_step,
+    pc,
     sample,
     timesteps,
 )
@@ -48,7 +50,7 @@ __all__ = [
     "x0_from_eps", "eps_from_x0", "v_from_eps_x0", "x0_from_v", "eps_from_v", "v_from_x0", "v_from_eps",
     "diffusion_loss", "min_snr_weight", "FrameNoise", "NOISE_KINDS",
     "SAMPLERS", "SPACINGS", "sample", "ddpm", "ddim", "dpmpp_2m", "ddim_invert", "timesteps",
-    "ddim_step", "ddim_step_angular", "ddpm_posterior",
+    "ddim_step", "ddim_step_angular", "ddpm_posterior", "pc", "langevin_step",
     "ClassifierFreeGuidance", "AutoGuidance", "ReconstructionGuidance", "GradientGuidance", "expand_mask",
     "SelfConditioning",
 ]

@@ -40,6 +40,8 @@ __all__ = [
     "ddim_step",
     "ddim_step_angular",
     "ddpm_posterior",
+    "pc",
+    "langevin_step",
 ]
 
 SPACINGS = ("uniform", "logsnr", "trailing", "leading")
@@ -187,13 +189,30 @@ def ddpm(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any =
         pred = run.predict(z, t)
         a_t, s_t = _coeffs(schedule, t, z)
         a_s, s_s = _coeffs(schedule, s, z)
-        if s_s == 0:
-            z = pred.x0
-        else:
-            c_z, c_x, std = ddpm_posterior(a_t, s_t, a_s, s_s)
-            z = c_z.to(z.dtype) * z + c_x.to(z.dtype) * pred.x0 + std.to(z.dtype) * _fresh(z, generator, noise_prior)
+        z = _ancestral_step(z, pred, a_t, s_t, a_s, s_s, generator, noise_prior)
         run.report(i, t, z, pred.x0)
     return z
+
+
+def _ancestral_step(z: Tensor, pred: Prediction, a_t, s_t, a_s, s_s, generator, noise_prior) -> Tensor:
+    """z_s ~ q(z_s | z_t, x = x̂₀), or x̂₀ itself when σ_s = 0."""
+    if s_s == 0:
+        return pred.x0
+    c_z, c_x, std = ddpm_posterior(a_t, s_t, a_s, s_s)
+    return c_z.to(z.dtype) * z + c_x.to(z.dtype) * pred.x0 + std.to(z.dtype) * _fresh(z, generator, noise_prior)
+
+
+def langevin_step(z: Tensor, eps_hat: Tensor, sigma: Tensor | float, xi: Tensor, snr: float) -> Tensor:
+    """One Langevin corrector step (Song et al. 2021, Alg. 4–5) on p_t with ∇log p_t(z) = −ε̂/σ_t:
+    z ← z + δ ∇log p_t + sqrt(2δ) ξ, step δ = 2 (r ‖ξ‖ / ‖∇log p_t‖)² per sample (r = `snr`).
+    The norms run over each sample's elements (Song et al. average them over the batch), so a
+    sample must have many elements, as a video has; with frame-correlated noise ξ ~ N(0, Σ) this
+    is Langevin preconditioned by Σ, whose drift is δ Σ ∇log p_t = −δ ε̂/σ_t: the same formula."""
+    b = z.shape[0]
+    score_norm = eps_hat.reshape(b, -1).norm(dim=1) / sigma
+    delta = 2 * (snr * xi.reshape(b, -1).norm(dim=1) / score_norm.clamp(min=1e-12)) ** 2
+    delta = delta.reshape(b, *([1] * (z.dim() - 1))).to(z.dtype)
+    return z - delta * eps_hat / sigma + torch.sqrt(2 * delta) * xi
 
 
 @torch.no_grad()
@@ -261,7 +280,39 @@ def dpmpp_2m(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: A
     return z
 
 
-SAMPLERS: dict[str, Callable[..., Tensor]] = {"ddpm": ddpm, "ddim": ddim, "dpmpp_2m": dpmpp_2m}
+@torch.no_grad()
+def pc(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any = None, guidance=None,
+       callback: Callable | None = None, generator: torch.Generator | None = None,
+       spacing="uniform", clip=None, noise_prior=None, snr: float = 0.16, corrector_steps: int = 1,
+       corrector_range: tuple[float, float] = (0.0, 1.0)) -> Tensor:
+    """Predictor–corrector sampling (Song et al. 2021, Alg. 5): each ancestral step t → s (the
+    predictor, as in `ddpm`) is followed by `corrector_steps` Langevin steps at s (`langevin_step`,
+    signal-to-noise ratio `snr`) when s lies in `corrector_range` = (t_lo, t_hi); each corrector
+    step costs one more denoiser evaluation. snr = 0 or corrector_steps = 0 is `ddpm` exactly."""
+    _check_noise(noise)
+    lo, hi = (float(v) for v in corrector_range)
+    if snr < 0 or corrector_steps < 0 or not 0 <= lo <= hi <= 1:
+        raise VidiffError(f"pc needs snr >= 0, corrector_steps >= 0 and 0 <= t_lo <= t_hi <= 1 in corrector_range; "
+                          f"got snr={snr}, corrector_steps={corrector_steps}, corrector_range={corrector_range}")
+    den = _prepare(denoiser, guidance)
+    grid = timesteps(schedule, steps, spacing)
+    run = _Runner(den, schedule, cond, clip, callback, len(grid) - 1)
+    z = noise
+    for i in range(len(grid) - 1):
+        t, s = float(grid[i]), float(grid[i + 1])
+        pred = run.predict(z, t)
+        a_t, s_t = _coeffs(schedule, t, z)
+        a_s, s_s = _coeffs(schedule, s, z)
+        z = _ancestral_step(z, pred, a_t, s_t, a_s, s_s, generator, noise_prior)
+        if s_s > 0 and snr > 0 and lo <= s <= hi:
+            for _ in range(corrector_steps):
+                eps_hat = run.predict(z, s).eps
+                z = langevin_step(z, eps_hat, s_s.to(z.dtype), _fresh(z, generator, noise_prior), snr)
+        run.report(i, t, z, pred.x0)
+    return z
+
+
+SAMPLERS: dict[str, Callable[..., Tensor]] = {"ddpm": ddpm, "ddim": ddim, "dpmpp_2m": dpmpp_2m, "pc": pc}
 
 
 def sample(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, sampler: str = "ddim", **kw) -> Tensor:

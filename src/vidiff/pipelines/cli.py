@@ -45,6 +45,25 @@ def autoguidance_text(pipe, w: float | None) -> str:
         f" ({ag['w_high_noise']:g} where log-SNR < {ag.get('logsnr_split', 0.0):g})" if "w_high_noise" in ag else "")
 
 
+def corrector_options(sampler: str, snr: float | None, steps: int | None, time_range: str | None) -> dict:
+    """The `pc` sampler's keywords from the CLI's --snr / --corrector-steps / --corrector-range
+    ("LO,HI"); any of them with another sampler is a one-line error."""
+    from ..utils import VidiffError
+
+    given = {k: v for k, v in (("snr", snr), ("corrector_steps", steps), ("corrector_range", time_range))
+             if v is not None}
+    if given and sampler != "pc":
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        raise VidiffError(f"{flags} only apply to --sampler pc (the Langevin corrector); got --sampler {sampler}")
+    if time_range is not None:
+        try:
+            lo, hi = (float(v) for v in time_range.split(","))
+        except ValueError:
+            raise VidiffError(f"--corrector-range takes two times LO,HI such as 0.2,0.8; got {time_range!r}") from None
+        given["corrector_range"] = (lo, hi)
+    return given
+
+
 def register(app: typer.Typer) -> None:
     @app.command("sample")
     def sample_cmd(
@@ -52,7 +71,11 @@ def register(app: typer.Typer) -> None:
         num: int = typer.Option(8, help="number of videos"),
         frames: Optional[int] = typer.Option(None, help="frames per video (default: the model's)"),
         steps: int = typer.Option(25, help="denoising steps"),
-        sampler: str = typer.Option("ddim", help="ddim | ddpm | dpmpp_2m"),
+        sampler: str = typer.Option("ddim", help="ddim | ddpm | dpmpp_2m | pc (DDPM + Langevin corrector)"),
+        snr: Optional[float] = typer.Option(None, help="pc: the corrector's signal-to-noise ratio r (default 0.16)"),
+        corrector_steps: Optional[int] = typer.Option(None, help="pc: Langevin steps after each step (default 1)"),
+        corrector_range: Optional[str] = typer.Option(None, help="pc: correct only at times t in LO,HI "
+                                                      "(default 0,1)"),
         seed: int = typer.Option(0, help="the same seed gives the same videos"),
         out: Path = typer.Option(Path("outputs"), help="output folder"),
         name: str = typer.Option("samples", help="base name of the files written"),
@@ -77,6 +100,7 @@ def register(app: typer.Typer) -> None:
         from . import load_pipeline
 
         fmts = parse_formats(format)
+        extra = corrector_options(sampler, snr, corrector_steps, corrector_range)
         pipe = load_pipeline(model)
         t0 = time.perf_counter()
         if window is not None or (frames is not None and frames > pipe.video.frames):
@@ -90,17 +114,18 @@ def register(app: typer.Typer) -> None:
                                   "generate the first window with --image, then `vidiff extend` it")
             x = sample_long(pipe, num, frames=frames or pipe.video.frames, window=window, overlap=overlap,
                             steps=steps, sampler=sampler, seed=seed, prompt=prompt, class_id=class_id,
-                            guidance=guidance, autoguidance=autoguidance)
+                            guidance=guidance, autoguidance=autoguidance, **extra)
             videos = torch.from_numpy(to_uint8(x))
         else:
             videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True,
                           prompt=prompt, class_id=class_id, image=image, guidance=guidance,
-                          guidance_rescale=guidance_rescale, autoguidance=autoguidance)
+                          guidance_rescale=guidance_rescale, autoguidance=autoguidance, **extra)
         ag_text = autoguidance_text(pipe, autoguidance)
         dt = time.perf_counter() - t0
         written = write_samples(videos, out, name, fmts, pipe.video.fps, scale)
         typer.echo(f"generated {num} video(s) {tuple(videos.shape[1:])} with {pipe.name} "
                    f"in {dt:.1f}s ({sampler}, {steps} steps, seed {seed}"
+                   + "".join(f", {k} {v}" for k, v in extra.items())
                    + (f", guidance {guidance:g}" if guidance else "")
                    + ag_text + ")")
         for p in written:

@@ -201,18 +201,40 @@ def test_self_conditioned_run_resumes_exactly_and_samples(data_dir, model_file, 
         train(_cfg(data_dir, model_file, tmp_path / "bad", steps=1, self_cond=1.0))
 
 
-def test_init_from_names_tensors_whose_shape_differs(tmp_path, capsys):
-    # a plain checkpoint into a self-conditioned backbone: conv_in takes 2x the channels, so it starts anew
+def test_init_from_widens_input_layers_and_names_tensors_whose_shape_differs(tmp_path, capsys):
+    """A plain checkpoint into a backbone with more input channels (self-conditioning, a first-frame
+    concat): conv_in keeps the checkpoint's weights for x_t and gets zeros for the new inputs, so the
+    widened model computes exactly the plain one whatever the new inputs hold. A tensor that differs
+    otherwise (a wider network) is named and left to its initialisation."""
     import torch
 
     from vidiff.checkpoint import save_pretrained
+    from vidiff.conditioning import Cond
     from vidiff.models import build_model
     from vidiff.train import init_weights_from
 
+    torch.manual_seed(0)
     src = build_model(TINY_MODEL)
     save_pretrained(tmp_path / "plain", src, {"model": TINY_MODEL})
     dst = build_model({**TINY_MODEL, "self_cond": True})
     init_weights_from(dst, str(tmp_path / "plain"))
     err = capsys.readouterr().err
-    assert "not copied: conv_in.weight" in err and "1 newly initialised" in err
-    assert torch.equal(dst.state_dict()["conv_out.weight"], src.state_dict()["conv_out.weight"])
+    assert "0 newly initialised" in err and "new input channels: conv_in.weight" in err
+    w_src, w = src.state_dict()["conv_in.weight"], dst.state_dict()["conv_in.weight"]
+    k = w_src.shape[1]
+    assert torch.equal(w[:, :k], w_src) and not w[:, k:].any()
+    assert torch.equal(dst.state_dict()["conv_in.bias"], src.state_dict()["conv_in.bias"])
+    # a first-frame model (4 concat channels) from a plain one with the 2x2 space-to-depth stem, which
+    # stacks each input channel's 2x2 pixels: x_t's 12 stem channels lead and the zeros follow
+    plain = build_model({**TINY_MODEL, "patch_size": 2})
+    save_pretrained(tmp_path / "plain2", plain, {"model": {**TINY_MODEL, "patch_size": 2}})
+    dst = build_model({**TINY_MODEL, "patch_size": 2, "cond_channels": 4})
+    init_weights_from(dst, str(tmp_path / "plain2"))
+    assert "new input channels: conv_in.weight" in capsys.readouterr().err
+    x, t = torch.randn(2, 3, 4, 16, 16), torch.tensor([0.3, 0.8])
+    cond = Cond(concat=torch.randn(2, 4, 4, 16, 16))
+    with torch.no_grad():
+        assert torch.allclose(dst(x, t, cond), plain(x, t), atol=1e-5)
+    wide = build_model({**TINY_MODEL, "base_channels": 16})
+    init_weights_from(wide, str(tmp_path / "plain"))
+    assert "not copied: conv_in.bias, conv_in.weight" in capsys.readouterr().err

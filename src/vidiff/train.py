@@ -196,9 +196,23 @@ def plot_loss(losses: list[float], path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # the loop
 
+def _widened(src: torch.Tensor, own: torch.Tensor) -> torch.Tensor | None:
+    """`src` zero-padded along its input axis (dim 1) to `own`'s shape when that is the only difference
+    (an input layer that gained channels: concat conditions, self-conditioning), else None. The extra
+    inputs start with zero weight, so the widened model computes what the checkpoint did."""
+    if (src.dim() < 2 or src.shape[0] != own.shape[0] or src.shape[2:] != own.shape[2:]
+            or src.shape[1] >= own.shape[1]):
+        return None
+    out = torch.zeros_like(own)
+    out[:, :src.shape[1]] = src.to(own.dtype)
+    return out
+
+
 def init_weights_from(model, folder: str) -> None:
     """Copy every weight of checkpoint `folder` whose name and shape match (fine-tuning, or adding a
-    condition to a trained unconditional model); the rest keep their initialisation."""
+    condition to a trained unconditional model); an input layer that gained channels gets the
+    checkpoint's weights for the old ones and zeros for the new (`_widened`, as Stable Diffusion's
+    inpainting model was made from the text-to-image one); the rest keep their initialisation."""
     from .checkpoint import load_state_dict
 
     path = Path(folder) / "model.safetensors"
@@ -206,10 +220,14 @@ def init_weights_from(model, folder: str) -> None:
         raise VidiffError(f"--init-from: {path} not found; give a checkpoint folder (model.safetensors + config.json)")
     src, own = load_state_dict(path), model.state_dict()
     hit = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
-    model.load_state_dict(hit, strict=False)
-    # a tensor of another shape (e.g. conv_in of a self-conditioned checkpoint) is worth naming
-    reshaped = sorted(k for k, v in src.items() if k in own and own[k].shape != v.shape)
-    print(f"init from {folder}: {len(hit)}/{len(own)} tensors copied, {len(own) - len(hit)} newly initialised"
+    widened = {k: w for k, v in src.items() if k in own and k not in hit
+               for w in [_widened(v, own[k])] if w is not None}
+    model.load_state_dict({**hit, **widened}, strict=False)
+    # a tensor of another shape that could not be widened is worth naming
+    reshaped = sorted(k for k, v in src.items() if k in own and own[k].shape != v.shape and k not in widened)
+    fresh = len(own) - len(hit) - len(widened)
+    print(f"init from {folder}: {len(hit)}/{len(own)} tensors copied, {fresh} newly initialised"
+          + (f"; widened with zero weights for the new input channels: {', '.join(sorted(widened))}" if widened else "")
           + (f"; of another shape there, so not copied: {', '.join(reshaped)}" if reshaped else ""), file=sys.stderr)
 
 

@@ -102,7 +102,7 @@ def test_sample_cli_pc_sampler(ckpt, tmp_path, capsys):
     assert "snr 0.3, corrector_steps 2, corrector_range (0.2, 0.9)" in capsys.readouterr().out
     assert not np.array_equal(np.load(tmp_path / "p" / "samples.npy"), np.load(tmp_path / "d" / "samples.npy"))
     assert cli(base + ["--sampler", "ddim", "--snr", "0.2", "--out", str(tmp_path / "x")]) == 2
-    assert "--snr only apply to --sampler pc" in capsys.readouterr().err
+    assert "--snr applies only to --sampler pc" in capsys.readouterr().err
     assert cli(base + ["--sampler", "pc", "--corrector-range", "0.2", "--out", str(tmp_path / "x")]) == 2
     assert "--corrector-range takes two times" in capsys.readouterr().err
     assert cli(base + ["--sampler", "pc", "--corrector-range", "0.9,0.2", "--out", str(tmp_path / "x")]) == 2

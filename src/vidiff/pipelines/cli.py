@@ -54,7 +54,8 @@ def corrector_options(sampler: str, snr: float | None, steps: int | None, time_r
              if v is not None}
     if given and sampler != "pc":
         flags = ", ".join("--" + k.replace("_", "-") for k in given)
-        raise VidiffError(f"{flags} only apply to --sampler pc (the Langevin corrector); got --sampler {sampler}")
+        verb = "applies" if len(given) == 1 else "apply"
+        raise VidiffError(f"{flags} {verb} only to --sampler pc (the Langevin corrector); got --sampler {sampler}")
     if time_range is not None:
         try:
             lo, hi = (float(v) for v in time_range.split(","))

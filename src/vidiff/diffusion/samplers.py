@@ -178,28 +178,9 @@ def ddpm(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any =
          callback: Callable | None = None, generator: torch.Generator | None = None,
          spacing="uniform", clip=None, noise_prior=None) -> Tensor:
     """Ancestral sampling (Ho et al. 2020, Alg. 2) with the exact posterior q(z_s | z_t, x = x̂₀)
-    between any two times (Kingma et al. 2021, eq. 32)."""
-    _check_noise(noise)
-    den = _prepare(denoiser, guidance)
-    grid = timesteps(schedule, steps, spacing)
-    run = _Runner(den, schedule, cond, clip, callback, len(grid) - 1)
-    z = noise
-    for i in range(len(grid) - 1):
-        t, s = float(grid[i]), float(grid[i + 1])
-        pred = run.predict(z, t)
-        a_t, s_t = _coeffs(schedule, t, z)
-        a_s, s_s = _coeffs(schedule, s, z)
-        z = _ancestral_step(z, pred, a_t, s_t, a_s, s_s, generator, noise_prior)
-        run.report(i, t, z, pred.x0)
-    return z
-
-
-def _ancestral_step(z: Tensor, pred: Prediction, a_t, s_t, a_s, s_s, generator, noise_prior) -> Tensor:
-    """z_s ~ q(z_s | z_t, x = x̂₀), or x̂₀ itself when σ_s = 0."""
-    if s_s == 0:
-        return pred.x0
-    c_z, c_x, std = ddpm_posterior(a_t, s_t, a_s, s_s)
-    return c_z.to(z.dtype) * z + c_x.to(z.dtype) * pred.x0 + std.to(z.dtype) * _fresh(z, generator, noise_prior)
+    between any two times (Kingma et al. 2021, eq. 32): `pc`'s predictor with the corrector off."""
+    return pc(denoiser, noise, schedule, steps, cond=cond, guidance=guidance, callback=callback,
+              generator=generator, spacing=spacing, clip=clip, noise_prior=noise_prior, snr=0.0)
 
 
 def langevin_step(z: Tensor, eps_hat: Tensor, sigma: Tensor | float, xi: Tensor, snr: float) -> Tensor:
@@ -303,7 +284,11 @@ def pc(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any = N
         pred = run.predict(z, t)
         a_t, s_t = _coeffs(schedule, t, z)
         a_s, s_s = _coeffs(schedule, s, z)
-        z = _ancestral_step(z, pred, a_t, s_t, a_s, s_s, generator, noise_prior)
+        if s_s == 0:  # the last step lands on x̂₀
+            z = pred.x0
+        else:  # z_s ~ q(z_s | z_t, x = x̂₀)
+            c_z, c_x, std = ddpm_posterior(a_t, s_t, a_s, s_s)
+            z = c_z.to(z.dtype) * z + c_x.to(z.dtype) * pred.x0 + std.to(z.dtype) * _fresh(z, generator, noise_prior)
         if s_s > 0 and snr > 0 and lo <= s <= hi:
             for _ in range(corrector_steps):
                 eps_hat = run.predict(z, s).eps

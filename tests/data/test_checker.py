@@ -155,3 +155,20 @@ def test_benign_perturbations_still_pass(real):
     for x in (noisy, dim, blur):
         s = checker.check_batch(x, meta)
         assert s["ok"] == 1.0 and s["all_attrs_acc"] == 1.0
+
+
+def test_foreground_centroid_finds_a_rendered_object():
+    # a 4x6 block of pixels at x 10..15, y 20..23 on grey: centre (12.5, 21.5); a blank frame has none
+    frame = np.full((32, 32, 3), 128, np.uint8)
+    frame[20:24, 10:16] = (230, 30, 30)
+    assert checker.foreground_centroid(frame) == (12.5, 21.5)
+    assert checker.foreground_centroid(np.full((8, 8, 3), 40, np.uint8)) is None
+    # on rendered circles and squares (symmetric: centre of mass = the metadata's box centre, in a
+    # frame where pixel i spans [i, i+1), so half a pixel above the index) it is within the half pixel
+    # that thresholding the antialiased edge can shift it
+    videos, meta = synth.render_shapes(16, 2, 32, seed=3)
+    sym = [(v, m) for v, m in zip(videos, meta) if m["shape"] != "triangle"]
+    assert len(sym) >= 8
+    for v, m in sym:
+        x, y = checker.foreground_centroid(v[0])
+        assert abs(x + 0.5 - m["x0"]) < 0.5 and abs(y + 0.5 - m["y0"]) < 0.5

@@ -66,6 +66,14 @@ class CheckResult:
         return asdict(self)
 
 
+def foreground_centroid(frame: np.ndarray, cfg: CheckerConfig = CheckerConfig()) -> tuple[float, float] | None:
+    """(x, y) centre of the pixels of a uint8 frame (H, W, 3) farther than `cfg.fg_threshold` from its
+    median colour (the object, on the shapes data's plain background); None when there are none."""
+    bg = np.median(frame.reshape(-1, 3), axis=0)
+    ys, xs = np.nonzero(np.abs(frame.astype(np.float32) - bg).max(-1) > cfg.fg_threshold)
+    return (float(xs.mean()), float(ys.mean())) if len(xs) else None
+
+
 def nearest_colour(rgb, palette: dict[str, tuple[int, int, int]] = PALETTE) -> str:
     """Palette name nearest in chromaticity (angle between RGB vectors), robust to brightness."""
     v = np.asarray(rgb, np.float64)

@@ -4,14 +4,17 @@
         [--guide runs/shapes-tiny/snapshots/step_0001500 --autoguidance 1.0]
 
 `--guide` also ships an earlier snapshot of the run as the weaker model of autoguidance (Karras et al.
-2024): it goes into DEST/guide and the config records its default weight.
+2024): it goes into DEST/guide and the config records its default weight. A guide whose backbone
+lacks input channels the run gained (an unconditional snapshot guiding a first-frame fine-tune of
+it) is widened into the run's architecture with zero weights for them, so it ignores the condition.
 """
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from vidiff.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_state_dict, read_config, save_state_dict
-from vidiff.utils import atomic_write_text
+from vidiff.utils import VidiffError, atomic_write_text
 
 
 def copy_checkpoint(src: Path, dest: Path, extra: dict | None = None) -> tuple[dict, float]:
@@ -20,6 +23,35 @@ def copy_checkpoint(src: Path, dest: Path, extra: dict | None = None) -> tuple[d
     config = {**read_config(src), **(extra or {})}
     dest.mkdir(parents=True, exist_ok=True)
     save_state_dict(dest / WEIGHTS_NAME, load_state_dict(src / WEIGHTS_NAME))
+    atomic_write_text(dest / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return config, (dest / WEIGHTS_NAME).stat().st_size / 2**20
+
+
+def copy_guide(src: Path, dest: Path, run: Path) -> tuple[dict, float]:
+    """Copy guide checkpoint `src` into `dest` in the architecture of `run`: as is when the two backbone
+    configs agree, else every tensor widened with zero weights for the run's extra input channels
+    (`widen_input_channels`); any other difference is a one-line error."""
+    model = read_config(run)["model"]
+    config = read_config(src)
+    if config["model"] == model:
+        return copy_checkpoint(src, dest)
+    from vidiff.train import widen_input_channels
+
+    own, state = load_state_dict(run / WEIGHTS_NAME), load_state_dict(src / WEIGHTS_NAME)
+    if set(own) - {k for k in own if k.startswith("noise_aug_embed.")} != set(state):
+        raise VidiffError(f"guide {src} has other layers than {run}; give a snapshot of the same backbone")
+    out = {}
+    for k, own_v in own.items():
+        if k not in state:  # the noise-level embedding a concat condition adds: used only by SSR's noise
+            out[k] = own_v  # augmentation, so the run's own copy (a first-frame model never reads it)
+            continue
+        out[k] = state[k] if state[k].shape == own_v.shape else widen_input_channels(state[k], own_v)
+        if out[k] is None:
+            raise VidiffError(f"guide {src}: {k} has shape {tuple(state[k].shape)}, the run's {tuple(own_v.shape)}; "
+                              "only added input channels can be widened")
+    config = {**config, "model": model, "widened_from": config["model"]}
+    dest.mkdir(parents=True, exist_ok=True)
+    save_state_dict(dest / WEIGHTS_NAME, out)
     atomic_write_text(dest / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
     return config, (dest / WEIGHTS_NAME).stat().st_size / 2**20
 
@@ -37,7 +69,7 @@ def main() -> None:
     run_dir, dest_dir = Path(args.run), Path(args.dest)
     extra = None
     if args.guide:
-        gconfig, gsize = copy_checkpoint(Path(args.guide), dest_dir / "guide")
+        gconfig, gsize = copy_guide(Path(args.guide), dest_dir / "guide", run_dir)
         step = gconfig.get("summary", {}).get("steps")
         extra = {"autoguidance": {"guide": "guide", "w": args.autoguidance, "guide_steps": step}}
         if args.autoguidance_high_noise is not None:
@@ -48,4 +80,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from vidiff.utils import VidiffError
+
+    try:
+        main()
+    except VidiffError as e:  # one line, not a traceback
+        sys.exit(f"error: {e}")

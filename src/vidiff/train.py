@@ -196,7 +196,7 @@ def plot_loss(losses: list[float], path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # the loop
 
-def _widened(src: torch.Tensor, own: torch.Tensor) -> torch.Tensor | None:
+def widen_input_channels(src: torch.Tensor, own: torch.Tensor) -> torch.Tensor | None:
     """`src` zero-padded along its input axis (dim 1) to `own`'s shape when that is the only difference
     (an input layer that gained channels: concat conditions, self-conditioning), else None. The extra
     inputs start with zero weight, so the widened model computes what the checkpoint did."""
@@ -211,8 +211,8 @@ def _widened(src: torch.Tensor, own: torch.Tensor) -> torch.Tensor | None:
 def init_weights_from(model, folder: str) -> None:
     """Copy every weight of checkpoint `folder` whose name and shape match (fine-tuning, or adding a
     condition to a trained unconditional model); an input layer that gained channels gets the
-    checkpoint's weights for the old ones and zeros for the new (`_widened`, as Stable Diffusion's
-    inpainting model was made from the text-to-image one); the rest keep their initialisation."""
+    checkpoint's weights for the old ones and zeros for the new (`widen_input_channels`, as Stable
+    Diffusion's inpainting model was made from the text-to-image one); the rest keep their initialisation."""
     from .checkpoint import load_state_dict
 
     path = Path(folder) / "model.safetensors"
@@ -221,7 +221,7 @@ def init_weights_from(model, folder: str) -> None:
     src, own = load_state_dict(path), model.state_dict()
     hit = {k: v for k, v in src.items() if k in own and own[k].shape == v.shape}
     widened = {k: w for k, v in src.items() if k in own and k not in hit
-               for w in [_widened(v, own[k])] if w is not None}
+               for w in [widen_input_channels(v, own[k])] if w is not None}
     model.load_state_dict({**hit, **widened}, strict=False)
     # a tensor of another shape that could not be widened is worth naming
     reshaped = sorted(k for k, v in src.items() if k in own and own[k].shape != v.shape and k not in widened)

@@ -15,7 +15,7 @@ from vidiff.diffusion import AutoGuidance, Denoiser
 from vidiff.pipelines import load_pipeline, sample_long, sample_videos
 from vidiff.utils import VidiffError
 
-from .conftest import _tiny_model
+from .conftest import TINY, _tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -128,3 +128,44 @@ def test_extend_and_interpolate_use_the_guide(guided_ckpt, tiny_pipe):
         torch.testing.assert_close(op(same, video, steps=2, seed=0, **kw), plain, atol=1e-5, rtol=0)
         with pytest.raises(VidiffError, match="ships no guide model"):
             op(tiny_pipe, video, steps=2, autoguidance=1.0, **kw)
+
+
+def test_unconditional_guide_is_widened_for_a_first_frame_model(tmp_path, tiny_pipe, tiny_ckpt):
+    """export_model.py --guide with an unconditional snapshot for a first-frame model (the bundled
+    shapes-i2v-tiny): the guide is stored in the run's architecture, with zero weights for the frame
+    and mask inputs, so whatever the concat holds it predicts what the unconditional snapshot does."""
+    from vidiff.conditioning import Cond
+    from vidiff.conditioning.tasks import known_frames_concat
+    from vidiff.models import build_model
+
+    torch.manual_seed(3)
+    i2v = build_model({**TINY, "cond_channels": 4}).eval()  # x_t + first frame + mask
+    run = tmp_path / "i2v"
+    save_pretrained(run, i2v, {"model": config_to_dict(i2v.config), "diffusion": config_to_dict(tiny_pipe.diffusion),
+                               "video": config_to_dict(tiny_pipe.video), "summary": {"steps": 5},
+                               "conditioning": {"condition": "first_frame"}})
+    dest = tmp_path / "exported"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_model.py"), str(run), str(dest),
+                        "--guide", str(tiny_ckpt)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    guide_cfg = json.loads((dest / "guide" / "config.json").read_text())
+    assert guide_cfg["model"] == config_to_dict(i2v.config) and guide_cfg["widened_from"]["cond_channels"] == 0
+    pipe = load_pipeline(str(dest))
+    x = torch.randn(2, 3, 4, 16, 16)
+    t = torch.full((2,), 0.4)
+    cond = Cond(concat=known_frames_concat(torch.rand(2, 3, 1, 16, 16) * 2 - 1, 4))
+    with torch.no_grad():
+        assert torch.allclose(pipe.guide(x, t, cond), tiny_pipe.model(x, t), atol=1e-5)
+        assert not torch.allclose(pipe.model(x, t, cond), pipe.model(x, t), atol=1e-3)  # the run itself reads it
+    # guided sampling from a first frame runs and differs from the unguided
+    a = pipe(num=1, steps=2, seed=0, image=torch.zeros(3, 16, 16), autoguidance=1.0)
+    assert not torch.equal(a, pipe(num=1, steps=2, seed=0, image=torch.zeros(3, 16, 16), autoguidance=0))
+    # a guide of another backbone cannot be widened: one line naming the problem
+    other = tmp_path / "other"
+    wide = build_model({**TINY, "base_channels": 16, "norm_groups": 8})
+    save_pretrained(other, wide, {"model": config_to_dict(wide.config), "diffusion": config_to_dict(tiny_pipe.diffusion),
+                                  "video": config_to_dict(tiny_pipe.video), "summary": {"steps": 1}})
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_model.py"), str(run), str(tmp_path / "bad"),
+                        "--guide", str(other)], capture_output=True, text=True)
+    assert r.returncode != 0 and "only added input channels can be widened" in r.stderr
+    assert "Traceback" not in r.stderr

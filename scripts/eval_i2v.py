@@ -27,16 +27,13 @@ import torch
 
 def score(videos: np.ndarray, given: np.ndarray, meta: list[dict]) -> dict:
     """The measures above for uint8 videos (N, F, H, W, 3) sampled from first frames `given` (N, H, W, 3)."""
-    from vidiff.data.checker import check_batch, foreground_centroid
+    from vidiff.data.checker import centroid_distance, check_batch
     from vidiff.data.io import from_uint8
     from vidiff.metrics.image import psnr
 
     s = check_batch(videos, [{k: m[k] for k in ("colour", "shape")} for m in meta])
     db = psnr(from_uint8(videos[:, :1]), from_uint8(given[:, None]))[:, 0].numpy()  # (N,) frame 0, dB
-    errs = []
-    for v, g in zip(videos, given):
-        a, b = foreground_centroid(v[0]), foreground_centroid(g)
-        errs.append(float("inf") if a is None or b is None else float(np.hypot(a[0] - b[0], a[1] - b[1])))
+    errs = [centroid_distance(v[0], g) for v, g in zip(videos, given)]
     res = s["results"]
     return {"first_frame_psnr": float(np.median(db)), "colour_acc": s["colour_acc"], "shape_acc": s["shape_acc"],
             "colour_and_shape": float(np.mean([r.colour == m["colour"] and r.shape == m["shape"] for r, m in zip(res, meta)])),

@@ -17,14 +17,18 @@ from vidiff.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_state_dict, read_c
 from vidiff.utils import VidiffError, atomic_write_text
 
 
+def write_checkpoint(dest: Path, state: dict, config: dict) -> tuple[dict, float]:
+    """Write weights + config into `dest` (each atomically); return the config and the weight file's size in MiB."""
+    dest.mkdir(parents=True, exist_ok=True)
+    save_state_dict(dest / WEIGHTS_NAME, state)
+    atomic_write_text(dest / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    return config, (dest / WEIGHTS_NAME).stat().st_size / 2**20
+
+
 def copy_checkpoint(src: Path, dest: Path, extra: dict | None = None) -> tuple[dict, float]:
     """Copy weights + config (plus `extra` config keys); return the config written and the weight
     file's size in MiB."""
-    config = {**read_config(src), **(extra or {})}
-    dest.mkdir(parents=True, exist_ok=True)
-    save_state_dict(dest / WEIGHTS_NAME, load_state_dict(src / WEIGHTS_NAME))
-    atomic_write_text(dest / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return config, (dest / WEIGHTS_NAME).stat().st_size / 2**20
+    return write_checkpoint(dest, load_state_dict(src / WEIGHTS_NAME), {**read_config(src), **(extra or {})})
 
 
 def copy_guide(src: Path, dest: Path, run: Path) -> tuple[dict, float]:
@@ -49,11 +53,7 @@ def copy_guide(src: Path, dest: Path, run: Path) -> tuple[dict, float]:
         if out[k] is None:
             raise VidiffError(f"guide {src}: {k} has shape {tuple(state[k].shape)}, the run's {tuple(own_v.shape)}; "
                               "only added input channels can be widened")
-    config = {**config, "model": model, "widened_from": config["model"]}
-    dest.mkdir(parents=True, exist_ok=True)
-    save_state_dict(dest / WEIGHTS_NAME, out)
-    atomic_write_text(dest / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
-    return config, (dest / WEIGHTS_NAME).stat().st_size / 2**20
+    return write_checkpoint(dest, out, {**config, "model": model, "widened_from": config["model"]})
 
 
 def main() -> None:
@@ -80,8 +80,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    from vidiff.utils import VidiffError
-
     try:
         main()
     except VidiffError as e:  # one line, not a traceback

@@ -157,12 +157,16 @@ def test_benign_perturbations_still_pass(real):
         assert s["ok"] == 1.0 and s["all_attrs_acc"] == 1.0
 
 
-def test_foreground_centroid_finds_a_rendered_object():
+def test_foreground_centroid_and_centroid_distance():
     # a 4x6 block of pixels at x 10..15, y 20..23 on grey: centre (12.5, 21.5); a blank frame has none
     frame = np.full((32, 32, 3), 128, np.uint8)
     frame[20:24, 10:16] = (230, 30, 30)
     assert checker.foreground_centroid(frame) == (12.5, 21.5)
     assert checker.foreground_centroid(np.full((8, 8, 3), 40, np.uint8)) is None
+    moved = np.full((32, 32, 3), 128, np.uint8)
+    moved[23:27, 14:20] = (230, 30, 30)  # the block shifted by (4, 3): 5 px away; no object: inf
+    assert checker.centroid_distance(frame, moved) == 5.0
+    assert checker.centroid_distance(frame, np.full((32, 32, 3), 128, np.uint8)) == float("inf")
     # on rendered circles and squares (symmetric: centre of mass = the metadata's box centre, in a
     # frame where pixel i spans [i, i+1), so half a pixel above the index) it is within the half pixel
     # that thresholding the antialiased edge can shift it

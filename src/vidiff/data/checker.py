@@ -74,6 +74,12 @@ def foreground_centroid(frame: np.ndarray, cfg: CheckerConfig = CheckerConfig())
     return (float(xs.mean()), float(ys.mean())) if len(xs) else None
 
 
+def centroid_distance(a: np.ndarray, b: np.ndarray, cfg: CheckerConfig = CheckerConfig()) -> float:
+    """Distance in pixels between the `foreground_centroid`s of frames `a` and `b`; inf when either has no object."""
+    ca, cb = foreground_centroid(a, cfg), foreground_centroid(b, cfg)
+    return float("inf") if ca is None or cb is None else float(np.hypot(ca[0] - cb[0], ca[1] - cb[1]))
+
+
 def nearest_colour(rgb, palette: dict[str, tuple[int, int, int]] = PALETTE) -> str:
     """Palette name nearest in chromaticity (angle between RGB vectors), robust to brightness."""
     v = np.asarray(rgb, np.float64)

@@ -7,13 +7,10 @@
 # the unguided teacher at 64 steps is scored too (pass --autoguidance 0 to distil the plain teacher).
 # 500 updates per round (a step budget, so a rerun reproduces the documented figures; ~40 min on 2 cores).
 # Usage: bash scripts/distill_demo.sh [extra `vidiff distill` flags, e.g. --steps-per-round 2000]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-VIDIFF=${VIDIFF:-.venv/bin/vidiff}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+source "$(dirname "$0")/common.sh"
 OUT=runs/distill-shapes
 
-[ -f data/shapes/metadata.jsonl ] || $VIDIFF data synth shapes data/shapes --num 2000 --frames 16 --size 32 --seed 0
+ensure_shapes_data
 $VIDIFF distill shapes-tiny --data data/shapes --out $OUT --rounds 4 --start-steps 64 \
     --steps-per-round 500 --batch 8 --lr 1e-4 "$@"
 

@@ -8,13 +8,9 @@
 #   6. scores both stages on 64 held-out clips against naive upsampling (benchmarks/bench_cascade.py).
 # About 72 minutes on 2 CPU cores (TSR 30 min, SSR 40 min, then ~3 min of evaluation).
 # Usage: bash scripts/train_cascade.sh [extra `vidiff train` flags for both stages, e.g. --minutes 20]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-VIDIFF=${VIDIFF:-.venv/bin/vidiff}
-PY=${PY:-.venv/bin/python}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+source "$(dirname "$0")/common.sh"
 
-[ -f data/shapes/metadata.jsonl ] || $VIDIFF data synth shapes data/shapes --num 2000 --frames 16 --size 32 --seed 0
+ensure_shapes_data
 $VIDIFF train --config configs/shapes-tsr-tiny.yaml "$@"
 $PY scripts/export_model.py runs/shapes-tsr-tiny src/vidiff/weights/shapes-tsr-tiny
 $VIDIFF train --config configs/shapes-ssr-tiny.yaml "$@"

@@ -6,13 +6,9 @@
 #      step 1500 as its autoguidance guide (guide/, default weight 1),
 #   4. scores 64 samples (DDPM 50, as `make demo`) and the real data with the shapes checker.
 # Usage: bash scripts/train_demo.sh [extra `vidiff train` flags, e.g. --minutes 75]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-VIDIFF=${VIDIFF:-.venv/bin/vidiff}
-PY=${PY:-.venv/bin/python}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+source "$(dirname "$0")/common.sh"
 
-[ -f data/shapes/metadata.jsonl ] || $VIDIFF data synth shapes data/shapes --num 2000 --frames 16 --size 32 --seed 0
+ensure_shapes_data
 $VIDIFF train --config configs/shapes-tiny.yaml "$@"
 $PY scripts/export_model.py runs/shapes-tiny src/vidiff/weights/shapes-tiny \
     --guide runs/shapes-tiny/snapshots/step_0001500 --autoguidance 1

@@ -7,13 +7,9 @@
 #      so the guide is a weaker model that ignores the frame (default weight 1),
 #   4. scores 64 held-out first frames (DDPM 50) without guidance and with the default guidance.
 # Usage: bash scripts/train_i2v.sh [extra `vidiff train` flags, e.g. --minutes 20]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-VIDIFF=${VIDIFF:-.venv/bin/vidiff}
-PY=${PY:-.venv/bin/python}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+source "$(dirname "$0")/common.sh"
 
-[ -f data/shapes/metadata.jsonl ] || $VIDIFF data synth shapes data/shapes --num 2000 --frames 16 --size 32 --seed 0
+ensure_shapes_data
 $VIDIFF train --config configs/shapes-i2v-tiny.yaml "$@"
 $PY scripts/export_model.py runs/shapes-i2v-tiny src/vidiff/weights/shapes-i2v-tiny \
     --guide src/vidiff/weights/shapes-tiny/guide --autoguidance 1

@@ -10,10 +10,7 @@
 #      26 min), and its "volume" ablation with the same schedule (runs/motion-shift16-volume),
 #   6. exports runs/motion-shift16 and prints benchmarks/bench_motion.py's table (16 held-out scenes).
 # 512 procedural scenes of 32x32, K = 16, period 150, batch 8, lr 5e-4, seed 0.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+source "$(dirname "$0")/common.sh"
 COMMON=(--size 32 --scenes 512 --heldout 16 --batch 8 --lr 5e-4)
 
 $PY scripts/train_motion.py --out runs/motion "${COMMON[@]}" --freq-embedding sinusoidal \

@@ -5,13 +5,10 @@
 #   3. exports EMA weights + config into src/vidiff/weights/shapes-t2v-tiny,
 #   4. scores 64 canonical prompts and 64 held-out paraphrases with the shapes checker.
 # Usage: bash scripts/train_t2v.sh [extra `vidiff train` flags, e.g. --minutes 60]
-set -euo pipefail
-cd "$(dirname "$0")/.."
-VIDIFF=${VIDIFF:-.venv/bin/vidiff}
-PY=${PY:-.venv/bin/python}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} HF_HUB_OFFLINE=1
+source "$(dirname "$0")/common.sh"
+export HF_HUB_OFFLINE=1
 
-[ -f data/shapes/metadata.jsonl ] || $VIDIFF data synth shapes data/shapes --num 2000 --frames 16 --size 32 --seed 0
+ensure_shapes_data
 $VIDIFF train --config configs/shapes-t2v-tiny.yaml "$@"
 $PY scripts/export_model.py runs/shapes-t2v-tiny src/vidiff/weights/shapes-t2v-tiny
 $PY scripts/eval_t2v.py --model shapes-t2v-tiny --num 64 --guidance 0 3 --out runs/shapes-t2v-tiny/eval_t2v.json

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Reproduces the bundled image-to-video demo `shapes-i2v-tiny` on a CPU (needs the bundled shapes-tiny):
+# Reproduces the bundled image-to-video demo `shapes-i2v-tiny` on a CPU (from the sessions 6-13 demo model):
 #   1. generates the synthetic moving-shapes dataset if missing (seed 0),
-#   2. fine-tunes shapes-tiny with first-frame conditioning (configs/shapes-i2v-tiny.yaml, ~20 min),
-#   3. exports EMA weights + config into src/vidiff/weights/shapes-i2v-tiny, with shapes-tiny's own
+#   2. trains that base if runs/shapes-tiny-v1 is missing (configs/shapes-tiny-v1.yaml, ~88 min) and
+#      fine-tunes it with first-frame conditioning (configs/shapes-i2v-tiny.yaml, ~20 min),
+#   3. exports EMA weights + config into src/vidiff/weights/shapes-i2v-tiny, with the base's own
 #      autoguidance guide (its step-1500 snapshot) widened to take the first frame with zero weights,
 #      so the guide is a weaker model that ignores the frame (default weight 1),
 #   4. scores 64 held-out first frames (DDPM 50) without guidance and with the default guidance.
@@ -10,7 +11,9 @@
 source "$(dirname "$0")/common.sh"
 
 ensure_shapes_data
+# the base model these fine-tunes start from: the sessions 6-13 demo model (~88 min), trained if missing
+[ -f runs/shapes-tiny-v1/model.safetensors ] || $VIDIFF train --config configs/shapes-tiny-v1.yaml
 $VIDIFF train --config configs/shapes-i2v-tiny.yaml "$@"
 $PY scripts/export_model.py runs/shapes-i2v-tiny src/vidiff/weights/shapes-i2v-tiny \
-    --guide src/vidiff/weights/shapes-tiny/guide --autoguidance 1
+    --guide runs/shapes-tiny-v1/snapshots/step_0001500 --autoguidance 1
 $PY scripts/eval_i2v.py --model shapes-i2v-tiny --num 64 --autoguidance 0 1 --out runs/shapes-i2v-tiny/eval_i2v.json

@@ -11,8 +11,7 @@
 source "$(dirname "$0")/common.sh"
 
 ensure_shapes_data
-# the base model these fine-tunes start from: the sessions 6-13 demo model (~88 min), trained if missing
-[ -f runs/shapes-tiny-v1/model.safetensors ] || $VIDIFF train --config configs/shapes-tiny-v1.yaml
+ensure_v1_base
 $VIDIFF train --config configs/shapes-i2v-tiny.yaml "$@"
 $PY scripts/export_model.py runs/shapes-i2v-tiny src/vidiff/weights/shapes-i2v-tiny \
     --guide runs/shapes-tiny-v1/snapshots/step_0001500 --autoguidance 1

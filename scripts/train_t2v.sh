@@ -10,8 +10,7 @@ source "$(dirname "$0")/common.sh"
 export HF_HUB_OFFLINE=1
 
 ensure_shapes_data
-# the base model these fine-tunes start from: the sessions 6-13 demo model (~88 min), trained if missing
-[ -f runs/shapes-tiny-v1/model.safetensors ] || $VIDIFF train --config configs/shapes-tiny-v1.yaml
+ensure_v1_base
 $VIDIFF train --config configs/shapes-t2v-tiny.yaml "$@"
 $PY scripts/export_model.py runs/shapes-t2v-tiny src/vidiff/weights/shapes-t2v-tiny
 $PY scripts/eval_t2v.py --model shapes-t2v-tiny --num 64 --guidance 0 3 --out runs/shapes-t2v-tiny/eval_t2v.json

@@ -20,8 +20,8 @@ PRESETS: dict[str, Any] = {
     # The demo backbone since session 3: the 4² and middle attention is joint over all 16·4·4
     # space-time positions (an object meets itself in every frame in one hop); ~6% slower.
     "unet-tiny-joint": dataclasses.replace(_UNET_TINY, spatial_attention="joint"),
-    # Half the width (16/32/64 channels, 0.82 M params, heads of 16): ~0.29 s per B=8 training step,
-    # about half the demo backbone's, to test whether the demo is too large for its 90-minute budget.
+    # The demo backbone since session 14: unet-tiny-joint at half the width (16/32/64 channels, heads of
+    # 16; 0.82 M params), ~0.29 s per B=8 training step, so twice the steps fit the 90-minute budget.
     "unet-nano-joint": dataclasses.replace(_UNET_TINY, spatial_attention="joint", base_channels=16, head_dim=16),
     # ... with axial RoPE over (F, H, W) in the joint attention (it had no position encoding at all).
     "unet-tiny-joint-rope": dataclasses.replace(_UNET_TINY, spatial_attention="joint", spatial_pos="rope"),

@@ -27,6 +27,8 @@ def main(argv=None) -> int:
     ap.add_argument("--snr", type=float, default=None, help="--sampler pc: the corrector's r")
     ap.add_argument("--corrector-range", default=None, help="--sampler pc: LO,HI")
     ap.add_argument("--guidance", type=float, nargs="+", default=[3.0])
+    ap.add_argument("--autoguidance", type=float, nargs="+", default=[None],
+                    help="autoguidance weights (default: the checkpoint's; models without a guide: off)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="JSON report (default: print only)")
     args = ap.parse_args(argv)
@@ -44,22 +46,23 @@ def main(argv=None) -> int:
     enc = get_text_encoder()
     report = {"model": args.model, "num": args.num, "steps": args.steps, "sampler": args.sampler,
               **{k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()}, "rows": []}
-    print(f"{'prompts':<12}{'w':>5}{'colour':>9}{'shape':>9}{'direction':>11}{'all three':>11}{'checker ok':>12}")
-    for w in args.guidance:
+    print(f"{'prompts':<12}{'w':>5}{'AG':>5}{'colour':>9}{'shape':>9}{'direction':>11}{'all three':>11}{'checker ok':>12}")
+    for w, ag in ((w, ag) for ag in args.autoguidance for w in args.guidance):
+        ag_w = (pipe.autoguidance if ag is None else ag)
         for name, gen in (("canonical", canonical_prompts), ("paraphrase", paraphrase_prompts)):
             prompts, expected = zip(*gen(args.num, seed=args.seed))
             emb = enc.encode(list(prompts))
             cond = Cond(text=emb.tokens, text_mask=emb.mask, pooled=emb.pooled)
             t0 = time.perf_counter()
             videos = pipe(args.num, steps=args.steps, sampler=args.sampler, seed=args.seed, cond=cond,
-                          guidance=w, progress=True, **extra)
+                          guidance=w, autoguidance=ag, progress=True, **extra)
             s = check_batch(videos.numpy(), list(expected))
-            row = {"prompts": name, "guidance": w, "seconds": round(time.perf_counter() - t0, 1),
+            row = {"prompts": name, "guidance": w, "autoguidance": ag_w, "seconds": round(time.perf_counter() - t0, 1),
                    **{k: s[k] for k in ("colour_acc", "shape_acc", "direction_acc", "all_attrs_acc", "ok")},
                    "examples": [{"prompt": p, "got": {a: getattr(r, a) for a in ("colour", "shape", "direction")}}
                                 for p, r in list(zip(prompts, s["results"]))[:8]]}
             report["rows"].append(row)
-            print(f"{name:<12}{w:>5g}{row['colour_acc']:>9.0%}{row['shape_acc']:>9.0%}"
+            print(f"{name:<12}{w:>5g}{ag_w:>5g}{row['colour_acc']:>9.0%}{row['shape_acc']:>9.0%}"
                   f"{row['direction_acc']:>11.0%}{row['all_attrs_acc']:>11.0%}{row['ok']:>12.0%}", flush=True)
     if args.out:
         from vidiff.utils import atomic_write_text

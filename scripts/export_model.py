@@ -5,13 +5,16 @@
 
 `--guide` also ships an earlier snapshot of the run as the weaker model of autoguidance (Karras et al.
 2024): it goes into DEST/guide and the config records its default weight. A guide whose backbone
-lacks input channels the run gained (an unconditional snapshot guiding a first-frame fine-tune of
-it) is widened into the run's architecture with zero weights for them, so it ignores the condition.
+lacks a condition the run gained (an unconditional snapshot guiding a first-frame or text fine-tune
+of it) is widened into the run's architecture with zero weights for the new input channels and zero
+text layers (cross-attention, pooled projection), so it ignores the condition.
 """
 import argparse
 import json
 import sys
 from pathlib import Path
+
+import torch
 
 from vidiff.checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_state_dict, read_config, save_state_dict
 from vidiff.utils import VidiffError, atomic_write_text
@@ -31,23 +34,38 @@ def copy_checkpoint(src: Path, dest: Path, extra: dict | None = None) -> tuple[d
     return write_checkpoint(dest, load_state_dict(src / WEIGHTS_NAME), {**read_config(src), **(extra or {})})
 
 
+# The layers a text condition adds to a backbone. Each feeds the residual stream or the time
+# embedding through a linear map (cross-attention's to_out, pooled_proj), so all-zero copies add nothing.
+TEXT_LAYERS = (".cross.", "pooled_proj.", "null_cond.")
+
+
 def copy_guide(src: Path, dest: Path, run: Path) -> tuple[dict, float]:
     """Copy guide checkpoint `src` into `dest` in the architecture of `run`: as is when the two backbone
-    configs agree, else every tensor widened with zero weights for the run's extra input channels
-    (`widen_input_channels`); any other difference is a one-line error."""
+    configs agree; when the run only gained a condition (input channels, text), every tensor widened
+    with zero weights for the extra input channels (`widen_input_channels`) and zero text layers;
+    any other difference is a one-line error."""
     model = read_config(run)["model"]
     config = read_config(src)
     if config["model"] == model:
         return copy_checkpoint(src, dest)
     from vidiff.train import widen_input_channels
 
+    differ = {k for k in set(model) | set(config["model"]) if model.get(k) != config["model"].get(k)}
+    gained = differ <= {"cond_channels", "text_dim"} and all(
+        (config["model"].get(k) or 0) < (model.get(k) or 0) for k in differ)
     own, state = load_state_dict(run / WEIGHTS_NAME), load_state_dict(src / WEIGHTS_NAME)
-    if set(own) - {k for k in own if k.startswith("noise_aug_embed.")} != set(state):
-        raise VidiffError(f"guide {src} has other layers than {run}; give a snapshot of the same backbone")
+    if not gained or set(state) - set(own):
+        raise VidiffError(f"guide {src} is another backbone than {run} ({', '.join(sorted(differ))} differ); "
+                          "give a snapshot of the same backbone (it may lack input channels or text layers)")
     out = {}
     for k, own_v in own.items():
-        if k not in state:  # the noise-level embedding a concat condition adds: used only by SSR's noise
-            out[k] = own_v  # augmentation, so the run's own copy (a first-frame model never reads it)
+        if k not in state:
+            if k.startswith("noise_aug_embed."):  # the noise-level embedding a concat condition adds: used
+                out[k] = own_v  # only by SSR's noise augmentation, so the run's own copy (never read here)
+            elif any(p in "." + k for p in TEXT_LAYERS):
+                out[k] = torch.zeros_like(own_v)
+            else:
+                raise VidiffError(f"guide {src} lacks {k}; give a snapshot of the same backbone")
             continue
         out[k] = state[k] if state[k].shape == own_v.shape else widen_input_channels(state[k], own_v)
         if out[k] is None:

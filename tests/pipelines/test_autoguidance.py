@@ -130,6 +130,18 @@ def test_extend_and_interpolate_use_the_guide(guided_ckpt, tiny_pipe):
             op(tiny_pipe, video, steps=2, autoguidance=1.0, **kw)
 
 
+def _export_with_guide(tmp_path, model, condition: str, tiny_pipe, tiny_ckpt) -> tuple[Path, Path]:
+    """Save `model` as a `condition` run and export it with the unconditional tiny checkpoint as its guide."""
+    run, dest = tmp_path / condition, tmp_path / "exported"
+    save_pretrained(run, model, {"model": config_to_dict(model.config), "diffusion": config_to_dict(tiny_pipe.diffusion),
+                                 "video": config_to_dict(tiny_pipe.video), "summary": {"steps": 5},
+                                 "conditioning": {"condition": condition}})
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_model.py"), str(run), str(dest),
+                        "--guide", str(tiny_ckpt)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return run, dest
+
+
 def test_unconditional_guide_is_widened_for_a_first_frame_model(tmp_path, tiny_pipe, tiny_ckpt):
     """export_model.py --guide with an unconditional snapshot for a first-frame model (the bundled
     shapes-i2v-tiny): the guide is stored in the run's architecture, with zero weights for the frame
@@ -140,14 +152,7 @@ def test_unconditional_guide_is_widened_for_a_first_frame_model(tmp_path, tiny_p
 
     torch.manual_seed(3)
     i2v = build_model({**TINY, "cond_channels": 4}).eval()  # x_t + first frame + mask
-    run = tmp_path / "i2v"
-    save_pretrained(run, i2v, {"model": config_to_dict(i2v.config), "diffusion": config_to_dict(tiny_pipe.diffusion),
-                               "video": config_to_dict(tiny_pipe.video), "summary": {"steps": 5},
-                               "conditioning": {"condition": "first_frame"}})
-    dest = tmp_path / "exported"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_model.py"), str(run), str(dest),
-                        "--guide", str(tiny_ckpt)], capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
+    run, dest = _export_with_guide(tmp_path, i2v, "first_frame", tiny_pipe, tiny_ckpt)
     guide_cfg = json.loads((dest / "guide" / "config.json").read_text())
     assert guide_cfg["model"] == config_to_dict(i2v.config) and guide_cfg["widened_from"]["cond_channels"] == 0
     pipe = load_pipeline(str(dest))
@@ -167,5 +172,27 @@ def test_unconditional_guide_is_widened_for_a_first_frame_model(tmp_path, tiny_p
                                   "video": config_to_dict(tiny_pipe.video), "summary": {"steps": 1}})
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_model.py"), str(run), str(tmp_path / "bad"),
                         "--guide", str(other)], capture_output=True, text=True)
-    assert r.returncode != 0 and "only added input channels can be widened" in r.stderr
+    assert r.returncode != 0 and "is another backbone" in r.stderr and "base_channels" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_unconditional_guide_gets_zero_text_layers_for_a_text_model(tmp_path, tiny_pipe, tiny_ckpt):
+    """export_model.py --guide with an unconditional snapshot for a text fine-tune of it (the bundled
+    shapes-t2v-tiny): the guide gains the run's cross-attention and pooled projection as zeros, so
+    whatever the prompt it predicts what the unconditional snapshot does, while the run reads the text."""
+    from vidiff.conditioning import Cond
+    from vidiff.models import build_model
+
+    torch.manual_seed(4)
+    t2v = build_model({**TINY, "text_dim": 12}).eval()
+    with torch.no_grad():  # a trained text model: its text layers are not zero
+        for p in t2v.parameters():
+            p.add_(0.05 * torch.randn(p.shape))
+    _, dest = _export_with_guide(tmp_path, t2v, "text", tiny_pipe, tiny_ckpt)
+    assert json.loads((dest / "guide" / "config.json").read_text())["widened_from"].get("text_dim") in (None, 0)
+    pipe = load_pipeline(str(dest))
+    x, t = torch.randn(2, 3, 4, 16, 16), torch.full((2,), 0.4)
+    cond = Cond(text=torch.randn(2, 5, 12), text_mask=torch.ones(2, 5, dtype=torch.bool), pooled=torch.randn(2, 12))
+    with torch.no_grad():
+        assert torch.allclose(pipe.guide(x, t, cond), tiny_pipe.model(x, t), atol=1e-5)
+        assert not torch.allclose(pipe.model(x, t, cond), pipe.model(x, t, Cond(drop=torch.ones(2, dtype=torch.bool))), atol=1e-3)

@@ -10,9 +10,3 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 ensure_shapes_data() {
     [ -f data/shapes/metadata.jsonl ] || $VIDIFF data synth shapes data/shapes --num 2000 --frames 16 --size 32 --seed 0
 }
-
-# The sessions 6-13 demo model (configs/shapes-tiny-v1.yaml, ~88 min) that the bundled t2v and i2v
-# demos were fine-tuned from, trained if runs/shapes-tiny-v1 is missing.
-ensure_v1_base() {
-    [ -f runs/shapes-tiny-v1/model.safetensors ] || $VIDIFF train --config configs/shapes-tiny-v1.yaml
-}

@@ -85,6 +85,7 @@ def main(argv=None) -> int:
             videos = pipe(args.num, steps=args.steps, sampler=args.sampler, seed=args.seed, cond=cond,
                           guidance=w, autoguidance=ag, progress=True).numpy()
             row = {"guidance": w, "autoguidance": pipe.autoguidance if ag is None else ag,
+                   "autoguidance_spec": pipe.autoguidance_spec(ag),  # with the noisier steps' weight, if any
                    "seconds": round(time.perf_counter() - t0, 1), **score(videos, given, meta)}
             report["rows"].append(row)
             print(f"| {w:g} | {row['autoguidance']:g} | {row['first_frame_psnr']:.1f} dB | {row['colour_acc']:.0%} | "

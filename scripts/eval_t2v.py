@@ -10,6 +10,7 @@ shape and initial direction (8 compass ways). Prints a table and writes a JSON r
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import time
@@ -47,17 +48,21 @@ def main(argv=None) -> int:
     report = {"model": args.model, "num": args.num, "steps": args.steps, "sampler": args.sampler,
               **{k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()}, "rows": []}
     print(f"{'prompts':<12}{'w':>5}{'AG':>5}{'colour':>9}{'shape':>9}{'direction':>11}{'all three':>11}{'checker ok':>12}")
-    for w, ag in ((w, ag) for ag in args.autoguidance for w in args.guidance):
-        ag_w = (pipe.autoguidance if ag is None else ag)
-        for name, gen in (("canonical", canonical_prompts), ("paraphrase", paraphrase_prompts)):
-            prompts, expected = zip(*gen(args.num, seed=args.seed))
-            emb = enc.encode(list(prompts))
-            cond = Cond(text=emb.tokens, text_mask=emb.mask, pooled=emb.pooled)
+    sets = []  # (name, prompts, expected attributes, Cond): encoded once for every weight
+    for name, gen in (("canonical", canonical_prompts), ("paraphrase", paraphrase_prompts)):
+        prompts, expected = zip(*gen(args.num, seed=args.seed))
+        emb = enc.encode(list(prompts))
+        sets.append((name, prompts, expected, Cond(text=emb.tokens, text_mask=emb.mask, pooled=emb.pooled)))
+    for ag, w in itertools.product(args.autoguidance, args.guidance):
+        ag_w = pipe.autoguidance if ag is None else ag
+        for name, prompts, expected, cond in sets:
             t0 = time.perf_counter()
             videos = pipe(args.num, steps=args.steps, sampler=args.sampler, seed=args.seed, cond=cond,
                           guidance=w, autoguidance=ag, progress=True, **extra)
             s = check_batch(videos.numpy(), list(expected))
-            row = {"prompts": name, "guidance": w, "autoguidance": ag_w, "seconds": round(time.perf_counter() - t0, 1),
+            row = {"prompts": name, "guidance": w, "autoguidance": ag_w,
+                   "autoguidance_spec": pipe.autoguidance_spec(ag),  # with the noisier steps' weight, if any
+                   "seconds": round(time.perf_counter() - t0, 1),
                    **{k: s[k] for k in ("colour_acc", "shape_acc", "direction_acc", "all_attrs_acc", "ok")},
                    "examples": [{"prompt": p, "got": {a: getattr(r, a) for a in ("colour", "shape", "direction")}}
                                 for p, r in list(zip(prompts, s["results"]))[:8]]}

@@ -176,11 +176,33 @@ def test_text_training_end_to_end(tmp_path):
                                                       for k, v in TINY.items()}}))
     out = train(TrainConfig(data=str(data), out=str(tmp_path / "run"), model=str(model), frames=4, size=16,
                             batch=2, steps=3, warmup=1, save_every=0, sample_every=0, sample_steps=2,
-                            num_samples=1, condition="text+first_frame", cond_drop=0.5))
+                            num_samples=1, condition="text+first_frame", cond_drop=0.5, captions="random"))
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["conditioning"]["condition"] == "text+first_frame"
+    assert cfg["conditioning"]["condition"] == "text+first_frame" and cfg["train"]["captions"] == "random"
     assert cfg["model"]["text_dim"] == 384 and cfg["model"]["cond_channels"] == 4
     pipe = load_pipeline(str(out))
     v = pipe(2, steps=2, seed=0, prompt="a red circle moving left", guidance=2.0,
              image=np.full((16, 16, 3), 128, np.uint8))
     assert v.shape == (2, 4, 16, 16, 3) and v.dtype == torch.uint8
+
+
+def test_probe_text_script_scores_paraphrases(tmp_path, minilm):
+    """scripts/probe_text.py on a few captions: one row per caption set, accuracies are percentages,
+    the variants add 8 captions per video, and "all three" can be no higher than any one attribute."""
+    import importlib.util
+    from pathlib import Path
+
+    from vidiff.data import synth
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "probe_text.py"
+    spec = importlib.util.spec_from_file_location("probe_text", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "probe.json"
+    assert mod.main(["--videos", "40", "--num-prompts", "16", "--steps", "20", "--seeds", "1", "--out", str(out)]) == 0
+    res = json.loads(out.read_text())["results"]
+    assert res["canonical"]["captions"] == 40 and res["canonical + variants"]["captions"] == 40 * 9
+    for row in res.values():
+        accs = [row[a]["mean"] for a in ("colour", "shape", "direction")]
+        assert all(0 <= a <= 100 for a in accs) and row["all three"] <= min(accs) + 1e-9
+        assert set(row["colour by word"]) <= {w for v in synth.COLOUR_SYNONYMS.values() for w in v}

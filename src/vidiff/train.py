@@ -58,6 +58,9 @@ class TrainConfig:
     noise_alpha: float = 1.0
     condition: str = "none"  # none | class | text | first_frame, or several joined by "+" (text+first_frame)
     cond_drop: float = 0.1   # rate at which a condition is replaced by the null one (classifier-free guidance)
+    # first: the "caption" of metadata.jsonl; random: each epoch draws one of "caption" and the
+    # record's "captions" list (caption augmentation; `vidiff data synth shapes` writes 8 variants)
+    captions: str = "first"
     init_from: Optional[str] = None  # checkpoint folder whose weights start the run (new layers keep their init)
     loss_weighting: Optional[str] = None
     # share of training samples that see the model's own x̂₀ as input (self-conditioning, Chen et al.
@@ -290,7 +293,8 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
     rank, is_main = accelerator.process_index, accelerator.is_main_process
 
     dataset = VideoDataset(cfg.data, frames=cfg.frames, size=cfg.size, stride=cfg.stride,
-                           cache="auto" if cfg.cache else False, seed=cfg.seed, progress=is_main)
+                           cache="auto" if cfg.cache else False, seed=cfg.seed, progress=is_main,
+                           captions=cfg.captions)
     from .conditioning.tasks import parse_condition, training_cond
 
     kinds = parse_condition(cfg.condition)
@@ -299,7 +303,7 @@ def train(cfg: TrainConfig, resume: bool = False) -> Path:
         from .conditioning.text import get_text_encoder
 
         text_encoder = get_text_encoder()
-        text_encoder.encode(sorted({str(m.get("caption", "")) for m in dataset.meta} - {""}) or [""])  # cache all
+        text_encoder.encode(dataset.all_captions() or [""])  # cache all
     torch.manual_seed(cfg.seed)  # the initial weights are part of the recipe
     model = build_model_for(cfg, dataset.num_classes)
     ema = copy.deepcopy(model).requires_grad_(False)
@@ -478,6 +482,8 @@ def register(app) -> None:
                                                      help="comma-separated steps whose EMA weights are kept in OUT/snapshots"),
         condition: Optional[str] = typer.Option(None, help="none | class | text | first_frame, or joined by '+'"),
         cond_drop: Optional[float] = typer.Option(None, help="condition dropout rate for classifier-free guidance"),
+        captions: Optional[str] = typer.Option(None, help="first: metadata's \"caption\"; random: one of it and its "
+                                               "\"captions\" list per step (caption augmentation)"),
         init_from: Optional[str] = typer.Option(None, "--init-from", help="checkpoint whose weights start the run"),
         noise: Optional[str] = typer.Option(None, help="noise prior: iid | mixed | progressive (PYoCo, correlated across frames)"),
         noise_alpha: Optional[float] = typer.Option(None, "--noise-alpha", help="correlation strength of --noise"),
@@ -490,8 +496,8 @@ def register(app) -> None:
         overrides = dict(data=data, out=out, model=model, frames=frames, size=size, stride=stride,
                          steps=steps, minutes=minutes, batch=batch, lr=lr, seed=seed, bf16=bf16,
                          gradient_checkpointing=gradient_checkpointing, sample_every=sample_every,
-                         save_every=save_every, condition=condition, cond_drop=cond_drop, init_from=init_from,
-                         noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,
+                         save_every=save_every, condition=condition, cond_drop=cond_drop, captions=captions,
+                         init_from=init_from, noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,
                          snapshot_steps=None if snapshot_steps is None else _int_list(snapshot_steps, "--snapshot-steps"))
         cfg = config_from_args(config, overrides)
         try:

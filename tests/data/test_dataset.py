@@ -145,3 +145,30 @@ def test_metadata_in_subfolders(tmp_path):
     (tmp_path / "metadata.jsonl").write_text(json.dumps({"file": "part1/x.npy", "caption": "hi", "class_id": 3}) + "\n")
     ds = VideoDataset(tmp_path, frames=4, size=16, progress=False)
     assert ds[0]["caption"] == "hi" and ds[0]["class_id"] == 3 and ds.num_classes == 4
+
+
+def test_random_captions_draw_every_alternative_per_epoch(tmp_path):
+    io.write_npy(tmp_path / "x.npy", _indexed(4, 16, 16))
+    rec = {"file": "x.npy", "caption": "a red circle moving left", "captions": ["a ruby orb rolling left", "b", "c"]}
+    (tmp_path / "metadata.jsonl").write_text(json.dumps(rec) + "\n")
+    first = VideoDataset(tmp_path, frames=4, size=16, progress=False)
+    rand = VideoDataset(tmp_path, frames=4, size=16, progress=False, captions="random")
+    assert first.all_captions() == [rec["caption"]]
+    assert rand.all_captions() == sorted([rec["caption"], *rec["captions"]])
+    seen = []
+    for epoch in range(40):
+        first.set_epoch(epoch)
+        rand.set_epoch(epoch)
+        assert first[0]["caption"] == rec["caption"]
+        a, b = rand[0], rand[0]
+        assert a["caption"] == b["caption"]                     # a pure function of (seed, epoch, index)
+        assert torch.equal(a["video"], first[0]["video"])       # the clip does not depend on the captions
+        seen.append(a["caption"])
+    assert set(seen) == {rec["caption"], *rec["captions"]}
+    assert max(seen.count(c) for c in set(seen)) < 20           # roughly uniform over the 4 options
+    with pytest.raises(VidiffError, match="unknown captions setting"):
+        VideoDataset(tmp_path, frames=4, size=16, progress=False, captions="all")
+    (tmp_path / "metadata.jsonl").write_text(json.dumps({**rec, "captions": "not a list"}) + "\n")
+    bad = VideoDataset(tmp_path, frames=4, size=16, progress=False, captions="random")
+    with pytest.raises(VidiffError, match="must be a list of non-empty strings"):
+        bad[0]

@@ -116,6 +116,47 @@ def test_paraphrases_are_held_out_of_training_captions():
     assert not (held & vocab)
 
 
+def _parts(words):
+    return {p for w in words for p in w.split("-") if p}
+
+
+def test_caption_variants_name_the_right_attributes_with_words_held_out_of_paraphrases():
+    cfg = synth.ShapesConfig(caption_variants=6)
+    _, meta = synth.render_shapes(200, 2, 16, seed=3, cfg=cfg)
+    _, again = synth.render_shapes(200, 2, 16, seed=3, cfg=cfg)
+    _, plain = synth.render_shapes(200, 2, 16, seed=3, cfg=synth.ShapesConfig(caption_variants=0))
+    assert meta == again and all("captions" not in m for m in plain)
+    assert [{k: v for k, v in m.items() if k != "captions"} for m in meta] == plain  # videos unchanged
+    vocab = synth.training_vocabulary()
+    colour_words = {c: {c, *synth.VARIANT_COLOURS[c]} for c in synth.DEFAULT_COLOURS}
+    shape_words = {s: {s, *synth.VARIANT_SHAPES[s]} for s in synth.SHAPES}
+    dir_phrases = {d: {synth._DIR_PHRASE[d], synth._DIR_PHRASE_TO[d], *synth.VARIANT_DIRECTIONS[d]}
+                   for d in synth.DIRECTIONS}
+    used = set()
+    for m in meta:
+        assert len(m["captions"]) == 6
+        for text in m["captions"]:
+            assert set(text.split()) <= vocab
+            used |= set(text.split())
+            # exactly the video's colour and shape are named, by their word or a bank synonym
+            for words, own in ((colour_words, m["colour"]), (shape_words, m["shape"])):
+                named = {k for k, ws in words.items() if any(f" {w} " in f" {text} " for w in ws)}
+                assert named == {own}, (text, named)
+            # the longest direction phrase in it is one of the video's direction
+            found = [(len(p), d) for d, ps in dir_phrases.items() for p in ps if f" {p} " in f" {text} "]
+            assert found and max(found)[1] == m["direction"], text
+    assert len(used & {w for c in synth.VARIANT_COLOURS.values() for w in c}) > 30  # the bank is used
+    # no held-out paraphrase word, nor a word sharing its stem, occurs in any training caption
+    held = _parts(w for d in (synth.COLOUR_SYNONYMS, synth.SHAPE_SYNONYMS, synth._PARA_DIR)
+                  for s in d.values() for x in s for w in x.split()) | set(synth.PARAPHRASE_VERBS)
+    held -= {"to", "the", "right", "left"}           # the direction phrases' function words are shared
+    canonical = {w for w in vocab if w in " ".join((*synth.TEMPLATES, *synth.PALETTE, *synth.SHAPES,
+                 *synth.SIZE_NAMES, *synth._DIR_PHRASE.values(), *synth._DIR_PHRASE_TO.values())).split()}
+    train = _parts(vocab) - _parts(canonical)  # (the canonical "downwards" predates the held-out "downward")
+    clash = {(t, h) for t in train for h in held if min(len(t), len(h)) >= 3 and (t.startswith(h) or h.startswith(t))}
+    assert not clash, clash
+
+
 def test_generate_shapes_writes_mp4_and_metadata(tmp_path):
     out = synth.generate_shapes(tmp_path / "shapes", 6, frames=8, size=32, seed=2, progress=False)
     lines = [json.loads(x) for x in (out / "metadata.jsonl").read_text().splitlines()]

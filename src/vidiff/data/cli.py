@@ -70,13 +70,16 @@ def register(app: typer.Typer) -> None:
         colours: str = typer.Option("red,green,blue,yellow", help="Comma-separated palette names "
                                     "(red, green, blue, yellow, magenta, cyan)."),
         fps: float = typer.Option(8.0, help="Frames per second of the written files."),
+        caption_variants: int = typer.Option(8, help="Rephrased captions per video stored as \"captions\" in "
+                                             "metadata.jsonl (train with `captions: random` to use them)."),
     ) -> None:
         """Moving shapes: one object (circle/square/triangle) per video, bouncing off the walls, with captions."""
         import time
 
         from .synth import ShapesConfig, generate_shapes
 
-        cfg = ShapesConfig(frames=frames, size=size, colours=tuple(c.strip() for c in colours.split(",") if c.strip()))
+        cfg = ShapesConfig(frames=frames, size=size, colours=tuple(c.strip() for c in colours.split(",") if c.strip()),
+                           caption_variants=caption_variants)
         t0 = time.perf_counter()
         generate_shapes(out_dir, num, seed=seed, fmt=format, cfg=cfg, fps=fps)
         typer.echo(f"wrote {num} videos and metadata.jsonl to {out_dir} in {time.perf_counter() - t0:.1f} s")

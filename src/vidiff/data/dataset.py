@@ -62,15 +62,21 @@ def num_frames(path: Path) -> int:
 class VideoDataset(torch.utils.data.Dataset):
     """Clips of `frames` frames taken every `stride` frames from a random start, shorter side resized to
     `size`, center- or random-cropped to size x size; item = {"video": (C, F, H, W) in [-1, 1], "caption",
-    "class_id" (-1 if unknown), "index", "path"}. The start and crop are a pure function of (seed, epoch, index)."""
+    "class_id" (-1 if unknown), "index", "path"}. The start and crop are a pure function of (seed, epoch, index).
+    With `captions="random"` the caption is drawn from the record's "caption" and its "captions" list of
+    alternatives (several captions per clip, as in COCO), again a pure function of (seed, epoch, index)."""
 
     def __init__(self, root: str | Path, frames: int = 16, size: int = 32, stride: int = 1,
                  crop: str = "center", cache: bool | str = "auto", cache_max_mb: float = 2048,
-                 seed: int = 0, progress: bool = True):
+                 seed: int = 0, progress: bool = True, captions: str = "first"):
         if frames < 1 or size < 1 or stride < 1:
             raise VidiffError(f"frames, size and stride must be >= 1, got {frames}, {size}, {stride}")
         if crop not in ("center", "random"):
             raise VidiffError(f"unknown crop {crop!r}; use 'center' or 'random'")
+        if captions not in ("first", "random"):
+            raise VidiffError(f"unknown captions setting {captions!r}; use 'first' (the \"caption\" field) "
+                              "or 'random' (one of \"caption\" and \"captions\" per epoch)")
+        self.captions = captions
         if cache not in (True, False, "auto"):
             raise VidiffError(f"unknown cache setting {cache!r}; use true, false or 'auto'")
         self.root = Path(root)
@@ -149,6 +155,20 @@ class VideoDataset(torch.utils.data.Dataset):
         declared = [m["num_classes"] for m in self.meta if isinstance(m.get("num_classes"), int)]
         self.num_classes = max(declared + [max(ids) + 1 if ids else 0])
 
+    def caption_options(self, index: int) -> list[str]:
+        """The captions `index` can be shown with: its "caption", then (captions="random") its "captions"."""
+        m = self.meta[index]
+        first = [str(m["caption"])] if m.get("caption") else []
+        extra = m.get("captions") if self.captions == "random" else None
+        if extra is not None and not (isinstance(extra, list) and all(isinstance(c, str) and c for c in extra)):
+            raise VidiffError(f"{self.rel_paths[index]}: \"captions\" in metadata.jsonl must be a list of "
+                              "non-empty strings")
+        return first + list(extra or [])
+
+    def all_captions(self) -> list[str]:
+        """Every caption any item can be shown with, sorted (to encode them once)."""
+        return sorted({c for i in range(len(self)) for c in self.caption_options(i)})
+
     @property
     def num_skipped(self) -> int:
         """Videos left out (unreadable or too short)."""
@@ -183,5 +203,10 @@ class VideoDataset(torch.utils.data.Dataset):
         clip = video[start:start + self.need:self.stride, top:top + self.size, left:left + self.size]
         x = torch.from_numpy(np.ascontiguousarray(clip)).permute(3, 0, 1, 2).float() / 127.5 - 1  # (C, F, H, W)
         m = self.meta[index]
-        return {"video": x, "caption": str(m.get("caption", "")), "class_id": int(m.get("class_id", -1)),
+        options = self.caption_options(index)
+        if len(options) > 1:  # a stream of its own, so clip starts and crops stay as with captions="first"
+            text = options[int(np.random.default_rng([self.seed, self.epoch, index, 3]).integers(len(options)))]
+        else:
+            text = options[0] if options else ""
+        return {"video": x, "caption": text, "class_id": int(m.get("class_id", -1)),
                 "index": index, "path": self.rel_paths[index]}

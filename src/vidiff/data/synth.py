@@ -7,6 +7,7 @@ Positions and sizes are in pixels of the output frame; `y` grows downwards ("up"
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterator
@@ -70,6 +71,55 @@ _PARA_DIR = {
 }
 PARAPHRASE_VERBS = ("drifting", "sliding", "gliding", "travelling", "heading")
 
+# Caption variants for training text models on more than four templates (`caption_variants`): a
+# bank of synonyms whose words (and stems) are disjoint from the held-out ones above, so paraphrase
+# scores measure generalisation to unseen words. metadata.jsonl stores them as "captions".
+VARIANT_COLOURS = {
+    "red": ("ruby", "cherry", "tomato", "blood-red", "rose-red", "vermilion", "cardinal", "maroon",
+            "wine-red", "rust-red", "fire-red", "strawberry", "garnet", "carmine", "cranberry", "raspberry"),
+    "green": ("lime", "jade", "leaf-green", "forest-green", "mint", "olive", "moss-green", "pine-green",
+              "fern-green", "sage", "pea-green", "apple-green", "jungle-green", "shamrock", "clover", "avocado"),
+    "blue": ("cobalt", "navy", "cerulean", "ultramarine", "royal-blue", "ocean-blue", "sea-blue", "denim",
+             "indigo", "cornflower", "midnight-blue", "steel-blue", "periwinkle", "electric-blue",
+             "baby-blue", "blueberry"),
+    "yellow": ("amber", "canary", "mustard", "sunflower", "saffron", "banana", "butter-yellow", "honey",
+               "dandelion", "sunny", "blonde", "daffodil", "buttercup", "straw-yellow", "mango", "citrine"),
+    "magenta": ("violet", "purple", "orchid", "plum", "mauve", "lilac", "hot-purple", "berry-purple"),
+    "cyan": ("teal", "ice-blue", "peacock", "mint-blue", "cyan-blue", "glacier-blue", "lagoon", "seafoam"),
+}
+VARIANT_SHAPES = {
+    "circle": ("orb", "sphere", "coin", "bubble", "circular shape", "marble", "pearl", "full moon"),
+    "square": ("cube", "rectangle", "brick", "crate", "quadrilateral", "four-sided shape", "dice", "parcel"),
+    "triangle": ("pyramid", "arrowhead", "delta", "three-sided shape", "cone", "spike", "tent", "shark fin"),
+}
+VARIANT_VERBS = ("moving", "rolling", "floating", "flying", "going", "racing", "cruising", "zooming",
+                 "coasting", "wandering", "darting", "speeding")
+VARIANT_DIRECTIONS = {
+    "right": ("to the right edge", "across to the right", "to the right-hand side", "along to the right",
+              "right across the frame"),
+    "left": ("to the left edge", "across to the left", "to the left-hand side", "along to the left",
+             "left across the frame"),
+    "up": ("to the north", "northwards", "up the screen", "to the upper edge", "higher and higher"),
+    "down": ("to the south", "southwards", "down the screen", "to the lower edge", "lower and lower"),
+    "up-right": ("to the upper right", "diagonally up and right", "up and across to the right",
+                 "north and to the right", "up the screen and to the right"),
+    "up-left": ("to the upper left", "diagonally up and left", "up and across to the left",
+                "north and to the left", "up the screen and to the left"),
+    "down-right": ("to the lower right", "diagonally down and right", "down and across to the right",
+                   "south and to the right", "down the screen and to the right"),
+    "down-left": ("to the lower left", "diagonally down and left", "down and across to the left",
+                  "south and to the left", "down the screen and to the left"),
+}
+VARIANT_TEMPLATES = (
+    "a {colour} {shape} {verb} {dir}",
+    "the {colour} {shape} is {verb} {dir}",
+    "{colour} {shape} {verb} {dir}",
+    "a {size} {colour} {shape} {verb} {dir} over a black background",
+    "one {colour} {shape} {verb} {dir}",
+    "a {size} {colour} {shape} that keeps {verb} {dir}",
+    "video of a {colour} {shape} {verb} {dir}",
+)
+
 
 @dataclass(frozen=True)
 class ShapesConfig:
@@ -85,6 +135,7 @@ class ShapesConfig:
     speed: tuple[float, float] = (0.04, 0.08)   # pixels per frame / frame size
     safe_frames: int = 4                         # no bounce during the first frames
     supersample: int = 4                         # render at 4x and box-downsample
+    caption_variants: int = 8                    # extra captions per video from the VARIANT_* bank
 
     def validate(self) -> None:
         """Raise VidiffError on unknown names or sizes the generator cannot draw."""
@@ -94,6 +145,8 @@ class ShapesConfig:
                 raise VidiffError(f"unknown or empty choice {bad or list(name)}; choose from {list(known)}")
         if self.size < 8 or self.frames < 1:
             raise VidiffError(f"shapes need size >= 8 and frames >= 1, got size={self.size}, frames={self.frames}")
+        if self.caption_variants < 0:
+            raise VidiffError(f"caption_variants must be >= 0, got {self.caption_variants}")
 
     @property
     def num_classes(self) -> int:
@@ -138,13 +191,33 @@ def caption(colour: str, shape: str, direction: str, size_name: str = "small", t
         dir_to=_DIR_PHRASE_TO[direction])
 
 
+def caption_variants(p: ShapeParams, num: int, seed: int = 0) -> list[str]:
+    """`num` rephrasings of video `p.index`'s caption from the VARIANT_* bank ("the cobalt cube is rolling
+    to the north"); each slot keeps the caption's own word with probability 0.3. Pure in (seed, index)."""
+    rng = np.random.default_rng([seed, p.index, 2])  # a stream of its own: the video does not change
+
+    def pick(options):
+        return options[rng.integers(len(options))]
+
+    out = []
+    for _ in range(num):
+        own = rng.random(3) < 0.3
+        colour = p.colour if own[0] else pick(VARIANT_COLOURS[p.colour])
+        shape = p.shape if own[1] else pick(VARIANT_SHAPES[p.shape])
+        direction = (pick((_DIR_PHRASE[p.direction], _DIR_PHRASE_TO[p.direction])) if own[2]
+                     else pick(VARIANT_DIRECTIONS[p.direction]))
+        out.append(pick(VARIANT_TEMPLATES).format(colour=colour, shape=shape, verb=pick(VARIANT_VERBS),
+                                                  dir=direction, size=p.size_name))
+    return out
+
+
 def training_vocabulary() -> set[str]:
-    """Every word any training caption can contain."""
+    """Every word any training caption (the four templates and the caption variants) can contain."""
     words = set()
-    for t in TEMPLATES:
-        words |= set(t.replace("{colour}", "").replace("{shape}", "").replace("{size}", "")
-                     .replace("{dir}", "").replace("{dir_to}", "").split())
-    for group in (PALETTE, SHAPES, SIZE_NAMES, _DIR_PHRASE.values(), _DIR_PHRASE_TO.values()):
+    for t in TEMPLATES + VARIANT_TEMPLATES:
+        words |= set(re.sub(r"\{\w+\}", " ", t).split())
+    for group in (PALETTE, SHAPES, SIZE_NAMES, _DIR_PHRASE.values(), _DIR_PHRASE_TO.values(), VARIANT_VERBS,
+                  *VARIANT_COLOURS.values(), *VARIANT_SHAPES.values(), *VARIANT_DIRECTIONS.values()):
         for w in group:
             words |= set(w.split())
     return words
@@ -263,7 +336,7 @@ def render_shapes(num: int, frames: int = 16, size: int = 32, seed: int = 0, sta
     out = np.empty((num, cfg.frames, cfg.size, cfg.size, 3), np.uint8)
     for i in range(0, num, chunk):
         out[i:i + chunk] = render(params[i:i + chunk], cfg.frames, cfg.size, cfg.supersample)
-    return out, [metadata(p, cfg) for p in params]
+    return out, [metadata(p, cfg, seed) for p in params]
 
 
 def shapes_tensor(num: int, frames: int = 16, size: int = 32, seed: int = 0, cfg: ShapesConfig | None = None):
@@ -277,11 +350,14 @@ def shapes_tensor(num: int, frames: int = 16, size: int = 32, seed: int = 0, cfg
     return x, torch.tensor([m["class_id"] for m in meta], dtype=torch.long), [m["caption"] for m in meta]
 
 
-def metadata(p: ShapeParams, cfg: ShapesConfig = ShapesConfig()) -> dict:
-    """The JSON record of one video: caption plus all attributes (and the dataset's number of classes)."""
+def metadata(p: ShapeParams, cfg: ShapesConfig = ShapesConfig(), seed: int = 0) -> dict:
+    """The JSON record of one video: caption, caption variants ("captions") and all attributes (and the
+    dataset's number of classes)."""
     d = asdict(p)
     d["rgb"] = list(p.rgb)
     d["num_classes"] = cfg.num_classes
+    if cfg.caption_variants:
+        d["captions"] = caption_variants(p, cfg.caption_variants, seed)
     return d
 
 

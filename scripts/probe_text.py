@@ -88,6 +88,7 @@ def main(argv=None) -> int:
         owner = [p for p, caps in zip(params, per_video) for _ in caps]
         emb = enc.encode(texts)
         row = {"captions": len(texts)}
+        correct_by_attr = {}                                                   # attr -> (seeds, prompts) bool
         for attr in ATTRS:
             y = torch.tensor([names[attr].index(getattr(p, attr)) for p in owner])
             target = torch.tensor([names[attr].index(t[attr]) for _, t in para])
@@ -99,12 +100,11 @@ def main(argv=None) -> int:
                 correct.append(pred == target)
                 accs.append(100 * correct[-1].float().mean().item())
             row[attr] = {"mean": float(np.mean(accs)), "min": float(min(accs)), "max": float(max(accs))}
-            row[f"_{attr}_correct"] = torch.stack(correct)                      # (seeds, prompts)
-        colour_ok = row["_colour_correct"]
-        every = row.pop("_colour_correct") & row.pop("_shape_correct") & row.pop("_direction_correct")
+            correct_by_attr[attr] = torch.stack(correct)
+        every = correct_by_attr["colour"] & correct_by_attr["shape"] & correct_by_attr["direction"]
         row["all three"] = float(100 * every.float().mean())
         word = collections.defaultdict(list)  # the colour probe's accuracy per held-out colour word
-        for (text, _), ok in zip(para, colour_ok.float().mean(0).tolist()):
+        for (text, _), ok in zip(para, correct_by_attr["colour"].float().mean(0).tolist()):
             word[text.split()[1]].append(ok)
         row["colour by word"] = {w: float(100 * np.mean(v)) for w, v in sorted(word.items())}
         results[name] = row

@@ -169,6 +169,6 @@ def test_random_captions_draw_every_alternative_per_epoch(tmp_path):
     with pytest.raises(VidiffError, match="unknown captions setting"):
         VideoDataset(tmp_path, frames=4, size=16, progress=False, captions="all")
     (tmp_path / "metadata.jsonl").write_text(json.dumps({**rec, "captions": "not a list"}) + "\n")
-    bad = VideoDataset(tmp_path, frames=4, size=16, progress=False, captions="random")
+    VideoDataset(tmp_path, frames=4, size=16, progress=False)  # ignored unless captions="random"
     with pytest.raises(VidiffError, match="must be a list of non-empty strings"):
-        bad[0]
+        VideoDataset(tmp_path, frames=4, size=16, progress=False, captions="random")

@@ -151,23 +151,22 @@ class VideoDataset(torch.utils.data.Dataset):
         rel = [p.relative_to(self.root).as_posix() if self.root.is_dir() else p.name for p in self.paths]
         self.rel_paths = rel
         self.meta = [meta.get(r, {}) for r in rel]
+        self.caption_lists = [self._caption_options(m, r) for m, r in zip(self.meta, rel)]
         ids = [m.get("class_id") for m in self.meta if isinstance(m.get("class_id"), int)]
         declared = [m["num_classes"] for m in self.meta if isinstance(m.get("num_classes"), int)]
         self.num_classes = max(declared + [max(ids) + 1 if ids else 0])
 
-    def caption_options(self, index: int) -> list[str]:
-        """The captions `index` can be shown with: its "caption", then (captions="random") its "captions"."""
-        m = self.meta[index]
+    def _caption_options(self, m: dict, rel: str) -> list[str]:
+        """The captions a record can be shown with: its "caption", then (captions="random") its "captions"."""
         first = [str(m["caption"])] if m.get("caption") else []
         extra = m.get("captions") if self.captions == "random" else None
         if extra is not None and not (isinstance(extra, list) and all(isinstance(c, str) and c for c in extra)):
-            raise VidiffError(f"{self.rel_paths[index]}: \"captions\" in metadata.jsonl must be a list of "
-                              "non-empty strings")
+            raise VidiffError(f"{rel}: \"captions\" in metadata.jsonl must be a list of non-empty strings")
         return first + list(extra or [])
 
     def all_captions(self) -> list[str]:
         """Every caption any item can be shown with, sorted (to encode them once)."""
-        return sorted({c for i in range(len(self)) for c in self.caption_options(i)})
+        return sorted({c for options in self.caption_lists for c in options})
 
     @property
     def num_skipped(self) -> int:
@@ -203,7 +202,7 @@ class VideoDataset(torch.utils.data.Dataset):
         clip = video[start:start + self.need:self.stride, top:top + self.size, left:left + self.size]
         x = torch.from_numpy(np.ascontiguousarray(clip)).permute(3, 0, 1, 2).float() / 127.5 - 1  # (C, F, H, W)
         m = self.meta[index]
-        options = self.caption_options(index)
+        options = self.caption_lists[index]
         if len(options) > 1:  # a stream of its own, so clip starts and crops stay as with captions="first"
             text = options[int(np.random.default_rng([self.seed, self.epoch, index, 3]).integers(len(options)))]
         else:

@@ -5,8 +5,9 @@
 #   3. trains the spatial SR stage   (configs/shapes-ssr-tiny.yaml: 16x16 -> 32x32, noise augmentation),
 #   4. exports both into src/vidiff/weights/shapes-tsr-tiny and shapes-ssr-tiny,
 #   5. upsamples 16x16 data clips (8 frames, every 2nd frame) back to 16 frames of 32x32 as a smoke check,
-#   6. scores both stages on 64 held-out clips against naive upsampling (benchmarks/bench_cascade.py).
-# About 72 minutes on 2 CPU cores (TSR 30 min, SSR 40 min, then ~3 min of evaluation).
+#   6. scores both stages on 64 held-out clips against naive upsampling (benchmarks/bench_cascade.py,
+#      DDPM 50 per stage, the setting docs/cascade_and_distill.md reports).
+# About 70 minutes on 2 CPU cores (session 18: TSR 26 min, SSR 36 min, then ~7 min of evaluation).
 # Usage: bash scripts/train_cascade.sh [extra `vidiff train` flags for both stages, e.g. --minutes 20]
 source "$(dirname "$0")/common.sh"
 
@@ -27,5 +28,5 @@ clip = io.read_video(list_videos("data/shapes")[0])[:16]
 io.write_npy("runs/cascade-check/low.npy", resize_short_side(clip, 16)[::2])  # (8, 16, 16, 3)
 PY
 $VIDIFF upsample runs/cascade-check/low.npy --tsr-model shapes-tsr-tiny --ssr-model shapes-ssr-tiny \
-    --steps 25 --seed 0 --out runs/cascade-check --format mp4,gif,npy
-$PY benchmarks/bench_cascade.py --out runs/cascade-check/bench_cascade.json
+    --sampler ddpm --steps 50 --seed 0 --out runs/cascade-check --format mp4,gif,npy
+$PY benchmarks/bench_cascade.py --sampler ddpm --steps 50 --out runs/cascade-check/bench_cascade.json

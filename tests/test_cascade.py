@@ -208,6 +208,34 @@ def test_cli_upsample_and_cascade_write_files(sr_models, tmp_path, capsys):
         assert err.startswith("error:") and msg in err and "\n" not in err
 
 
+def test_cli_upsample_without_a_model_uses_the_bundled_sr_stages(sr_models, tmp_path, capsys, monkeypatch):
+    """`vidiff upsample IN --space 2 --time 2` with no model picks the bundled shapes-ssr-tiny and
+    shapes-tsr-tiny (here stand-ins in a patched weights folder), with a notice; the output equals the
+    run with the models named; a factor whose stage is not bundled is a one-line error."""
+    import shutil
+
+    import vidiff.pipelines as pipelines
+
+    inp = io.write_npy(tmp_path / "low.npy", np.random.default_rng(1).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8))
+    weights = tmp_path / "weights"
+    shutil.copytree(sr_models["ssr"], weights / "shapes-ssr-tiny")
+    monkeypatch.setattr(pipelines, "BUNDLED_DIR", weights)
+    common = ["--steps", "2", "--format", "npy", "--name", "y"]
+    assert cli(["upsample", str(inp), "--space", "2", "--out", str(tmp_path / "a")] + common) == 0
+    assert "using the bundled shapes-ssr-tiny" in capsys.readouterr().err
+    assert cli(["upsample", str(inp), "--ssr-model", str(sr_models["ssr"]), "--out", str(tmp_path / "b")] + common) == 0
+    a, b = np.load(tmp_path / "a" / "y.npy"), np.load(tmp_path / "b" / "y.npy")
+    assert a.shape == (2, 16, 16, 3) and np.array_equal(a, b)
+    capsys.readouterr()
+    assert cli(["upsample", str(inp), "--space", "2", "--time", "2", "--out", str(tmp_path / "c")] + common) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "no bundled shapes-tsr-tiny" in err and "\n" not in err
+    shutil.copytree(sr_models["tsr"], weights / "shapes-tsr-tiny")
+    assert cli(["upsample", str(inp), "--space", "2", "--time", "2", "--out", str(tmp_path / "c")] + common) == 0
+    assert "shapes-ssr-tiny and shapes-tsr-tiny" in capsys.readouterr().err
+    assert np.load(tmp_path / "c" / "y.npy").shape == (4, 16, 16, 3)
+
+
 def test_cascade_stage_samplers_override_the_cascade_sampler(sr_models):
     """A stage's own sampler is used for that stage only: each stage equals the stage run by hand."""
     from vidiff.data.io import from_uint8, to_uint8

@@ -7,6 +7,30 @@ from typing import Optional
 import typer
 
 
+BUNDLED_SSR, BUNDLED_TSR = "shapes-ssr-tiny", "shapes-tsr-tiny"
+
+
+def default_sr_models(space: int | None, time: int | None) -> tuple[str | None, str | None]:
+    """(ssr, tsr) model names when none is given: the bundled shapes SR stages for the factors asked
+    for (`--space N` -> shapes-ssr-tiny, `--time N` -> shapes-tsr-tiny), with a notice on stderr."""
+    from ..utils import VidiffError
+    from . import bundled_models
+
+    want = {"ssr": space is not None and space > 1, "tsr": time is not None and time > 1}
+    names = {"ssr": BUNDLED_SSR, "tsr": BUNDLED_TSR}
+    if not any(want.values()):
+        raise VidiffError("give a super-resolution model: --ssr-model PATH (space) and/or --tsr-model PATH (time), "
+                          "or ask for --space 2 / --time 2 to use the bundled shapes stages")
+    missing = [names[k] for k, w in want.items() if w and names[k] not in bundled_models()]
+    if missing:
+        raise VidiffError(f"no bundled {' or '.join(missing)} in this install: give --ssr-model / --tsr-model "
+                          "(train them with scripts/train_cascade.sh)")
+    chosen = {k: names[k] if w else None for k, w in want.items()}
+    typer.echo("using the bundled " + " and ".join(n for n in chosen.values() if n)
+               + " (trained on synthetic shapes; --ssr-model / --tsr-model choose others)", err=True)
+    return chosen["ssr"], chosen["tsr"]
+
+
 def register(app: typer.Typer) -> None:
     @app.command("upsample")
     def upsample_cmd(
@@ -16,9 +40,11 @@ def register(app: typer.Typer) -> None:
         time: Optional[int] = typer.Option(None, help="frame-count factor, a power of 2 (default: 2 with "
                                            "--tsr-model, else 1)"),
         ssr_model: Optional[str] = typer.Option(None, "--ssr-model", help="spatial SR model (trained with "
-                                                "--condition ssr): bundled name or checkpoint folder"),
+                                                "--condition ssr): bundled name or checkpoint folder (with neither "
+                                                "model given, --space N uses the bundled shapes-ssr-tiny)"),
         tsr_model: Optional[str] = typer.Option(None, "--tsr-model", help="temporal SR model (trained with "
-                                                "--condition tsr): bundled name or checkpoint folder"),
+                                                "--condition tsr): bundled name or checkpoint folder (with neither "
+                                                "model given, --time N uses the bundled shapes-tsr-tiny)"),
         steps: int = typer.Option(25, help="denoising steps per pass"),
         sampler: str = typer.Option("ddim", help="ddim | ddpm | dpmpp_2m"),
         seed: int = typer.Option(0, help="the same seed gives the same video"),
@@ -42,7 +68,7 @@ def register(app: typer.Typer) -> None:
 
         fmts = parse_formats(format)
         if ssr_model is None and tsr_model is None:
-            raise VidiffError("give a super-resolution model: --ssr-model PATH (space) and/or --tsr-model PATH (time)")
+            ssr_model, tsr_model = default_sr_models(space, time)
         space = space if space is not None else (SR_FACTOR if ssr_model else 1)
         time = time if time is not None else (SR_FACTOR if tsr_model else 1)
         given = io.read_video(video)  # uint8 (F, H, W, 3)

@@ -97,7 +97,7 @@ def main() -> dict:
                       "seconds_per_video": seconds.get(name)}
 
     if args.base:
-        base_chain(args, tsr, ssr, opts, rows, seconds, quantize)
+        base_chain(args, tsr, ssr, opts, rows, quantize)
     if args.skip_clips:
         return report_rows(args, rows)
     odd = slice(1, 15, 2)  # frames made between two given ones
@@ -124,7 +124,7 @@ def main() -> dict:
     return report_rows(args, rows)
 
 
-def base_chain(args, tsr, ssr, opts: dict, rows: dict, seconds: dict, quantize) -> None:
+def base_chain(args, tsr, ssr, opts: dict, rows: dict, quantize) -> None:
     """Rows for base -> TSR -> SSR on `args.base_num` samples of the base model, checker only."""
     from vidiff import load_pipeline
     from vidiff.data.checker import check_batch
@@ -154,13 +154,15 @@ def base_chain(args, tsr, ssr, opts: dict, rows: dict, seconds: dict, quantize) 
     t0 = time.perf_counter()
     bts = quantize(upsample(None, ssr, bt, space=2, time=1, **opts))                          # (N, C, 32, 64, 64)
     row("base -> TSR -> SSR", bts, t_base + t_tsr + (time.perf_counter() - t0) / n)
-    row("base -> neighbour average", between(b, "blend"), None)
-    row("base -> neighbour average -> bilinear", quantize(bilinear2x(between(b, "blend"))), None)
+    blend = between(b, "blend")                                                               # (N, C, 32, 32, 32)
+    row("base -> neighbour average", blend, None)
+    row("base -> neighbour average -> bilinear", quantize(bilinear2x(blend)), None)
 
 
 def report_rows(args, rows: dict) -> dict:
-    print(f"\n{args.num} held-out shape clips; {args.steps} {args.sampler} steps per stage; "
-          f"models {args.tsr}, {args.ssr}")
+    clips = "" if args.skip_clips else f"{args.num} held-out shape clips; "
+    base = f"; {args.base_num} samples of {args.base}" if args.base else ""
+    print(f"\n{clips}{args.steps} {args.sampler} steps per stage; models {args.tsr}, {args.ssr}{base}")
     print("\n| output | PSNR dB ↑ | SSIM ↑ | passes the checker | s / video |")
     print("|---|---:|---:|---:|---:|")
     for name, r in rows.items():

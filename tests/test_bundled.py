@@ -27,9 +27,9 @@ def test_bundled_model_loads_and_samples(name):
     frames, size = config["train"]["frames"], config["train"]["size"]
     if "first_frame" in pipe.condition:
         kw = dict(image=torch.zeros(3, size, size), guidance=1.0)
-    for kind in {"tsr", "ssr"} & set(pipe.condition):  # a super-resolution stage: asked with a low-res video
-        from vidiff.conditioning.tasks import SR_FACTOR, sr_request_cond
+    from vidiff.conditioning.tasks import SR_FACTOR, SR_KINDS, sr_request_cond
 
+    for kind in set(SR_KINDS) & set(pipe.condition):  # a super-resolution stage: asked with a low-res video
         f, s = (frames // SR_FACTOR, size) if kind == "tsr" else (frames, size // SR_FACTOR)
         kw = dict(cond=sr_request_cond(kind, torch.zeros(1, 3, f, s, s)))
     a = pipe(num=1, steps=2, seed=0, **kw)

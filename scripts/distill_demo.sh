@@ -6,7 +6,7 @@
 # distils the *guided* teacher (Meng et al. 2023) and the students sample it with one forward per step;
 # the unguided teacher at 64 steps is scored too (pass --autoguidance 0 to distil the plain teacher).
 # 500 updates per round (a step budget, so a rerun reproduces the documented figures; distillation 15 min and
-# evaluation 3 min on 2 cores with the session-14 shapes-tiny).
+# evaluation 3 min on 2 cores).
 # Usage: bash scripts/distill_demo.sh [extra `vidiff distill` flags, e.g. --steps-per-round 2000]
 source "$(dirname "$0")/common.sh"
 OUT=runs/distill-shapes

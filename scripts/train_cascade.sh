@@ -3,19 +3,19 @@
 #   1. generates the synthetic moving-shapes dataset if missing (seed 0),
 #   2. trains the temporal SR stage  (configs/shapes-tsr-tiny.yaml: 16 frames from every 2nd, 16x16),
 #   3. trains the spatial SR stage   (configs/shapes-ssr-tiny.yaml: 16x16 -> 32x32, noise augmentation),
-#   4. exports both into src/vidiff/weights/shapes-tsr-tiny and shapes-ssr-tiny,
+#   4. exports both into models/shapes-tsr-tiny and models/shapes-ssr-tiny,
 #   5. upsamples 16x16 data clips (8 frames, every 2nd frame) back to 16 frames of 32x32 as a smoke check,
 #   6. scores both stages on 64 held-out clips against naive upsampling (benchmarks/bench_cascade.py,
 #      DDPM 50 per stage, the setting docs/cascade_and_distill.md reports).
-# About 70 minutes on 2 CPU cores (session 18: TSR 26 min, SSR 36 min, then ~7 min of evaluation).
+# About 70 minutes on 2 CPU cores (TSR 26 min, SSR 36 min, then ~7 min of evaluation).
 # Usage: bash scripts/train_cascade.sh [extra `vidiff train` flags for both stages, e.g. --minutes 20]
 source "$(dirname "$0")/common.sh"
 
 ensure_shapes_data
 $VIDIFF train --config configs/shapes-tsr-tiny.yaml "$@"
-$PY scripts/export_model.py runs/shapes-tsr-tiny src/vidiff/weights/shapes-tsr-tiny
+$PY scripts/export_model.py runs/shapes-tsr-tiny models/shapes-tsr-tiny
 $VIDIFF train --config configs/shapes-ssr-tiny.yaml "$@"
-$PY scripts/export_model.py runs/shapes-ssr-tiny src/vidiff/weights/shapes-ssr-tiny
+$PY scripts/export_model.py runs/shapes-ssr-tiny models/shapes-ssr-tiny
 
 # smoke check: a data clip at half the frame rate and half the size (8 frames of 16x16) -> 16 frames of 32x32
 mkdir -p runs/cascade-check

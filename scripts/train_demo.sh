@@ -4,7 +4,7 @@
 #   2. trains unet-nano-joint with configs/shapes-tiny.yaml (16000 steps, ~76 minutes, capped at 88),
 #   3. exports EMA weights + config into src/vidiff/weights/shapes-tiny, with the EMA snapshot of
 #      step 4500 as its autoguidance guide (guide/); default weight 3 while t > 0.25 (log-SNR < -1),
-#      0.5 after (README, session 15),
+#      0.5 after (README),
 #   4. scores 64 samples (DDPM 50, as `make demo`) and the real data with the shapes checker.
 # Usage: bash scripts/train_demo.sh [extra `vidiff train` flags, e.g. --minutes 75]
 source "$(dirname "$0")/common.sh"

@@ -3,9 +3,9 @@
 # (about 145 minutes on 2 cores), then scores it against its ablations on held-out scenes:
 #   1. a first run trains the slice VAE (1500 steps) and a sinusoidal-frequency-embedding model
 #      (runs/motion: 3500 stage-1 + 1500 stage-2 steps; kept for the comparison),
-#   2. the same VAE and normaliser with one-hot frequency maps (runs/motion-onehot, bundled until session 7),
+#   2. the same VAE and normaliser with one-hot frequency maps (runs/motion-onehot),
 #   3. the "volume" ablation (one 4K-channel latent) on the same VAE for 3500 steps (runs/motion-volume),
-#   4. one-hot maps trained on canonical-phase targets (runs/motion-canon, --phase canonical; bundled in sessions 7-10),
+#   4. one-hot maps trained on canonical-phase targets (runs/motion-canon, --phase canonical; plain cosine schedule),
 #   5. the bundled run: the same on the cosine schedule shifted by 16 (runs/motion-shift16, --schedule-shift 16;
 #      26 min), and its "volume" ablation with the same schedule (runs/motion-shift16-volume),
 #   6. exports runs/motion-shift16 and prints benchmarks/bench_motion.py's table (16 held-out scenes).

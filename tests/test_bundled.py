@@ -1,11 +1,74 @@
-"""Every model shipped in src/vidiff/weights loads strictly from its safetensors + config and samples."""
+"""The model search path (vidiff.bundled), and every bundled model (the package's vidiff/weights and the
+checkout's models/) loads strictly from its safetensors + config and samples."""
 import json
+import os
 
 import pytest
 import torch
 
-from vidiff import load_pipeline
-from vidiff.pipelines import BUNDLED_DIR, bundled_models
+from vidiff import bundled, load_pipeline
+from vidiff.bundled import available, bundled_models, find_cascade, find_model, search_path
+from vidiff.utils import VidiffError
+
+
+def _model(folder, **config):
+    """A stand-in checkpoint folder: only config.json matters to the search."""
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text(json.dumps(config or {"model": {}}))
+    return folder
+
+
+def test_search_path_order_and_first_match(tmp_path, monkeypatch):
+    """Package weights, then each $VIDIFF_MODELS folder in order, then the checkout's models/; the
+    first folder holding a name wins; the motion model / renderer and config-less folders are not
+    video models; cascades are NAME.yaml files on the same path."""
+    pkg, env1, env2, checkout = (tmp_path / n for n in ("pkg", "env1", "env2", "checkout"))
+    monkeypatch.setattr(bundled, "PACKAGE_MODELS", pkg)
+    monkeypatch.setattr(bundled, "CHECKOUT_MODELS", checkout)
+    monkeypatch.setenv("VIDIFF_MODELS", f"{env1}{os.pathsep}{env2}")
+    assert search_path() == [pkg, env1, env2, checkout]
+    _model(pkg / "demo")
+    _model(pkg / "motion", motion_model={})
+    _model(env1 / "a")
+    _model(env2 / "a")
+    _model(env2 / "demo")
+    _model(checkout / "b")
+    (checkout / "half").mkdir()  # no config.json
+    (env2 / "c.yaml").write_text("base: {model: demo}\n")
+    assert bundled_models() == ["a", "b", "demo"]
+    assert find_model("demo") == pkg / "demo" and find_model("a") == env1 / "a" and find_model("b") == checkout / "b"
+    assert available("cascade") == {"c": env2 / "c.yaml"} and find_cascade("c") == env2 / "c.yaml"
+    monkeypatch.delenv("VIDIFF_MODELS")
+    assert search_path() == [pkg, checkout] and bundled_models() == ["b", "demo"]
+    monkeypatch.setattr(bundled, "CHECKOUT_MODELS", None)  # an installed wheel: no checkout
+    assert search_path() == [pkg] and bundled_models() == ["demo"]
+
+
+def test_unknown_name_lists_where_it_looked_and_what_exists(tmp_path, monkeypatch):
+    from vidiff.pipelines import resolve_model
+
+    monkeypatch.setattr(bundled, "PACKAGE_MODELS", _model(tmp_path / "pkg" / "demo").parent)
+    monkeypatch.setattr(bundled, "CHECKOUT_MODELS", tmp_path / "nowhere")
+    monkeypatch.setenv("VIDIFF_MODELS", str(tmp_path / "extra"))
+    with pytest.raises(VidiffError) as e:
+        resolve_model("shapes-t2v-tiny")
+    msg = str(e.value)
+    assert "\n" not in msg and "unknown model 'shapes-t2v-tiny'" in msg and "available: demo" in msg
+    for folder in ("pkg", "extra (missing)", "nowhere (missing)"):
+        assert str(tmp_path / folder) in msg
+    assert "$VIDIFF_MODELS" in msg
+    with pytest.raises(VidiffError, match="unknown cascade config 'c'.*available: none"):
+        find_cascade("c")
+
+
+def test_the_wheel_ships_only_what_the_default_commands_need():
+    """vidiff/weights (package data) holds the demo model with its guide and `vidiff animate`'s motion
+    model and renderer; the other bundled models are found in the checkout's models/ folder."""
+    assert sorted(p.name for p in bundled.PACKAGE_MODELS.iterdir()) == ["motion", "renderer", "shapes-tiny"]
+    assert sum(f.stat().st_size for f in bundled.PACKAGE_MODELS.rglob("*") if f.is_file()) < 12 * 2**20
+    assert bundled.CHECKOUT_MODELS is not None  # the tests run from a checkout
+    for name in ("shapes-t2v-tiny", "shapes-i2v-tiny", "shapes-tsr-tiny", "shapes-ssr-tiny"):
+        assert find_model(name) == bundled.CHECKOUT_MODELS / name
 
 
 def test_the_demo_models_are_bundled():
@@ -14,7 +77,7 @@ def test_the_demo_models_are_bundled():
 
 @pytest.mark.parametrize("name", bundled_models())
 def test_bundled_model_loads_and_samples(name):
-    folder = BUNDLED_DIR / name
+    folder = find_model(name)
     assert (folder / "model.safetensors").stat().st_size < 20 * 2**20  # the project's size limit
     config = json.loads((folder / "config.json").read_text())
     pipe = load_pipeline(name)  # strict load: a weights/config mismatch fails here
@@ -46,7 +109,7 @@ def test_bundled_model_loads_and_samples(name):
         assert config_from_dict(DiffusionConfig, guide["diffusion"]) == pipe.diffusion  # (defaults filled in)
         assert guide["summary"]["steps"] == config["autoguidance"]["guide_steps"]
         if "widened_from" in guide:  # a snapshot of the bundled base run the model's chain started from
-            bases = [json.loads(p.read_text()) for p in BUNDLED_DIR.glob("*/config.json")]
+            bases = [json.loads((p / "config.json").read_text()) for p in available().values()]
             bases = [b for b in bases if b.get("train", {}).get("out") == guide["train"]["out"]]
             assert len(bases) == 1 and guide["summary"]["steps"] < bases[0]["summary"]["steps"]
         else:  # an earlier snapshot of the same run
@@ -56,7 +119,7 @@ def test_bundled_model_loads_and_samples(name):
 
 
 def test_demo_model_ships_its_autoguidance_guide():
-    """Its default (session 15, README): w = 3 while t > 0.25 (log-SNR < -1 on the shift-4 schedule), 0.5 after."""
+    """Its default (README): w = 3 while t > 0.25 (log-SNR < -1 on the shift-4 schedule), 0.5 after."""
     pipe = load_pipeline("shapes-tiny")
     assert pipe.autoguidance_spec() == {"w": 0.5, "w_high_noise": 3.0, "logsnr_split": -1.0}
     ag = pipe.autoguided(lambda *a: None)
@@ -67,7 +130,7 @@ def test_demo_model_ships_its_autoguidance_guide():
 def test_bundled_i2v_model_starts_from_the_given_frame():
     """Known ground truth: from the first frames of 8 held-out shapes clips (seed 1, not the training
     videos), shapes-i2v-tiny's sampled frame 0 reproduces the given frame (PSNR; the unconditional
-    shapes-tiny scores 13 dB, the session-13 model 21 dB with 10 DDPM steps), the object starts where it
+    shapes-tiny scores 13 dB), the object starts where it
     is (centroid within 1.5 px; unconditional: 12 px) and keeps its colour (the shapes checker)."""
     import numpy as np
 
@@ -108,7 +171,7 @@ def test_bundled_motion_model_loads_and_samples():
 def test_bundled_motion_model_beats_no_motion_on_held_out_scenes():
     """Known ground truth: on 4 procedural scenes never used in training (bench_motion's seeds), the sampled
     spectral volumes are much closer to the true ones than zero motion (amplitude error 1.0) is.
-    The session-11 model scores 0.35 here with 5 DDIM steps; the session-7 model scored 1.09."""
+    The bundled model scores 0.35 here with 5 DDIM steps."""
     from vidiff.dynamics.cli import BUNDLED
     from vidiff.dynamics.motion_model import load_motion_model, sample_motion
     from vidiff.dynamics.procedural import make_scene

@@ -210,16 +210,16 @@ def test_cli_upsample_and_cascade_write_files(sr_models, tmp_path, capsys):
 
 def test_cli_upsample_without_a_model_uses_the_bundled_sr_stages(sr_models, tmp_path, capsys, monkeypatch):
     """`vidiff upsample IN --space 2 --time 2` with no model picks the bundled shapes-ssr-tiny and
-    shapes-tsr-tiny (here stand-ins in a patched weights folder), with a notice; the output equals the
+    shapes-tsr-tiny (here stand-ins on a patched model search path), with a notice; the output equals the
     run with the models named; a factor whose stage is not bundled is a one-line error."""
     import shutil
 
-    import vidiff.pipelines as pipelines
+    from vidiff import bundled
 
     inp = io.write_npy(tmp_path / "low.npy", np.random.default_rng(1).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8))
     weights = tmp_path / "weights"
     shutil.copytree(sr_models["ssr"], weights / "shapes-ssr-tiny")
-    monkeypatch.setattr(pipelines, "BUNDLED_DIR", weights)
+    monkeypatch.setattr(bundled, "search_path", lambda: [weights])
     common = ["--steps", "2", "--format", "npy", "--name", "y"]
     assert cli(["upsample", str(inp), "--space", "2", "--out", str(tmp_path / "a")] + common) == 0
     assert "using the bundled shapes-ssr-tiny" in capsys.readouterr().err
@@ -256,14 +256,14 @@ def test_cascade_stage_samplers_override_the_cascade_sampler(sr_models):
 
 
 def test_cascade_config_by_bundled_name(monkeypatch, tmp_path, sr_models):
-    import vidiff.pipelines as pipelines
+    from vidiff import bundled
     from vidiff.pipelines.cascade import bundled_cascades, resolve_cascade
 
-    monkeypatch.setattr(pipelines, "BUNDLED_DIR", tmp_path)
+    monkeypatch.setattr(bundled, "search_path", lambda: [tmp_path])
     (tmp_path / "my-cascade.yaml").write_text(f"base: {{model: {sr_models['base']}, steps: 2}}\n"
                                               f"ssr: {{model: {sr_models['ssr']}, steps: 2}}\n")
     assert bundled_cascades() == ["my-cascade"]
     assert resolve_cascade("my-cascade") == tmp_path / "my-cascade.yaml"
     assert CascadeConfig.load("my-cascade").factors == (1, 2)
-    with pytest.raises(VidiffError, match="neither a file nor a bundled cascade; bundled cascades: my-cascade"):
+    with pytest.raises(VidiffError, match="unknown cascade config 'nope'.*available: my-cascade"):
         CascadeConfig.load("nope")

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..bundled import available, find_cascade
 from ..conditioning.tasks import NOISE_AUG_SAMPLE, SR_FACTOR, sr_request_cond
 from ..utils import VidiffError
 from .base import VideoPipeline
@@ -92,24 +93,17 @@ class CascadeConfig:
 
 
 def bundled_cascades() -> list[str]:
-    """Names of the cascade configs shipped inside the package (weights/NAME.yaml)."""
-    from . import BUNDLED_DIR
-
-    return sorted(p.stem for p in BUNDLED_DIR.glob("*.yaml")) if BUNDLED_DIR.is_dir() else []
+    """Names of the cascade configs (NAME.yaml) on the model search path (`vidiff.bundled`)."""
+    return list(available("cascade"))
 
 
 def resolve_cascade(name_or_path: str | Path) -> Path:
-    """A cascade config file, or the name of a bundled one -> its path; neither is a one-line error."""
-    from . import BUNDLED_DIR
-
+    """A cascade config file, or the name of one on the model search path -> its path; neither is a
+    one-line error listing the folders searched."""
     path = Path(name_or_path)
     if path.is_file():
         return path
-    if str(name_or_path) in bundled_cascades():
-        return BUNDLED_DIR / f"{name_or_path}.yaml"
-    known = ", ".join(bundled_cascades()) or "(none bundled)"
-    raise VidiffError(f"cascade config not found: {name_or_path} is neither a file nor a bundled cascade; "
-                      f"bundled cascades: {known}")
+    return find_cascade(str(name_or_path))
 
 
 # --- upsampling ----------------------------------------------------------------------------------

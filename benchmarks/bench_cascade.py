@@ -23,7 +23,7 @@ markdown table.
 `--base MODEL` adds the cascade above a base model (no ground truth there, so the checker only): the
 base's samples (16 frames of 32x32 for shapes-tiny, its default guidance), then TSR to 32 frames and
 SSR to 64x64 (both stages outside their training size: the U-Nets are convolutional), against the
-same chain with the naive upsamplers. (Session 18: base -> TSR passes the checker in 0 % of 32 --
+same chain with the naive upsamplers. (Above shapes-tiny, base -> TSR passes the checker in 0 % of 32 --
 its in-between frames jerk at a size and frame gap it was not trained on -- so no cascade is bundled.)
 """
 from __future__ import annotations

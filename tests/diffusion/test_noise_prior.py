@@ -116,7 +116,7 @@ def test_sample_videos_starts_from_the_models_prior():
     m = _Recorder()
     sample_videos(m, DiffusionConfig(schedule="cosine"), shape, steps=2, seed=5)
     iid = torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(5 + i)) for i in range(8)])
-    assert torch.equal(m.first, iid)  # iid models: bit-identical to the old noise
+    assert torch.equal(m.first, iid)  # iid models: exactly torch.randn with the per-sample seed
     m = _Recorder()
     mixed = DiffusionConfig(schedule="cosine", noise="mixed", noise_alpha=1.0)
     sample_videos(m, mixed, shape, steps=2, seed=5, sampler="ddpm")

@@ -17,13 +17,13 @@ _UNET_TINY = UNet3DConfig(patch_size=2, base_channels=32, channel_mults=(1, 2, 4
 
 PRESETS: dict[str, Any] = {
     "unet-tiny": _UNET_TINY,
-    # The demo backbone since session 3: the 4² and middle attention is joint over all 16·4·4
+    # The 4² and middle attention is joint over all 16·4·4
     # space-time positions (an object meets itself in every frame in one hop); ~6% slower.
     "unet-tiny-joint": dataclasses.replace(_UNET_TINY, spatial_attention="joint"),
-    # The demo backbone since session 14: unet-tiny-joint at half the width (16/32/64 channels, heads of
+    # The demo backbone (shapes-tiny): unet-tiny-joint at half the width (16/32/64 channels, heads of
     # 16; 0.82 M params), ~0.29 s per B=8 training step, so twice the steps fit the 90-minute budget.
     "unet-nano-joint": dataclasses.replace(_UNET_TINY, spatial_attention="joint", base_channels=16, head_dim=16),
-    # ... with axial RoPE over (F, H, W) in the joint attention (it had no position encoding at all).
+    # ... with axial RoPE over (F, H, W) in the joint attention (which otherwise has no position encoding).
     "unet-tiny-joint-rope": dataclasses.replace(_UNET_TINY, spatial_attention="joint", spatial_pos="rope"),
     # Pseudo-3D temporal convs (Make-A-Video) instead of temporal attention.
     "unet-tiny-conv": dataclasses.replace(_UNET_TINY, temporal="conv"),

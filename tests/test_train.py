@@ -84,7 +84,7 @@ def test_snapshots_keep_the_ema_of_earlier_steps(data_dir, model_file, tmp_path)
     assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
     final = load_state_dict(Path(run) / "model.safetensors")
     assert any(not np.array_equal(a[k].numpy(), final[k].numpy()) for k in a)
-    from vidiff.train import _int_list
+    from vidiff.cli.train import _int_list
 
     assert _int_list("500, 1500", "--snapshot-steps") == (500, 1500)
     with pytest.raises(VidiffError, match="--snapshot-steps takes comma-separated"):

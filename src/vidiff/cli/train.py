@@ -1,0 +1,61 @@
+"""`vidiff train`: train a video diffusion model on a folder of videos."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from ..utils import VidiffError
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("train")
+    def train_cmd(
+        data: Optional[str] = typer.Option(None, help="folder of videos (mp4/avi/webm/mov/gif/npy or frame folders)"),
+        out: Optional[str] = typer.Option(None, help="run folder (checkpoint, samples, logs)"),
+        model: Optional[str] = typer.Option(None, help="backbone preset, see `vidiff models`"),
+        frames: Optional[int] = typer.Option(None), size: Optional[int] = typer.Option(None),
+        stride: Optional[int] = typer.Option(None, help="frame stride when sampling clips"),
+        steps: Optional[int] = typer.Option(None, help="optimisation steps"),
+        minutes: Optional[float] = typer.Option(None, help="wall-clock budget (total over resumes)"),
+        batch: Optional[int] = typer.Option(None), lr: Optional[float] = typer.Option(None),
+        seed: Optional[int] = typer.Option(None),
+        bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast"),
+        gradient_checkpointing: Optional[bool] = typer.Option(None, "--grad-ckpt/--no-grad-ckpt"),
+        sample_every: Optional[int] = typer.Option(None), save_every: Optional[int] = typer.Option(None),
+        snapshot_steps: Optional[str] = typer.Option(None, "--snapshot-steps",
+                                                     help="comma-separated steps whose EMA weights are kept in OUT/snapshots"),
+        condition: Optional[str] = typer.Option(None, help="none | class | text | first_frame, or joined by '+'"),
+        cond_drop: Optional[float] = typer.Option(None, help="condition dropout rate for classifier-free guidance"),
+        captions: Optional[str] = typer.Option(None, help="first: metadata's \"caption\"; random: one of it and its "
+                                               "\"captions\" list per step (caption augmentation)"),
+        init_from: Optional[str] = typer.Option(None, "--init-from", help="checkpoint whose weights start the run"),
+        noise: Optional[str] = typer.Option(None, help="noise prior: iid | mixed | progressive (PYoCo, correlated across frames)"),
+        noise_alpha: Optional[float] = typer.Option(None, "--noise-alpha", help="correlation strength of --noise"),
+        self_cond: Optional[float] = typer.Option(None, "--self-cond",
+                                                  help="share of samples trained with self-conditioning (Chen et al. 2022; e.g. 0.5)"),
+        config: Optional[str] = typer.Option(None, "--config", help="recipe YAML/JSON; flags override it"),
+        resume: bool = typer.Option(False, help="continue the run in --out exactly where it stopped"),
+    ):
+        """Train a video diffusion model on a folder of videos."""
+        overrides = dict(data=data, out=out, model=model, frames=frames, size=size, stride=stride,
+                         steps=steps, minutes=minutes, batch=batch, lr=lr, seed=seed, bf16=bf16,
+                         gradient_checkpointing=gradient_checkpointing, sample_every=sample_every,
+                         save_every=save_every, condition=condition, cond_drop=cond_drop, captions=captions,
+                         init_from=init_from, noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,
+                         snapshot_steps=None if snapshot_steps is None else _int_list(snapshot_steps, "--snapshot-steps"))
+        from ..train import config_from_args, train  # torch: loaded when the command runs
+
+        cfg = config_from_args(config, overrides)
+        try:
+            train(cfg, resume=resume)
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+
+
+def _int_list(text: str, flag: str) -> tuple[int, ...]:
+    """'500,1500' -> (500, 1500); anything else is a one-line error naming the flag."""
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise VidiffError(f"{flag} takes comma-separated step numbers such as 500,1500; got {text!r}") from None

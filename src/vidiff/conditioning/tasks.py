@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..diffusion.noise import rand, randn
 from ..utils import VidiffError
 from .cond import Cond
 
@@ -150,8 +151,6 @@ def training_cond(kinds: Sequence[str], *, x0: Tensor, class_ids: Tensor | None 
         _check_factor(sr_factor, frames, what="the frame count")
         cond.concat = tsr_concat(x0[:, :, ::sr_factor], sr_factor, frames)  # (B, C + 1, F, H, W)
     if "ssr" in kinds:
-        from ..diffusion.loss import rand, randn
-
         h, w = x0.shape[-2:]
         _check_factor(sr_factor, h, w, what="the frame size")
         low = resize_video(x0, (h // sr_factor, w // sr_factor))  # (B, C, F, H/k, W/k)

@@ -11,25 +11,11 @@ import torch
 from torch import Tensor
 
 from ..utils import VidiffError
+from .noise import rand, randn
 from .param import broadcast, check_parameterization, v_from_eps_x0
 from .schedule import Schedule, check_t
 
 __all__ = ["diffusion_loss", "min_snr_weight", "randn", "rand"]
-
-
-def randn(shape, generator: torch.Generator | None, like: Tensor) -> Tensor:
-    """Standard normal noise of `shape` drawn from `generator` (on its device), moved to like's device/dtype."""
-    if generator is None:
-        return torch.randn(shape, device=like.device, dtype=like.dtype)
-    return torch.randn(shape, generator=generator, device=generator.device).to(like.device, like.dtype)
-
-
-def rand(shape, generator: torch.Generator | None, like: Tensor) -> Tensor:
-    """U[0, 1) draws of `shape` from `generator`, moved to like's device (float32 at least)."""
-    dtype = like.dtype if like.dtype in (torch.float32, torch.float64) else torch.float32
-    if generator is None:
-        return torch.rand(shape, device=like.device, dtype=dtype)
-    return torch.rand(shape, generator=generator, device=generator.device).to(like.device, dtype)
 
 
 def min_snr_weight(logsnr: Tensor, parameterization: str, gamma: float = 5.0) -> Tensor:

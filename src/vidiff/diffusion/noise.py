@@ -24,6 +24,21 @@ from ..utils import VidiffError
 NOISE_KINDS = ("iid", "mixed", "progressive")
 
 
+def randn(shape, generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """Standard normal noise of `shape` drawn from `generator` (on its device), moved to like's device/dtype."""
+    if generator is None:
+        return torch.randn(shape, device=like.device, dtype=like.dtype)
+    return torch.randn(shape, generator=generator, device=generator.device).to(like.device, like.dtype)
+
+
+def rand(shape, generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """U[0, 1) draws of `shape` from `generator`, moved to like's device (float32 at least)."""
+    dtype = like.dtype if like.dtype in (torch.float32, torch.float64) else torch.float32
+    if generator is None:
+        return torch.rand(shape, device=like.device, dtype=dtype)
+    return torch.rand(shape, generator=generator, device=generator.device).to(like.device, dtype)
+
+
 @dataclass(frozen=True)
 class FrameNoise:
     """A frame-correlated noise prior (PYoCo eqs. 4–5); `alpha` sets the correlation strength."""

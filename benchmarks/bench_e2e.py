@@ -4,12 +4,12 @@
 
 Measured in one run, each against a baseline from the same run:
   * `vidiff.train.train` (data sampling, EMA, accelerate, logging) vs. a bare forward/backward/AdamW
-    loop of the same backbone (`--model`, default the demo's unet-tiny-joint) on a fixed batch: the ratio
+    loop of the same backbone (`--model`, default the demo's unet-nano-joint) on a fixed batch: the ratio
     is the trainer's overhead;
   * one 16×32×32 video with 25 DDIM steps through `VideoPipeline` (the bundled shapes-tiny, or an
     untrained `--model` if none is bundled; with and without its autoguidance) vs. 25 forwards of diffusers' UNet3DConditionModel
     (~1.3 M params, the baseline of bench_backbones.py) at B=1.
-Target (issue 4): one video in under 3 s on 2 CPU cores.
+Target: one video in under 3 s on 2 CPU cores.
 """
 from __future__ import annotations
 
@@ -69,7 +69,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--model", default="unet-tiny-joint", help="backbone preset (the demo model's by default)")
+    ap.add_argument("--model", default="unet-nano-joint", help="backbone preset (the demo model's by default)")
     args = ap.parse_args()
     torch.set_num_threads(int(torch.get_num_threads()))
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")

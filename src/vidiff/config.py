@@ -80,8 +80,39 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     return value
 
 
+# Ranges of numeric fields that mean the same in every config (a recipe, a checkpoint's "video", a
+# motion model): name -> (lowest allowed, highest allowed or None, strictly above the lowest). A
+# dataclass field can declare its own range as `field(metadata={"range": (lo, hi, strict)})`.
+FIELD_RANGES: dict[str, tuple[float, float | None, bool]] = {
+    "batch": (1, None, False), "steps": (1, None, False), "frames": (1, None, False), "size": (1, None, False),
+    "stride": (1, None, False), "channels": (1, None, False), "fps": (0, None, True), "lr": (0, None, True),
+    "minutes": (0, None, True), "warmup": (0, None, False), "weight_decay": (0, None, False),
+    "grad_clip": (0, None, False), "ema_decay": (0, 1, False), "cond_drop": (0, 1, False),
+    "self_cond": (0, 1, False), "lr_min_ratio": (0, 1, False), "log_every": (1, None, False),
+    "save_every": (1, None, False), "sample_every": (1, None, False), "sample_steps": (1, None, False),
+    "num_samples": (0, None, False), "noise_alpha": (0, None, False), "period": (1, None, False),
+    "k": (1, None, False),
+}
+
+
+def check_ranges(cfg: Any, where: str | None = None) -> None:
+    """Refuse a numeric field outside its range (FIELD_RANGES or the field's metadata["range"]) with one
+    line naming the command-line option and the config key, e.g. "--batch must be at least 1"."""
+    where = where or type(cfg).__name__
+    for f in dataclasses.fields(cfg):
+        rng = f.metadata.get("range", FIELD_RANGES.get(f.name))
+        value = getattr(cfg, f.name)
+        if rng is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        lo, hi, strict = rng
+        if (value <= lo if strict else value < lo) or (hi is not None and value > hi):
+            want = (f"greater than {lo:g}" if strict else f"at least {lo:g}") + (f" and at most {hi:g}" if hi is not None else "")
+            raise VidiffError(f"--{f.name.replace('_', '-')} must be {want}; got {value:g} ({where}.{f.name})")
+
+
 def config_from_dict(cls: type[T], data: dict, where: str | None = None) -> T:
-    """Build dataclass `cls` from a dict; unknown keys and wrong types raise a one-line VidiffError."""
+    """Build dataclass `cls` from a dict; unknown keys, wrong types and values outside FIELD_RANGES raise a
+    one-line VidiffError."""
     where = where or cls.__name__
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
@@ -92,9 +123,11 @@ def config_from_dict(cls: type[T], data: dict, where: str | None = None) -> T:
     hints = typing.get_type_hints(cls)
     kwargs = {k: _coerce(hints[k], v, f"{where}.{k}") for k, v in data.items()}
     try:
-        return cls(**kwargs)
+        cfg = cls(**kwargs)
     except TypeError as e:
         raise VidiffError(f"bad config for {where}: {e}") from None
+    check_ranges(cfg, where)
+    return cfg
 
 
 def save_config(cfg: Any, path: str | Path, **extra: Any) -> None:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from ..utils import VidiffError
 from .synth import DIRECTIONS, PALETTE
 
 CRITERIA = ("one_object", "constant_colour", "constant_size", "moving", "smooth_motion")
@@ -215,6 +216,8 @@ def check_batch(videos, expected: list[dict] | None = None, cfg: CheckerConfig =
     attribute accuracies (colour, shape, direction) when `expected` metadata dicts are given."""
     results = [check_video(v, cfg) for v in videos]
     n = len(results)
+    if not n:
+        raise VidiffError("no videos to check; give at least one video (and --limit of at least 1)")
     summary: dict = {"num": n}
     for c in ("ok",) + CRITERIA:
         summary[c] = float(np.mean([getattr(r, c) for r in results])) if n else float("nan")

@@ -4,13 +4,17 @@ Arrays are uint8 `(F, H, W, 3)` (frames, height, width, RGB). Writes are atomic.
 """
 from __future__ import annotations
 
+import errno
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from ..utils import VidiffError, atomic_path
+from ..utils import VidiffError, atomic_path, os_error_message
 
 VIDEO_EXTS = (".mp4", ".avi", ".webm", ".mov", ".mkv", ".m4v")
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -63,6 +67,8 @@ def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise VidiffError(f"video not found: {path}")
+    if max_frames is not None and max_frames < 1:
+        raise VidiffError(f"--frames must be at least 1; got {max_frames}")
     try:
         if path.is_dir():
             files = _frames_dir(path)[:max_frames]
@@ -70,13 +76,12 @@ def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
                 raise VidiffError(f"no image frames in folder {path}")
             frames = np.stack([read_image(f) for f in files])
         elif path.suffix.lower() == ".npy":
-            frames = np.load(path, allow_pickle=False)
+            frames = load_npy(path)
             if frames.ndim == 5 and frames.shape[0] == 1:
                 frames = frames[0]
             if frames.ndim != 4 or frames.shape[-1] != 3:
                 raise VidiffError(f"{path}: expected an array (F, H, W, 3), got {frames.shape}")
-            if frames.dtype != np.uint8:
-                frames = np.clip(frames, 0, 255).astype(np.uint8)
+            frames = _as_uint8(frames)
         elif path.suffix.lower() == ".gif":
             from PIL import Image, ImageSequence
 
@@ -103,6 +108,46 @@ def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise VidiffError(f"cannot read video {path}: {msg[:200]}") from None
     return frames[:max_frames] if max_frames is not None else frames
+
+
+def load_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
+    """A numeric .npy array (never pickled objects): random bytes, object or structured arrays are a
+    one-line VidiffError naming the file."""
+    path = Path(path)
+    try:
+        arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError on bad files
+        what = "it holds Python objects" if "allow_pickle" in str(e) else "not a valid .npy file"
+        raise VidiffError(f"cannot read {path}: {what}; give a uint8 array (N, F, H, W, 3) saved with numpy.save") from None
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "uifb":
+        raise VidiffError(f"cannot read {path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr))}")
+    return arr
+
+
+def read_video_set(path: str | Path, max_frames: int | None = None) -> tuple[list[np.ndarray], list[str]]:
+    """Every video under `path` as uint8 (F, H, W, 3) arrays with a name each: video files, folders of
+    frames, and .npy files of one video (F, H, W, 3) or many (N, F, H, W, 3), as `vidiff sample
+    --format npy` writes them (video i of `x.npy` is named `x.npy[i]`)."""
+    if max_frames is not None and max_frames < 1:
+        raise VidiffError(f"--frames must be at least 1; got {max_frames}")
+    videos, names = [], []
+    for f in list_videos(path):
+        if f.is_file() and f.suffix.lower() == ".npy":
+            arr = load_npy(f, mmap=True)
+            if arr.ndim == 5:
+                if arr.shape[-1] != 3:
+                    raise VidiffError(f"{f}: expected videos (N, F, H, W, 3), got {arr.shape}")
+                for i in range(arr.shape[0]):
+                    videos.append(_as_uint8(np.array(arr[i, :max_frames])))
+                    names.append(f"{f.name}[{i}]")
+                continue
+        videos.append(read_video(f, max_frames=max_frames))
+        names.append(f.name)
+    return videos, names
+
+
+def _as_uint8(frames: np.ndarray) -> np.ndarray:
+    return frames if frames.dtype == np.uint8 else np.clip(frames, 0, 255).astype(np.uint8)
 
 
 def video_fps(path: str | Path, default: float = 8.0) -> float:
@@ -228,3 +273,137 @@ def tile_videos(videos: np.ndarray, nrow: int | None = None, pad: int = 1) -> np
         y, x = pad + r * (h + pad), pad + q * (w + pad)
         grid[:, y:y + h, x:x + w] = videos[i]
     return grid
+
+
+# --- outputs: checked before work starts, written as one unit ---------------------------------------
+
+def check_output(path: str | Path, option: str = "--out", kind: str = "file") -> Path:
+    """Refuse, before any work, an output path that cannot be written: a folder where a file goes
+    (`kind="file"`), a file where a folder goes (`kind="dir"`), a file among its parents, or a place
+    this process may not write (read-only, immutable, no permission). Creates nothing."""
+    path = Path(path)
+    if kind == "file" and path.is_dir():
+        raise VidiffError(f"{option} {path} is a folder; give a file name")
+    if kind == "dir" and path.exists() and not path.is_dir():
+        raise VidiffError(f"{option} {path} is a file; give a folder (it is created if missing)")
+    probe = path if kind == "dir" and path.is_dir() else path.parent
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise VidiffError(f"{option} {path}: {probe} is a file, not a folder; choose another path")
+    try:  # os.access ignores immutable files and read-only mounts for root: try a real file
+        fd, tmp = tempfile.mkstemp(prefix=".vidiff-probe.", dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as e:
+        raise VidiffError(f"{option} {path}: " + os_error_message(probe, e).split(": ", 1)[1]) from None
+    if kind == "file" and path.exists() and not os.access(path, os.W_OK):
+        raise VidiffError(f"{option} {path} is read-only; choose another path")
+    return path
+
+
+def check_scale(scale: int, frames_shape: tuple[int, ...], option: str = "--scale") -> None:
+    """Refuse a viewing upscale below 1 or one whose largest frame would not fit in memory, up front.
+    `frames_shape` is the (F, H, W) of one video to be upscaled."""
+    from ..limits import check_memory
+
+    if scale < 1:
+        raise VidiffError(f"{option} must be at least 1; got {scale}")
+    f, h, w = frames_shape[-3:]
+    side = max(h, w) * scale
+    if side > 16384:
+        raise VidiffError(f"{option} {scale} makes {side}-pixel frames; H.264 and GIF stop at 16384: lower {option}")
+    check_memory(int(f * h * w * 3 * scale * scale * 3), f"upscaling by {option} {scale}", f"lower {option}")
+
+
+RUN_FORMATS = ("mp4", "gif", "npy")
+
+
+def run_paths(out: str | Path, name: str, formats: list[str]) -> list[Path]:
+    """What a run named `name` occupies in `out`: OUT/NAME/ (one file per video) and OUT/NAME.FMT."""
+    out = Path(out)
+    return [out / name] + [out / f"{name}.{fmt}" for fmt in formats]
+
+
+def check_run(out: str | Path, name: str, formats: list[str], overwrite: bool = False) -> None:
+    """Before any work: `out` must be a writable folder and the run's paths free (or `overwrite`)."""
+    if not name or "/" in name or name in (".", ".."):
+        raise VidiffError(f"--name {name!r} must be a plain file name")
+    check_output(out, "--out", kind="dir")
+    if not overwrite:
+        taken = [p for p in run_paths(out, name, list(RUN_FORMATS)) if p.exists()]
+        if taken:
+            raise VidiffError(f"{taken[0]} already exists from an earlier run; choose another --name or pass "
+                              "--overwrite to replace that run's files")
+
+
+def write_run(out: str | Path, name: str, videos: np.ndarray, formats: list[str], *, fps: float = 8.0,
+              scale: int = 1, overwrite: bool = False) -> list[Path]:
+    """Write one run as a unit. A batch, uint8 (N, F, H, W, 3): OUT/NAME/000.FMT ... (one per video) plus
+    the grid OUT/NAME.FMT for mp4/gif, and all of them as OUT/NAME.npy; one video, (F, H, W, 3):
+    OUT/NAME.FMT for each format. `scale` upscales mp4/gif (nearest neighbour) for viewing.
+
+    Everything is written into a fresh temporary folder inside OUT first and then moved into place, so
+    a failure leaves nothing behind and two runs never mix files. A name already taken is refused
+    unless `overwrite`, which replaces the earlier run's files whole (stale per-video files included).
+    Returns the files written at the top of OUT (OUT/NAME.FMT)."""
+    videos = np.asarray(videos.numpy() if hasattr(videos, "numpy") else videos)
+    if videos.ndim not in (4, 5) or videos.shape[-1] != 3 or videos.dtype != np.uint8:
+        raise VidiffError(f"write_run takes uint8 videos (N, F, H, W, 3) or (F, H, W, 3); "
+                          f"got {videos.dtype} {videos.shape}")
+    check_run(out, name, formats, overwrite)
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        stage = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=out))
+    except OSError as e:
+        raise VidiffError(os_error_message(out, e)) from None
+    try:
+        for fmt in formats:
+            path = stage / f"{name}.{fmt}"
+            if fmt == "npy":
+                write_npy(path, videos)
+            elif videos.ndim == 4:
+                write_video(path, videos, fps=fps, scale=scale)
+            else:
+                for i, v in enumerate(videos):
+                    write_video(stage / name / f"{i:03d}.{fmt}", v, fps=fps, scale=scale)
+                write_video(path, tile_videos(videos), fps=fps, scale=scale)
+        moved = _move_run(stage, out, name, overwrite)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return [out / f"{name}.{fmt}" for fmt in formats if (out / f"{name}.{fmt}") in moved]
+
+
+def _move_run(stage: Path, out: Path, name: str, overwrite: bool) -> list[Path]:
+    """Move every entry of `stage` into `out`: files by hard link (fails if the name is taken, so a
+    concurrent run cannot be overwritten), the per-video folder by rename; all or nothing. With
+    `overwrite` the earlier run's paths (every format) are set aside first and deleted at the end."""
+    moved: list[Path] = []
+    old: list[tuple[Path, Path]] = []  # (replaced path, where it waits until the new run is in place)
+    try:
+        if overwrite:
+            for dst in run_paths(out, name, list(RUN_FORMATS)):
+                if dst.exists() or dst.is_symlink():
+                    parked = stage / f".old.{dst.name}"
+                    os.rename(dst, parked)
+                    old.append((dst, parked))
+        for src in sorted((p for p in stage.iterdir() if not p.name.startswith(".old.")), key=lambda p: p.is_dir()):
+            dst = out / src.name
+            if src.is_dir():
+                if dst.exists():
+                    raise FileExistsError(errno.EEXIST, "taken", str(dst))
+                os.rename(src, dst)
+            else:
+                os.link(src, dst)
+            moved.append(dst)
+    except OSError as e:
+        for p in moved:  # undo: the earlier run's files come back, none of this run's stay
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        for dst, parked in old:
+            os.rename(parked, dst)
+        if isinstance(e, FileExistsError):
+            raise VidiffError(f"{e.filename} was written by another run meanwhile; choose another --name "
+                              "or pass --overwrite") from None
+        raise VidiffError(os_error_message(out, e)) from None
+    return moved

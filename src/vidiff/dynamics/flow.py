@@ -78,6 +78,10 @@ def flow_to_frames(frames: np.ndarray, ref: int = 0, method: str = "dis", preset
 def extract_spectral_volume(frames: np.ndarray, num_frames: int = 150, k: int = 16,
                             method: str = "dis") -> Tensor:
     """Video -> spectral volume ``(K, 4, H, W)`` from the first ``num_frames`` frames (reference = frame 0)."""
+    if num_frames < 1:
+        raise VidiffError(f"--frames must be at least 1; got {num_frames}")
+    if k < 1:
+        raise VidiffError(f"--k must be at least 1 (the number of frequencies kept); got {k}")
     frames = np.asarray(frames)[:num_frames]
     if frames.shape[0] < 2 * k - 1:
         raise VidiffError(f"the video has {frames.shape[0]} frames; {2 * k - 1} are needed for k={k}: "

@@ -31,6 +31,8 @@ def trajectories_to_spectral(traj: Tensor | np.ndarray, k: int = 16) -> Tensor:
     if traj.ndim < 4 or traj.shape[-3] != 2:
         raise VidiffError(f"trajectories must be (T, 2, H, W), got {tuple(traj.shape)}")
     t = traj.shape[-4]
+    if k < 1:
+        raise VidiffError(f"--k must be at least 1 (the number of frequencies kept); got {k}")
     if not 1 <= k <= t // 2 + (t % 2):
         raise VidiffError(f"k={k} frequencies need at least {2 * k - 1} frames; got T={t}: lower --k")
     spec = torch.fft.rfft(traj.double(), dim=-4)[..., :k, :, :, :] / t  # (..., K, 2, H, W) complex

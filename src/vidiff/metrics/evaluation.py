@@ -1,6 +1,7 @@
 """`evaluate`: every metric of a real and a generated video set, each score stored with its protocol."""
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 import numpy as np
@@ -8,6 +9,7 @@ import numpy as np
 import torch
 
 from ..config import config_to_dict
+from ..limits import check_positive
 from ..utils import VidiffError
 from . import image, temporal
 from .extractors import FeatureExtractor, fallback_extractor, load_i3d, load_inception
@@ -30,6 +32,20 @@ def parse_metrics(spec: str | list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def check_eval_options(*, device: str = "cpu", batch_size: int = 8, frames: int = 16, stride: int = 1,
+                       start: int = 0, window: int | None = None, kid_subsets: int = 100,
+                       kid_subset_size: int = 1000) -> None:
+    """Refuse bad `evaluate` options in one line naming the option, before any video is read or scored."""
+    for value, option, least in ((batch_size, "--batch-size", 1), (frames, "--frames", 1), (stride, "--stride", 1),
+                                 (start, "--start", 0), (window, "--window", 1), (kid_subsets, "--kid-subsets", 1),
+                                 (kid_subset_size, "--kid-subset-size", 1)):
+        check_positive(value, option, least)
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", str(device)):
+        raise VidiffError(f"unknown --device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise VidiffError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
+
+
 def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: str | None = None,
              inception: str | None = None, i3d_features: str = "logits", frames: int = 16, start: int = 0,
              stride: int = 1, window: int | None = None, kid_subsets: int = 100, kid_subset_size: int = 1000,
@@ -41,6 +57,8 @@ def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: s
     Returns {"scores": {metric: {"value", ..., "protocol"}}, "over_time": {metric: [(frame, value)]}}.
     """
     names = parse_metrics(metrics)
+    check_eval_options(device=device, batch_size=batch_size, frames=frames, stride=stride, start=start,
+                       window=window, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
     # sets stay uint8 (N, frames, H, W, 3); metrics convert chunk by chunk to bound memory
     r = sample_clip(as_uint8_videos(real), frames, start, stride)
     f = sample_clip(as_uint8_videos(fake), frames, start, stride)

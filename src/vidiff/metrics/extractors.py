@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..utils import VidiffError
+from ..utils import VidiffError, notice
 from .protocol import as_video_tensor, resize_video, sha256_file
 
 I3D_FORMATS = ("StyleGAN-V TorchScript i3d_torchscript.pt", "VideoGPT/TATS state dict i3d_pretrained_400.pt",
@@ -130,6 +130,7 @@ def load_i3d(path, features: Literal["logits", "pool"] = "logits", device: str =
     path = _check_file(path)
     sha = sha256_file(path)
     if _looks_like_torchscript(path):
+        notice(f"{path} is a TorchScript file: loading it runs the model code it contains; use only files you trust")
         try:
             with warnings.catch_warnings():  # TorchScript is deprecated upstream but is this file's format
                 warnings.simplefilter("ignore", DeprecationWarning)

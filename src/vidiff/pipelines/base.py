@@ -15,6 +15,7 @@ from torch import Tensor
 from ..checkpoint import read_config
 from ..conditioning import Cond
 from ..config import config_from_dict, config_to_dict
+from ..limits import check_positive, check_sampling
 from ..utils import VidiffError
 
 
@@ -60,12 +61,15 @@ def is_self_conditioned(model) -> bool:
 
 
 def initial_noise(diffusion: DiffusionConfig, shape: tuple[int, ...], seed: int,
-                  noise: Tensor | None = None) -> Tensor:
-    """A sampler's starting noise (B, C, F, H, W): sample i drawn from `seed + i` alone (or the given
+                  noise: Tensor | None = None, generators: list[torch.Generator] | None = None) -> Tensor:
+    """A sampler's starting noise (B, C, F, H, W): sample i drawn from `seed + i` alone (from
+    `generators[i]` when given, which then go on to draw the sampler's fresh noise; or the given
     i.i.d. `noise`), then correlated across frames by the model's noise prior."""
     if noise is None:
-        noise = torch.stack([torch.randn(shape[1:], generator=torch.Generator().manual_seed(seed + i))
-                             for i in range(shape[0])])
+        from ..diffusion import sample_generators, stacked_randn
+
+        gens = sample_generators(seed, shape[0]) if generators is None else generators
+        noise = stacked_randn(torch.empty(shape), gens)
     return diffusion.build_noise()(noise)
 
 
@@ -85,15 +89,16 @@ def sample_videos(
 ) -> Tensor:
     """Draw videos of `shape` (B, C, F, H, W) in [-1, 1].
 
-    The initial noise of sample i depends only on `seed + i`, so a video does not change with the
-    batch it is drawn in (deterministic samplers); stochastic samplers also draw from `seed`.
+    Sample i's initial noise and the fresh noise of stochastic samplers come from its own generator
+    seeded with `seed + i`, so a video does not change with the batch it is drawn in.
     """
-    from ..diffusion import Denoiser, SelfConditioning, sample
+    from ..diffusion import Denoiser, SelfConditioning, sample, sample_generators
 
+    check_positive(steps, "--steps")
     schedule = diffusion.build_schedule()
-    noise = initial_noise(diffusion, shape, seed)
+    generators = sample_generators(seed, shape[0])  # sample i: initial and fresh noise from seed + i alone
+    noise = initial_noise(diffusion, shape, seed, generators=generators)
     sampler_kwargs.setdefault("noise_prior", diffusion.build_noise())  # the fresh noise of stochastic steps
-    generator = torch.Generator().manual_seed(seed)
     denoiser = Denoiser(model, parameterization=diffusion.parameterization)
     if denoiser_wrapper is not None:
         denoiser = denoiser_wrapper(denoiser)
@@ -103,7 +108,7 @@ def sample_videos(
     model.eval()
     try:
         x0 = sample(denoiser, noise, schedule, steps, sampler=sampler, cond=cond,
-                    callback=callback, generator=generator, **sampler_kwargs)
+                    callback=callback, generator=generators, **sampler_kwargs)
     finally:
         model.train(was_training)
     return x0.clamp(-1, 1)
@@ -216,12 +221,15 @@ class VideoPipeline:
 
         ag = self.autoguidance_spec(autoguidance)  # resolved once; no guide fails here, before any work
 
-        frames = frames or self.video.frames
-        size = size or self.video.size
+        frames = self.video.frames if frames is None else frames
+        size = self.video.size if size is None else size
+        for value, option in ((num, "--num"), (frames, "--frames"), (size, "--size"), (steps, "--steps"),
+                              (batch_size, "--batch-size")):
+            check_positive(value, option)
         if hasattr(self.model, "check_size"):
             self.model.check_size(frames, size, size)
-        if num < 1:
-            raise VidiffError("--num must be at least 1")
+        check_sampling(getattr(self.model, "config", None), num=num, batch=batch_size, frames=frames, height=size,
+                       width=size, steps=steps, channels=self.video.channels)
         given = cond is not None or prompt is not None or class_id is not None or image is not None
         if cond is None and (given or self.condition):
             cond = self.make_cond(num, frames, size, prompt=prompt, class_id=class_id, image=image)

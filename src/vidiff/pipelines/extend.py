@@ -27,8 +27,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..conditioning import Cond
-from ..diffusion import Denoiser, ReconstructionGuidance, SelfConditioning, expand_mask, sample
+from ..diffusion import Denoiser, ReconstructionGuidance, SelfConditioning, expand_mask, sample, sample_generators
 from ..diffusion.param import Prediction, broadcast, time_vector
+from ..limits import check_memory, check_positive, estimate_training_bytes, eta_notice, sampling_seconds
 from ..utils import VidiffError
 from .base import initial_noise, is_self_conditioned
 
@@ -109,16 +110,20 @@ def as_pipeline(pipeline):
 def fill_frames(pipeline, x_known: Tensor, mask: Tensor, *, steps: int = 25, sampler: str = "ddim",
                 noise: Tensor | None = None, seed: int = 0, method: str = "reconstruction",
                 guidance_weight: float = DEFAULT_WEIGHT, cond: Cond | None = None,
-                generator: torch.Generator | None = None, autoguidance: float | None = None,
+                generator: torch.Generator | list[torch.Generator] | None = None, autoguidance: float | None = None,
                 **sampler_kwargs) -> Tensor:
     """Sample x (B, C, F, H, W) with the frames where `mask` (B, F) is True held to `x_known` — VDM
     sec. 3.1 conditional sampling by reconstruction guidance (eq. 7) or replacement; in [-1, 1].
     `autoguidance`: the weight of the checkpoint's guide model inside the reconstruction guidance
-    (None: the checkpoint's default, 0: off)."""
+    (None: the checkpoint's default, 0: off). `generator`: the sampler's fresh noise, one generator or one per
+    sample (default: sample i's own, seeded with `seed + i`, which also draws its initial noise)."""
     pipe = as_pipeline(pipeline)
     if method not in METHODS:
         raise VidiffError(f"unknown method {method!r}; choose one of {list(METHODS)}")
-    noise = initial_noise(pipe.diffusion, tuple(x_known.shape), seed, noise)  # i.i.d. in, the model's prior out
+    if generator is None:  # sample i's initial and fresh noise from seed + i alone
+        generator = sample_generators(seed, x_known.shape[0])
+    noise = initial_noise(pipe.diffusion, tuple(x_known.shape), seed, noise,
+                          generators=generator if isinstance(generator, list) else None)  # the model's prior out
     sampler_kwargs.setdefault("noise_prior", pipe.diffusion.build_noise())
     den = pipe.autoguided(Denoiser(pipe.model, parameterization=pipe.diffusion.parameterization), autoguidance)
     if method == "reconstruction":
@@ -132,10 +137,26 @@ def fill_frames(pipeline, x_known: Tensor, mask: Tensor, *, steps: int = 25, sam
     model.eval()
     try:
         x = sample(den, noise.to(x_known), pipe.diffusion.build_schedule(), steps, sampler=sampler, cond=cond,
-                   generator=generator or torch.Generator().manual_seed(seed), **sampler_kwargs)
+                   generator=generator, **sampler_kwargs)
     finally:
         model.train(was_training)
     return x.clamp(-1, 1)
+
+
+def check_window_work(pipe, videos: int, n_windows: int, window: int, frames_out: int, height: int, width: int,
+                      steps: int, method: str, what: str, batch: int = 1) -> None:
+    """Refuse window-by-window work whose output or one guided window would not fit in memory, and give
+    an ETA notice for long work — before the first window (reconstruction guidance backpropagates
+    through the backbone, so a window costs about a training step)."""
+    cfg = getattr(pipe.model, "config", None)
+    per_window = estimate_training_bytes(cfg, videos * batch, window, height, width)
+    if method != "reconstruction":
+        per_window //= 5  # no backward pass: about a sampling step's memory
+    out = 3 * videos * pipe.video.channels * frames_out * height * width * 4  # windows, their concatenation, uint8
+    check_memory(per_window + out, f"{what} to {frames_out} frames of {height}x{width}", "ask for fewer --frames")
+    eta_notice(sampling_seconds(cfg, videos * n_windows, steps, window, height, width,
+                                evals_per_step=3 if method == "reconstruction" else 1),
+               f"{what} to {frames_out} frames ({n_windows} windows of {steps} steps)")
 
 
 # --- extension ---------------------------------------------------------------------------------------
@@ -152,6 +173,8 @@ def extend(pipeline, video, frames_total: int, *, context: int | None = None, wi
     `fill_frames`."""
     pipe = as_pipeline(pipeline)
     pipe.autoguidance_spec(autoguidance)  # no guide -> one-line error before any work
+    check_positive(frames_total, "--frames")
+    check_positive(steps, "--steps")
     batched = is_batched_video(video)
     x = prepare_video(video, pipe.video.size, pipe.video.channels)  # (B, C, F0, H, W)
     B, C, F0, H, W = x.shape
@@ -167,11 +190,11 @@ def extend(pipeline, video, frames_total: int, *, context: int | None = None, wi
         raise VidiffError(f"the video already has {F0} frames; ask for more with --frames (got {frames_total})")
     if hasattr(pipe.model, "check_size"):
         pipe.model.check_size(window, H, W)
-    gens = [torch.Generator().manual_seed(seed + b) for b in range(B)]  # sample b's noise: seed + b only
-    sampler_gen = torch.Generator().manual_seed(seed)
+    gens = sample_generators(seed, B)  # sample b's window and sampler noise: seed + b only
     mask = torch.zeros(B, window, dtype=torch.bool)
     mask[:, :context] = True  # (B, window): known frames at the start
     n_windows = -(-(frames_total - F0) // (window - context))
+    check_window_work(pipe, B, n_windows, window, frames_total, H, W, steps, method, "extending")
     out = [x]
     have = x[:, :, -context:]
     for j in range(n_windows):
@@ -179,7 +202,7 @@ def extend(pipeline, video, frames_total: int, *, context: int | None = None, wi
         x_known[:, :, :context] = have
         noise = torch.stack([torch.randn((C, window, H, W), generator=g) for g in gens])
         xw = fill_frames(pipe, x_known, mask, steps=steps, sampler=sampler, noise=noise, method=method,
-                         guidance_weight=guidance_weight, cond=cond, generator=sampler_gen, autoguidance=autoguidance)
+                         guidance_weight=guidance_weight, cond=cond, generator=gens, autoguidance=autoguidance)
         new = xw[:, :, context:]  # (B, C, window − context, H, W)
         out.append(new)
         have = torch.cat([have, new], dim=2)[:, :, -context:]
@@ -230,14 +253,18 @@ def interpolate(pipeline, video, factor: int = 2, *, window: int | None = None,
     if hasattr(pipe.model, "check_size"):
         pipe.model.check_size(window, H, W)
     F_out = (N - 1) * factor + 1
+    check_positive(steps, "--steps")
+    check_window_work(pipe, B, len(starts), window, F_out, H, W, steps, method, "interpolating", batch_size)
     span = (k - 1) * factor + 1  # output frames one window covers, first to last given frame
     y = torch.zeros(B, C, F_out, H, W)
     filled = torch.zeros(B, F_out, dtype=torch.bool)
     known_pos = torch.arange(k) * factor  # positions of the given frames in a window
     pairs = [(b, a) for b in range(B) for a in starts]  # sample-major (sample, first given frame)
-    gens = [torch.Generator().manual_seed(seed + b) for b in range(B)]  # sample b's noise: seed + b only
+    gens = sample_generators(seed, B)  # sample b's noise: seed + b only
     noise = {(b, a): torch.randn((C, window, H, W), generator=gens[b]) for b, a in pairs}
-    sampler_gen = torch.Generator().manual_seed(seed)
+    # each window's sampler noise from its own generator, seeded from its sample's: the same whatever batch_size
+    window_gens = {p: torch.Generator().manual_seed(int(torch.randint(2**62, (1,), generator=gens[p[0]])))
+                   for p in pairs}
     for c0 in range(0, len(pairs), batch_size):
         chunk = pairs[c0:c0 + batch_size]
         x_known = torch.zeros(len(chunk), C, window, H, W)
@@ -248,7 +275,8 @@ def interpolate(pipeline, video, factor: int = 2, *, window: int | None = None,
         c = cond.map(lambda v: v[torch.tensor([b for b, _ in chunk])]) if cond is not None else None
         xw = fill_frames(pipe, x_known, mask, steps=steps, sampler=sampler, method=method,
                          noise=torch.stack([noise[p] for p in chunk]), guidance_weight=guidance_weight,
-                         cond=c, generator=sampler_gen, autoguidance=autoguidance)  # (n, C, window, H, W)
+                         cond=c, generator=[window_gens[p] for p in chunk],
+                         autoguidance=autoguidance)  # (n, C, window, H, W)
         for i, (b, a) in enumerate(chunk):
             pos = torch.arange(a * factor, a * factor + span)
             new = ~filled[b, pos]  # keep the earlier window's frames where windows overlap

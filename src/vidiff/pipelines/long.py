@@ -22,6 +22,7 @@ from torch import Tensor
 from ..conditioning import Cond
 from ..diffusion.guidance import ClassifierFreeGuidance
 from ..diffusion.param import Prediction
+from ..limits import check_memory, check_positive, estimate_sampling_bytes, eta_notice, sampling_seconds
 from ..utils import VidiffError
 
 __all__ = ["WEIGHTINGS", "TemporalWindows", "window_starts", "window_weights", "fusion_weights", "sample_long"]
@@ -153,10 +154,12 @@ def sample_long(pipeline, num: int = 1, *, frames: int, window: int | None = Non
     window = window or pipe.video.frames
     overlap = window // 2 if overlap is None else overlap
     size = size or pipe.video.size
-    if frames < 1 or num < 1:
-        raise VidiffError(f"need frames >= 1 and num >= 1; got frames={frames}, num={num}")
+    for value, option in ((num, "--num"), (frames, "--frames"), (steps, "--steps"), (size, "--size"),
+                          (window, "--window"), (batch_size, "--batch-size")):
+        check_positive(value, option)
     if hasattr(pipe.model, "check_size"):
         pipe.model.check_size(min(window, frames), size, size)
+    _check_long_request(pipe, num, frames, window, overlap, size, steps, batch_size)
     given = cond is not None or prompt is not None or class_id is not None
     if cond is None and (given or pipe.condition):
         cond = pipe.make_cond(num, frames, size, prompt=prompt, class_id=class_id)
@@ -173,6 +176,21 @@ def sample_long(pipeline, num: int = 1, *, frames: int, window: int | None = Non
     shape = (num, pipe.video.channels, frames, size, size)
     return sample_videos(pipe.model, pipe.diffusion, shape, steps=steps, sampler=sampler, seed=seed, cond=cond,
                          denoiser_wrapper=wrap, callback=callback, **sampler_kwargs)
+
+
+def _check_long_request(pipe, num: int, frames: int, window: int, overlap: int, size: int, steps: int,
+                        batch_size: int) -> None:
+    """Refuse a long video that cannot fit in memory (the full-length latents and the fused predictions
+    are held at once), and give an ETA notice when it will run long — before any work."""
+    cfg = getattr(pipe.model, "config", None)
+    n_windows = num * len(window_starts(frames, window, overlap))
+    window, c = min(window, frames), pipe.video.channels
+    latents = 12 * num * c * frames * size * size * 4  # z_t, the fused x̂₀/ε̂/v̂ sums, the sampler's state
+    need = estimate_sampling_bytes(cfg, min(batch_size, n_windows), window, size, size, c) + latents
+    check_memory(need + num * frames * size * size * 3, f"sampling {num} video(s) of {frames}x{size}x{size}",
+                 "ask for fewer frames or videos")
+    eta_notice(sampling_seconds(cfg, n_windows, steps, window, size, size),
+               f"sampling {num} video(s) of {frames} frames ({n_windows} windows, {steps} steps)")
 
 
 def _cfg_outside(den: Callable, windows: Callable, w: float, null: Cond) -> ClassifierFreeGuidance:

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from vidiff.data import io
-from vidiff.dynamics.cli import BUNDLED
+from vidiff.dynamics.animate import BUNDLED_MOTION as BUNDLED
 from vidiff.dynamics.procedural import make_scene
 
 

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     from vidiff.data.checker import check_batch
     from vidiff.data.synth import canonical_prompts, paraphrase_prompts
 
-    from vidiff.pipelines.cli import corrector_options
+    from vidiff.cli.sample import corrector_options
 
     extra = corrector_options(args.sampler, args.snr, None, args.corrector_range)
     pipe = load_pipeline(args.model)

@@ -13,9 +13,9 @@ source "$(dirname "$0")/common.sh"
 
 ensure_shapes_data
 $VIDIFF train --config configs/shapes-tsr-tiny.yaml "$@"
-$PY scripts/export_model.py runs/shapes-tsr-tiny models/shapes-tsr-tiny
+$VIDIFF export runs/shapes-tsr-tiny models/shapes-tsr-tiny
 $VIDIFF train --config configs/shapes-ssr-tiny.yaml "$@"
-$PY scripts/export_model.py runs/shapes-ssr-tiny models/shapes-ssr-tiny
+$VIDIFF export runs/shapes-ssr-tiny models/shapes-ssr-tiny
 
 # smoke check: a data clip at half the frame rate and half the size (8 frames of 16x16) -> 16 frames of 32x32
 mkdir -p runs/cascade-check

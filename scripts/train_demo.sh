@@ -11,7 +11,7 @@ source "$(dirname "$0")/common.sh"
 
 ensure_shapes_data
 $VIDIFF train --config configs/shapes-tiny.yaml "$@"
-$PY scripts/export_model.py runs/shapes-tiny src/vidiff/weights/shapes-tiny \
+$VIDIFF export runs/shapes-tiny src/vidiff/weights/shapes-tiny \
     --guide runs/shapes-tiny/snapshots/step_0004500 --autoguidance 0.5 --autoguidance-high-noise 3 --logsnr-split -1
 $VIDIFF sample --model shapes-tiny --num 64 --sampler ddpm --steps 50 --seed 0 --out runs/shapes-tiny/eval --name samples --format npy
 $VIDIFF data check runs/shapes-tiny/eval/samples.npy

@@ -12,6 +12,6 @@ source "$(dirname "$0")/common.sh"
 
 ensure_shapes_data
 $VIDIFF train --config configs/shapes-i2v-tiny.yaml "$@"
-$PY scripts/export_model.py runs/shapes-i2v-tiny models/shapes-i2v-tiny \
+$VIDIFF export runs/shapes-i2v-tiny models/shapes-i2v-tiny \
     --guide src/vidiff/weights/shapes-tiny/guide --autoguidance 1
 $PY scripts/eval_i2v.py --model shapes-i2v-tiny --num 64 --autoguidance 0 1 --out runs/shapes-i2v-tiny/eval_i2v.json

@@ -17,7 +17,7 @@ export HF_HUB_OFFLINE=1
 ensure_shapes_data
 $VIDIFF train --config configs/shapes-t2v-tiny.yaml "$@"
 $VIDIFF train --config configs/shapes-t2v-tiny-variants.yaml "$@"
-$PY scripts/export_model.py runs/shapes-t2v-tiny-variants models/shapes-t2v-tiny \
+$VIDIFF export runs/shapes-t2v-tiny-variants models/shapes-t2v-tiny \
     --guide src/vidiff/weights/shapes-tiny/guide --autoguidance 0.5 --autoguidance-high-noise 3 --logsnr-split -1
 $PY scripts/eval_t2v.py --model shapes-t2v-tiny --num 64 --guidance 0 3 --sampler ddpm --steps 50 \
     --out runs/shapes-t2v-tiny-variants/eval_t2v.json

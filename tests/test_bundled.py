@@ -152,7 +152,7 @@ def test_bundled_i2v_model_starts_from_the_given_frame():
 
 def test_bundled_motion_model_loads_and_samples():
     """The motion model of `vidiff animate` (weights/motion): strict load, size limit, reproducible sampling."""
-    from vidiff.dynamics.cli import BUNDLED
+    from vidiff.dynamics.animate import BUNDLED_MOTION as BUNDLED
     from vidiff.dynamics.motion_model import load_motion_model, sample_motion
     from vidiff.dynamics.procedural import make_scene
 
@@ -172,7 +172,7 @@ def test_bundled_motion_model_beats_no_motion_on_held_out_scenes():
     """Known ground truth: on 4 procedural scenes never used in training (bench_motion's seeds), the sampled
     spectral volumes are much closer to the true ones than zero motion (amplitude error 1.0) is.
     The bundled model scores 0.35 here with 5 DDIM steps."""
-    from vidiff.dynamics.cli import BUNDLED
+    from vidiff.dynamics.animate import BUNDLED_MOTION as BUNDLED
     from vidiff.dynamics.motion_model import load_motion_model, sample_motion
     from vidiff.dynamics.procedural import make_scene
     from vidiff.dynamics.spectral import amplitude_error

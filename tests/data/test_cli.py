@@ -6,7 +6,7 @@ import typer
 from typer.testing import CliRunner
 
 from vidiff.data import synth
-from vidiff.data.cli import register
+from vidiff.cli.data import register
 from vidiff.data.io import write_npy
 from vidiff.utils import VidiffError
 

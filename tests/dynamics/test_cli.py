@@ -62,10 +62,10 @@ def test_simulate_and_xt(scene_files):
 
 
 def test_clear_errors(scene_files, capsys, monkeypatch, tmp_path):
-    import vidiff.dynamics.cli as dyn_cli
+    import vidiff.dynamics.animate as gid
 
     d, _ = scene_files
-    monkeypatch.setattr(dyn_cli, "BUNDLED", tmp_path / "no-motion-model")  # an install without the weights
+    monkeypatch.setattr(gid, "BUNDLED_MOTION", tmp_path / "no-motion-model")  # an install without the weights
     assert main(["animate", str(d / "photo.png"), "--out", str(d / "x.mp4")]) == 2
     assert "--spectral-volume" in capsys.readouterr().err
     monkeypatch.undo()
@@ -104,14 +104,14 @@ def test_animate_out_of_the_box_with_the_bundled_motion_model(scene_files, tmp_p
 def test_the_bundled_learned_renderer_is_the_default_and_beats_the_splat(scene_files, tmp_path, capsys):
     """scripts/train_renderer.py's renderer (shipped in weights/renderer) renders a held-out procedural scene
     from its true motion closer to the true frames than the non-learned softmax splat."""
-    import vidiff.dynamics.cli as dyn_cli
+    from vidiff.dynamics.animate import get_renderer
     from vidiff.dynamics.render import ImageRenderer, SplatRenderer
     from vidiff.dynamics.spectral import motion_texture
     from vidiff.pipelines import bundled_models
 
-    assert isinstance(dyn_cli._renderer(None), ImageRenderer) and isinstance(dyn_cli._renderer("splat"), SplatRenderer)
+    assert isinstance(get_renderer(None), ImageRenderer) and isinstance(get_renderer("splat"), SplatRenderer)
     assert "renderer" not in bundled_models()  # not a video model for `vidiff sample`
-    learned, splat = dyn_cli._renderer(None), SplatRenderer()
+    learned, splat = get_renderer(None), SplatRenderer()
     sc = make_scene(1003, (64, 64), frames=60, k=16)  # a seed the renderer was not trained on
     img = torch.from_numpy(sc.image).permute(2, 0, 1)[None].float() / 127.5 - 1
     err = {"learned": [], "splat": []}

@@ -1,5 +1,5 @@
-"""Autoguidance through the pipeline: a checkpoint that ships a guide model (scripts/export_model.py
---guide), its default weight, the explicit weights, long videos, and the one-line errors."""
+"""Autoguidance through the pipeline: a checkpoint that ships a guide model (`vidiff export
+--guide`), its default weight, the explicit weights, long videos, and the one-line errors."""
 import json
 import shutil
 import subprocess
@@ -16,8 +16,6 @@ from vidiff.pipelines import load_pipeline, sample_long, sample_videos
 from vidiff.utils import VidiffError
 
 from .conftest import TINY, _tiny_model
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _perturbed(scale: float):
@@ -38,7 +36,7 @@ def guided_ckpt(tmp_path_factory, tiny_pipe, tiny_ckpt):
         "model": config_to_dict(tiny_pipe.model.config), "diffusion": config_to_dict(tiny_pipe.diffusion),
         "video": config_to_dict(tiny_pipe.video), "summary": {"steps": 3}})
     dest = root / "exported"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_model.py"), str(tiny_ckpt), str(dest),
+    r = subprocess.run([sys.executable, "-m", "vidiff.cli", "export", str(tiny_ckpt), str(dest),
                         "--guide", str(guide_src), "--autoguidance", "1.5"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return dest
@@ -68,7 +66,7 @@ def test_default_weight_per_noise_range(guided_ckpt, tmp_path):
     # --autoguidance-high-noise: the default guides the noisier steps with another weight; an explicit
     # --autoguidance W is one constant weight
     dest = tmp_path / "interval"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_model.py"), str(guided_ckpt), str(dest),
+    r = subprocess.run([sys.executable, "-m", "vidiff.cli", "export", str(guided_ckpt), str(dest),
                         "--guide", str(guided_ckpt / "guide"), "--autoguidance", "1",
                         "--autoguidance-high-noise", "2", "--logsnr-split", "-1"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -136,14 +134,14 @@ def _export_with_guide(tmp_path, model, condition: str, tiny_pipe, tiny_ckpt) ->
     save_pretrained(run, model, {"model": config_to_dict(model.config), "diffusion": config_to_dict(tiny_pipe.diffusion),
                                  "video": config_to_dict(tiny_pipe.video), "summary": {"steps": 5},
                                  "conditioning": {"condition": condition}})
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_model.py"), str(run), str(dest),
+    r = subprocess.run([sys.executable, "-m", "vidiff.cli", "export", str(run), str(dest),
                         "--guide", str(tiny_ckpt)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     return run, dest
 
 
 def test_unconditional_guide_is_widened_for_a_first_frame_model(tmp_path, tiny_pipe, tiny_ckpt):
-    """export_model.py --guide with an unconditional snapshot for a first-frame model (the bundled
+    """`vidiff export --guide` with an unconditional snapshot for a first-frame model (the bundled
     shapes-i2v-tiny): the guide is stored in the run's architecture, with zero weights for the frame
     and mask inputs, so whatever the concat holds it predicts what the unconditional snapshot does."""
     from vidiff.conditioning import Cond
@@ -170,14 +168,14 @@ def test_unconditional_guide_is_widened_for_a_first_frame_model(tmp_path, tiny_p
     wide = build_model({**TINY, "base_channels": 16, "norm_groups": 8})
     save_pretrained(other, wide, {"model": config_to_dict(wide.config), "diffusion": config_to_dict(tiny_pipe.diffusion),
                                   "video": config_to_dict(tiny_pipe.video), "summary": {"steps": 1}})
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "export_model.py"), str(run), str(tmp_path / "bad"),
+    r = subprocess.run([sys.executable, "-m", "vidiff.cli", "export", str(run), str(tmp_path / "bad"),
                         "--guide", str(other)], capture_output=True, text=True)
     assert r.returncode != 0 and "is another backbone" in r.stderr and "base_channels" in r.stderr
     assert "Traceback" not in r.stderr
 
 
 def test_unconditional_guide_gets_zero_text_layers_for_a_text_model(tmp_path, tiny_pipe, tiny_ckpt):
-    """export_model.py --guide with an unconditional snapshot for a text fine-tune of it (the bundled
+    """`vidiff export --guide` with an unconditional snapshot for a text fine-tune of it (the bundled
     shapes-t2v-tiny): the guide gains the run's cross-attention and pooled projection as zeros, so
     whatever the prompt it predicts what the unconditional snapshot does, while the run reads the text."""
     from vidiff.conditioning import Cond

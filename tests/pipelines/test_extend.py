@@ -118,7 +118,8 @@ def test_cli_extend_and_interpolate(tiny_ckpt, tmp_path, capsys):
     assert cli(["extend", str(short), "--frames", "9", *args]) == 2
     assert "fewer than the 2 context frames" in capsys.readouterr().err
     assert cli(["extend", str(src), "--frames", "9", "--method", "magic", *args]) == 2
-    assert "unknown --method" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--method" in err and "magic" in err
     assert cli(["interpolate", str(tmp_path / "missing.mp4"), *args]) == 2
     assert not list((tmp_path / "o").glob("*.tmp*"))
 

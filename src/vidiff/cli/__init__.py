@@ -1,12 +1,12 @@
 """The `vidiff` command line.
 
 Each area's commands live in one module of this package, which defines `register(app)`; the
-modules are listed explicitly in `COMMANDS`. They parse arguments and call library functions
-(imported when a command runs, so `vidiff --help` and usage errors never load torch).
+modules are listed explicitly in `COMMANDS`. They parse arguments and call library functions,
+imported when a command runs, so `vidiff --help` and usage errors never load torch.
 
 Errors caused by input are printed as one line `error: ...` with exit code 2, never a traceback:
 `VidiffError` from the library and the usage errors of the command-line parser (an unknown option,
-a missing argument, a value of the wrong type).
+a missing argument, a value of the wrong type), the latter with a hint naming the command's --help.
 """
 from __future__ import annotations
 
@@ -15,15 +15,8 @@ import sys
 
 import typer
 
-from ..pipelines import cli as _sample_cli
-from ..pipelines import ops_cli as _ops_cli
-from ..pipelines import upsample_cli as _upsample_cli
-from ..models import cli as _models_cli
-from ..data import cli as _data_cli
-from ..metrics import cli as _metrics_cli
-from ..dynamics import cli as _dynamics_cli
 from ..utils import VidiffError
-from . import distill, train
+from . import data, distill, dynamics, evaluate, export, models, ops, sample, train, ui, upsample
 
 # typer >= 0.29 ships its own copy of click; its exception classes sit beside typer.BadParameter
 _click_exceptions = importlib.import_module(typer.BadParameter.__module__)
@@ -38,19 +31,14 @@ app = typer.Typer(
     help="vidiff: train, sample, control and evaluate video diffusion models.",
 )
 
-COMMANDS = (_sample_cli, _ops_cli, _upsample_cli, distill, train, _models_cli, _data_cli, _metrics_cli,
-            _dynamics_cli)
+# the order of `vidiff --help`
+COMMANDS = (sample, ops, upsample, export, train, distill, models, data, evaluate, dynamics, ui)
 for _module in COMMANDS:
     _module.register(app)
 
 
-def _usage_error(e: "UsageError") -> int:
-    """One line `error: MESSAGE` and a hint naming the command's --help; exit code 2."""
-    message = " ".join(e.format_message().split())
-    print(f"error: {message}", file=sys.stderr)
-    if e.ctx is not None:
-        print(f"try '{e.ctx.command_path} --help'", file=sys.stderr)
-    return 2
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         # with standalone_mode=False the parser returns the code of a typer.Exit instead of raising it
         rv = app(args=argv, prog_name="vidiff", standalone_mode=False)
     except VidiffError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except typer.Exit as e:
         return e.exit_code
@@ -67,9 +55,12 @@ def main(argv: list[str] | None = None) -> int:
         print(e.format_message(), file=sys.stderr)
         return 2
     except UsageError as e:
-        return _usage_error(e)
+        print(f"error: {_one_line(e.format_message())}", file=sys.stderr)
+        if e.ctx is not None:
+            print(f"try '{e.ctx.command_path} --help'", file=sys.stderr)
+        return 2
     except ClickException as e:
-        print(f"error: {' '.join(e.format_message().split())}", file=sys.stderr)
+        print(f"error: {_one_line(e.format_message())}", file=sys.stderr)
         return e.exit_code
     except (typer.Abort, KeyboardInterrupt):
         print("interrupted", file=sys.stderr)

@@ -60,6 +60,20 @@ def check_device(value: Optional[str]) -> Optional[str]:
     return value
 
 
+def positive(value: Optional[float]) -> Optional[float]:
+    """Callback of an option that must be > 0 (a frame rate, a factor)."""
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"{value:g} is not positive")
+    return value
+
+
+def fraction(value: Optional[float]) -> Optional[float]:
+    """Callback of an option that must lie in [0, 1)."""
+    if value is not None and not 0 <= value < 1:
+        raise typer.BadParameter(f"{value:g} is not in [0, 1)")
+    return value
+
+
 # --- models and sampling ---------------------------------------------------------------------------
 Model = Annotated[str, typer.Option(help="bundled model name or checkpoint folder")]
 Steps = Annotated[int, typer.Option(min=1, help="denoising steps")]

@@ -1,22 +1,26 @@
-"""`vidiff eval`: score generated videos against real ones; prints a table, writes JSON with the protocol."""
+"""`run_eval`, the body of `vidiff eval`: load a real and a generated video set, score them, print a table,
+write the JSON report (with each score's protocol) and optional visual report files."""
 from __future__ import annotations
 
 import json
 import math
 from pathlib import Path
-from typing import Optional
 
-import typer
+import cv2
+import numpy as np
+import torch
+from rich.console import Console
+from rich.table import Table
 
-from ..utils import VidiffError
+from .. import __version__
+from ..data.io import list_videos, read_video, write_mp4
+from ..utils import VidiffError, atomic_write_text
+from .evaluation import evaluate, parse_metrics
+from .report import plot_over_time, save_xt_png, side_by_side
 
 
-def _load_set(path: str, need: int, label: str, warn) -> "np.ndarray":  # noqa: F821
+def _load_set(path: str, need: int, label: str, warn) -> np.ndarray:
     """A video set as uint8 (N, need, H, W, 3): an .npy of (N, F, H, W, 3), one video file, or a folder."""
-    import numpy as np
-
-    from ..data.io import list_videos, read_video
-
     p = Path(path)
     if p.is_file() and p.suffix.lower() == ".npy":
         a = np.load(p, mmap_mode="r", allow_pickle=False)
@@ -39,7 +43,6 @@ def _load_set(path: str, need: int, label: str, warn) -> "np.ndarray":  # noqa: 
                           f"{shown}; lower --frames or --stride")
     sizes = sorted({v.shape[1:3] for v in vids})
     if len(sizes) > 1:
-        import cv2
 
         h, w = vids[0].shape[1:3]
         warn(f"{label} videos have different sizes {sizes[:4]}: resizing all to {h}x{w} (bilinear) to stack them")
@@ -74,15 +77,6 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
              lpips_lin: str | None = None, device: str = "auto", batch_size: int = 8, row: int | None = None,
              quiet: bool = False) -> dict:
     """The body of `vidiff eval`, callable from Python; returns the JSON report as a dict."""
-    import numpy as np
-    import torch
-    from rich.console import Console
-    from rich.table import Table
-
-    from .. import __version__ as version
-    from ..utils import atomic_write_text
-    from .evaluation import evaluate, parse_metrics
-
     console = Console(stderr=True, quiet=quiet)
     warnings: list[str] = []
 
@@ -110,7 +104,7 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
             by_msg.setdefault(w, []).append(m)
     for w, ms in by_msg.items():
         warn(f"{','.join(ms)}: {w}")
-    report = _clean({"vidiff_version": version, "real": str(real), "fake": str(fake), **res, "warnings": warnings})
+    report = _clean({"vidiff_version": __version__, "real": str(real), "fake": str(fake), **res, "warnings": warnings})
 
     table = Table(title=f"vidiff eval: {len(fake_v)} generated vs {len(real_v)} real, {frames} frames")
     for col in ("metric", "value", "real (ref.)", "extractor", "comparable"):
@@ -126,8 +120,6 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
         atomic_write_text(out, json.dumps(report, indent=2) + "\n")
         console.print(f"wrote {out}")
     if report_dir:
-        from ..data.io import write_mp4
-        from .report import plot_over_time, save_xt_png, side_by_side
 
         d = Path(report_dir)
         d.mkdir(parents=True, exist_ok=True)
@@ -142,36 +134,3 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
                            m, title=f"{m} over time")
         console.print(f"wrote report files to {d}")
     return report
-
-
-def register(app: typer.Typer) -> None:
-    """Add `vidiff eval` to the CLI."""
-
-    @app.command("eval")
-    def eval_cmd(
-        real: str = typer.Option(..., "--real", help="real videos: folder, video file, or .npy (N,F,H,W,3) uint8"),
-        fake: str = typer.Option(..., "--fake", help="generated videos, same forms as --real"),
-        metrics: str = typer.Option("fvd,fid,kid,psnr,ssim,flicker,warp", help="comma list of: fvd,fid,kid,"
-                                    "psnr,ssim,lpips,flicker,warp,motion"),
-        i3d: Optional[str] = typer.Option(None, help="local I3D weights: i3d_torchscript.pt (StyleGAN-V) or "
-                                          "i3d_pretrained_400.pt (VideoGPT/TATS); without: labelled fallback"),
-        i3d_features: str = typer.Option("logits", help="state-dict I3D output: logits (400, as VideoGPT/TATS) "
-                                         "or pool (1024)"),
-        inception: Optional[str] = typer.Option(None, help="local pytorch-fid pt_inception-2015-12-05 weights"),
-        frames: int = typer.Option(16, help="frames per clip"),
-        start: int = typer.Option(0, help="first frame of each clip"),
-        stride: int = typer.Option(1, help="frame step within a clip"),
-        window: Optional[int] = typer.Option(None, help="also score fvd/fid over windows of this many frames"),
-        out: Optional[str] = typer.Option(None, help="write the JSON report (with protocol) here"),
-        report_dir: Optional[str] = typer.Option(None, help="write X-t slice, side-by-side MP4, plots here"),
-        kid_subsets: int = typer.Option(100, help="KID: number of random subsets"),
-        kid_subset_size: int = typer.Option(1000, help="KID: subset size (capped at the set size)"),
-        lpips_vgg: Optional[str] = typer.Option(None, help="LPIPS: local VGG16 features state dict"),
-        lpips_lin: Optional[str] = typer.Option(None, help="LPIPS: local linear-layer weights (vgg.pth)"),
-        device: str = typer.Option("auto", help="auto, cpu or cuda"),
-        batch_size: int = typer.Option(8, help="videos per extractor batch"),
-        row: Optional[int] = typer.Option(None, help="row of the X-t slice (default: middle)"),
-    ) -> None:
-        """Score generated videos against real ones (FVD/FID/KID, PSNR/SSIM, temporal metrics)."""
-        run_eval(real, fake, metrics, i3d, inception, i3d_features, frames, start, stride, window, out, report_dir,
-                 kid_subsets, kid_subset_size, lpips_vgg, lpips_lin, device, batch_size, row)

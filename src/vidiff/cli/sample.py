@@ -1,0 +1,112 @@
+"""`vidiff sample` (long videos included) and `vidiff info`."""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..utils import VidiffError
+from .options import (DEFAULT_FORMATS, DEFAULT_MODEL, DEFAULT_SAMPLER, DEFAULT_STEPS, Autoguidance, ClassId,
+                      Format, Guidance, Model, Name, Num, Out, Prompt, Sampler, Scale, Seed, Steps)
+from .output import autoguidance_text, echo_written, write_videos
+
+
+def corrector_options(sampler: str, snr: float | None, steps: int | None, time_range: str | None) -> dict:
+    """The `pc` sampler's keywords from --snr / --corrector-steps / --corrector-range ("LO,HI");
+    any of them with another sampler is a one-line error."""
+    given = {k: v for k, v in (("snr", snr), ("corrector_steps", steps), ("corrector_range", time_range))
+             if v is not None}
+    if given and sampler != "pc":
+        flags = ", ".join("--" + k.replace("_", "-") for k in given)
+        verb = "applies" if len(given) == 1 else "apply"
+        raise VidiffError(f"{flags} {verb} only to --sampler pc (the Langevin corrector); got --sampler {sampler}")
+    if time_range is not None:
+        try:
+            lo, hi = (float(v) for v in time_range.split(","))
+        except ValueError:
+            raise VidiffError(f"--corrector-range takes two times LO,HI such as 0.2,0.8; got {time_range!r}") from None
+        given["corrector_range"] = (lo, hi)
+    return given
+
+
+def sample(
+    model: Model = DEFAULT_MODEL,
+    num: Num = 8,
+    frames: Annotated[Optional[int], typer.Option(min=1, help="frames per video (default: the model's)")] = None,
+    steps: Steps = DEFAULT_STEPS,
+    sampler: Sampler = DEFAULT_SAMPLER,
+    snr: Annotated[Optional[float], typer.Option(
+        help="pc: the corrector's signal-to-noise ratio r (default 0.16)")] = None,
+    corrector_steps: Annotated[Optional[int], typer.Option(
+        min=0, help="pc: Langevin steps after each step (default 1)")] = None,
+    corrector_range: Annotated[Optional[str], typer.Option(
+        help="pc: correct only at times t in LO,HI (default 0,1)")] = None,
+    seed: Seed = 0,
+    out: Out = Path("outputs"),
+    name: Name = "samples",
+    format: Format = DEFAULT_FORMATS,
+    scale: Scale = 4,
+    prompt: Prompt = None,
+    class_id: ClassId = None,
+    image: Annotated[Optional[Path], typer.Option(help="first frame, PNG/JPEG (first-frame models)")] = None,
+    guidance: Guidance = 0.0,
+    guidance_rescale: Annotated[float, typer.Option(help="CFG rescale phi in [0, 1] (Lin et al. 2024)")] = 0.0,
+    autoguidance: Autoguidance = None,
+    window: Annotated[Optional[int], typer.Option(
+        min=1, help="temporal window for long videos (default: the model's length when --frames exceeds it; "
+                    "MultiDiffusion)")] = None,
+    overlap: Annotated[Optional[int], typer.Option(
+        min=0, help="frames shared by neighbouring windows (default: half)")] = None,
+):
+    """Generate videos with a trained model."""
+    from ..pipelines import load_pipeline
+
+    extra = corrector_options(sampler, snr, corrector_steps, corrector_range)
+    pipe = load_pipeline(model)
+    t0 = time.perf_counter()
+    if window is not None or (frames is not None and frames > pipe.video.frames):
+        from ..data.io import to_uint8
+        from ..pipelines.long import sample_long
+
+        if image is not None:
+            raise VidiffError("--image with a long video (--frames > the model's length) is not supported; "
+                              "generate the first window with --image, then `vidiff extend` it")
+        videos = to_uint8(sample_long(pipe, num, frames=frames or pipe.video.frames, window=window, overlap=overlap,
+                                      steps=steps, sampler=sampler, seed=seed, prompt=prompt, class_id=class_id,
+                                      guidance=guidance, autoguidance=autoguidance, **extra))
+    else:
+        videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True,
+                      prompt=prompt, class_id=class_id, image=image, guidance=guidance,
+                      guidance_rescale=guidance_rescale, autoguidance=autoguidance, **extra)
+    ag_text = autoguidance_text(pipe, autoguidance)
+    dt = time.perf_counter() - t0
+    written = write_videos(videos, out, name, format, pipe.video.fps, scale)
+    typer.echo(f"generated {num} video(s) {tuple(videos.shape[1:])} with {pipe.name} "
+               f"in {dt:.1f}s ({sampler}, {steps} steps, seed {seed}"
+               + "".join(f", {k} {v}" for k, v in extra.items())
+               + (f", guidance {guidance:g}" if guidance else "")
+               + ag_text + ")")
+    echo_written(written)
+
+
+def info(path: Annotated[str, typer.Argument(help="checkpoint folder or bundled model name")]):
+    """A checkpoint's config, parameter count and training summary."""
+    from ..checkpoint import WEIGHTS_NAME, load_state_dict, read_config
+    from ..pipelines import resolve_model
+
+    folder = resolve_model(path)
+    cfg = read_config(folder)
+    n = sum(t.numel() for t in load_state_dict(folder / WEIGHTS_NAME).values())
+    typer.echo(f"checkpoint: {folder}")
+    typer.echo(f"parameters: {n:,}")
+    for section in ("model", "diffusion", "video", "summary", "autoguidance", "train"):
+        if section in cfg:
+            typer.echo(f"{section}: {json.dumps(cfg[section], sort_keys=True)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("sample")(sample)
+    app.command("info")(info)

@@ -51,11 +51,6 @@ def predict_motion(photo: Tensor, motion_model: str | Path | None = None, steps:
     return {"spectral_volume": resize_spectral(sv, tuple(photo.shape[-2:])), "period": model.cfg.period, "fps": 30.0}
 
 
-def fit_motion(motion: dict, size: tuple[int, int]) -> dict:
-    """`motion` with its spectral volume resized to `size` (H, W)."""
-    return {**motion, "spectral_volume": resize_spectral(motion["spectral_volume"], size)}
-
-
 def get_renderer(choice: str | Path | None = None):
     """A checkpoint folder, "splat" (`SplatRenderer`), or by default the bundled learned renderer
     (`SplatRenderer` when none is bundled)."""

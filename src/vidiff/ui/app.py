@@ -22,6 +22,8 @@ log = logging.getLogger("vidiff.ui")
 TITLE = "vidiff"
 DEFAULT_MODEL = "shapes-tiny"
 MAX_DRAG = 64  # pixels of the photo
+# the heavy handlers share one slot of the queue: one computation at a time across all users and tabs
+ONE_AT_A_TIME = {"concurrency_limit": 1, "concurrency_id": "compute"}
 
 
 def one_line_errors(fn):
@@ -42,6 +44,17 @@ def one_line_errors(fn):
                            print_exception=False) from None
 
     return wrapper
+
+
+class PhotoUpload(gr.Image):
+    """An image box whose upload reaches the handler as its path on the server, undecoded: the handler
+    reads it by content (`uploads.read_photo`), so a bad file is answered by one line, not Gradio's
+    decoder error. (`is_template`: the page draws it as an ordinary image box.)"""
+
+    is_template = True
+
+    def preprocess(self, payload):
+        return None if payload is None else payload.path
 
 
 class App:
@@ -159,7 +172,7 @@ def build_app(runs_dir: str | Path | None = "runs", out_root: str | Path | None 
                     model_info = gr.Markdown()
                     prompt = gr.Textbox(label="prompt", visible=False, elem_id="gen-prompt")
                     class_id = gr.Slider(0, 1, value=0, step=1, label="class", visible=False)
-                    first = gr.Image(type="filepath", label="first frame", sources=["upload"], visible=False,
+                    first = PhotoUpload(type="filepath", label="first frame", sources=["upload"], visible=False,
                                      elem_id="gen-image")
                     with gr.Row():
                         sampler = gr.Dropdown(list(SAMPLERS), value="ddpm", label="sampler")
@@ -178,13 +191,13 @@ def build_app(runs_dir: str | Path | None = "runs", out_root: str | Path | None 
             model.change(h["model_controls"], model, controls, queue=False)
             demo.load(h["model_controls"], model, controls, queue=False)
             run.click(h["generate"], [model, prompt, class_id, first, sampler, steps, seed, guidance, autoguidance, num],
-                      [video, files, summary])
+                      [video, files, summary], **ONE_AT_A_TIME)
 
         with gr.Tab("Animate a photo", elem_id="tab-animate"):
             photo_state, motion_state, poke_state = gr.State(None), gr.State(None), gr.State({"start": None, "end": None})
             with gr.Row():
                 with gr.Column():
-                    photo = gr.Image(type="filepath", label="photo", sources=["upload"], height=280,
+                    photo = PhotoUpload(type="filepath", label="photo", sources=["upload"], height=280,
                                      elem_id="anim-photo")
                     with gr.Row():
                         a_seed = gr.Number(0, precision=0, label="seed")
@@ -219,12 +232,12 @@ def build_app(runs_dir: str | Path | None = "runs", out_root: str | Path | None 
                     p_summary = gr.Markdown(elem_id="poke-summary")
             photo.change(h["load_photo"], photo, [photo_state, motion_state, poke_state, canvas])
             a_run.click(h["animate"], [photo_state, motion_state, a_seed, a_steps, a_frames, loop, slowmo, magnify],
-                        [a_video, a_xt, a_summary, motion_state])
+                        [a_video, a_xt, a_summary, motion_state], **ONE_AT_A_TIME)
             poke_in = [photo_state, motion_state, a_seed, a_steps, px, py, dx, dy, p_frames, damping]
             canvas.select(h["click"], [photo_state, poke_state], [poke_state, canvas, px, py, dx, dy]).success(
                 h["poke_after_click"], [photo_state, motion_state, poke_state, *poke_in[2:]],
-                [p_video, p_xt, p_summary, motion_state])
-            p_run.click(h["poke"], poke_in, [p_video, p_xt, p_summary, motion_state])
+                [p_video, p_xt, p_summary, motion_state], **ONE_AT_A_TIME)
+            p_run.click(h["poke"], poke_in, [p_video, p_xt, p_summary, motion_state], **ONE_AT_A_TIME)
 
         with gr.Tab("Extend / interpolate / upsample", elem_id="tab-video"):
             uncond = list(app.uncond)
@@ -247,7 +260,7 @@ def build_app(runs_dir: str | Path | None = "runs", out_root: str | Path | None 
                     op_video = gr.Video(label="result", autoplay=True, loop=True, elem_id="op-video")
                     op_summary = gr.Markdown()
             op_run.click(h["video_op"], [upload, op, op_model, op_frames, factor, op_steps, op_seed],
-                         [op_video, op_summary])
+                         [op_video, op_summary], **ONE_AT_A_TIME)
     demo.queue(default_concurrency_limit=1, max_size=16)
     return demo
 

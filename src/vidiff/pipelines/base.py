@@ -143,7 +143,7 @@ class VideoPipeline:
             return None
         if self.guide is None:
             raise VidiffError(f"model {self.name!r} ships no guide model for autoguidance; use --autoguidance 0 "
-                              "or export one with scripts/export_model.py --guide")
+                              "or export one with `vidiff export RUN DEST --guide SNAPSHOT`")
         return spec
 
     def autoguided(self, denoiser: Callable, w: float | None = None) -> Callable:

@@ -75,8 +75,8 @@ class LPIPS(nn.Module):
         return d
 
 
-def load_lpips(vgg_path, lin_path, device: str = "cpu") -> Callable:
-    """LPIPS from local files; returns fn(a, b) -> per-frame distances (B, F) for two video sets."""
+def load_lpips_model(vgg_path, lin_path) -> LPIPS:
+    """The LPIPS module with its VGG16 and linear layers read from local files, in eval mode (differentiable)."""
     vgg_path, lin_path = _check_file(vgg_path), _check_file(lin_path)
     model = LPIPS()
     vsd = _read_state_dict(Path(vgg_path), VGG_FORMATS)
@@ -86,7 +86,12 @@ def load_lpips(vgg_path, lin_path, device: str = "cpu") -> Callable:
         k.split(".")[0].isdigit() for k in vsd) else vsd
     load_matching(model.features, vsd, vgg_path, VGG_FORMATS)
     load_matching(model.lins, _read_state_dict(Path(lin_path), LIN_FORMATS), lin_path, LIN_FORMATS)
-    model = model.eval().to(device)
+    return model.eval()
+
+
+def load_lpips(vgg_path, lin_path, device: str = "cpu") -> Callable:
+    """LPIPS from local files; returns fn(a, b) -> per-frame distances (B, F) for two video sets."""
+    model = load_lpips_model(vgg_path, lin_path).to(device)
 
     @torch.no_grad()
     def fn(a, b) -> Tensor:
@@ -103,4 +108,4 @@ def load_lpips(vgg_path, lin_path, device: str = "cpu") -> Callable:
     return fn
 
 
-__all__ = ["LPIPS", "load_lpips", "vgg16_features"]
+__all__ = ["LPIPS", "load_lpips", "load_lpips_model", "vgg16_features"]

@@ -27,7 +27,7 @@ BUNDLED_MOTION = WEIGHTS / "motion"
 BUNDLED_RENDERER = WEIGHTS / "renderer"
 NO_MODEL = ("a motion model is not bundled with vidiff yet, so motion cannot be predicted from the photo alone; "
             "pass --spectral-volume FILE (make one with `vidiff dynamics extract VIDEO --out sv.npz`) "
-            "or --motion-model DIR (trained by scripts/train_motion.py)")
+            "or --motion-model DIR (a motion model checkpoint folder)")
 
 
 def photo_tensor(arr: np.ndarray) -> Tensor:
@@ -59,7 +59,7 @@ def get_renderer(choice: str | Path | None = None):
     folder = Path(choice) if choice is not None else BUNDLED_RENDERER
     if not (folder / "config.json").is_file():
         raise VidiffError(f"--renderer {choice}: no renderer checkpoint there (config.json missing); "
-                          "give a folder written by scripts/train_renderer.py, or 'splat'")
+                          "give a renderer checkpoint folder (config.json + weights), or 'splat'")
     return load_renderer(folder)
 
 

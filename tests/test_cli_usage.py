@@ -92,3 +92,9 @@ def test_usage_error_is_one_line(results, argv, needle):
     assert "Traceback" not in r.stderr and r.stdout == ""
     assert lines[0].startswith("error: ") and needle in lines[0], r.stderr
     assert len(lines) <= 2 and all(line.startswith("try 'vidiff ") for line in lines[1:]), r.stderr
+
+
+def test_the_command_line_starts_without_torch():
+    """Parsing (and so every usage error and `--help`) needs no torch: commands import it when they run."""
+    code = "import sys, vidiff.cli; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0

@@ -69,6 +69,7 @@ def test_info_and_errors(ckpt, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--format" in err and "avi" in err
     assert cli(["sample", "--model", str(ckpt), "--frames", "3", "--out", str(tmp_path)]) == 0  # any F works
+    assert "(ddpm, 50 steps, seed 0" in capsys.readouterr().out  # the defaults `make demo` spells out
     assert cli(["sample", "--model", str(tmp_path), "--out", str(tmp_path)]) == 2  # not a checkpoint
     assert "config.json is missing" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.tmp*"))
@@ -108,3 +109,22 @@ def test_sample_cli_pc_sampler(ckpt, tmp_path, capsys):
     assert "--corrector-range takes two times" in capsys.readouterr().err
     assert cli(base + ["--sampler", "pc", "--corrector-range", "0.9,0.2", "--out", str(tmp_path / "x")]) == 2
     assert "corrector_range" in capsys.readouterr().err
+
+
+def test_sampler_and_steps_are_checked_before_the_model_loads(tmp_path, capsys):
+    """A bad --sampler or --steps is named even when --model does not exist: it is refused while parsing."""
+    for bad, option in ((["--steps", "0"], "--steps"), (["--sampler", "euler_x"], "--sampler")):
+        assert cli(["sample", "--model", str(tmp_path / "no-such-model"), *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: Invalid value for '{option}'") and "no-such-model" not in err
+
+
+def test_the_default_sampler_is_what_make_demo_uses():
+    """One default: `vidiff sample`'s --sampler/--steps are the ones the Makefile's demo passes."""
+    from pathlib import Path
+
+    from vidiff.cli.options import DEFAULT_SAMPLER, DEFAULT_STEPS
+
+    demo = next(line for line in (Path(__file__).resolve().parents[1] / "Makefile").read_text().splitlines()
+                if "vidiff sample" in line)
+    assert f"--sampler {DEFAULT_SAMPLER} --steps {DEFAULT_STEPS}" in demo

@@ -81,6 +81,12 @@ def test_default_weight_per_noise_range(guided_ckpt, tmp_path):
     by_hand = sample_videos(pipe.model, pipe.diffusion, (1, 3, 4, 16, 16), steps=4, seed=5, denoiser_wrapper=spec)
     assert torch.equal(pipe(num=1, steps=4, seed=5), torch.from_numpy(to_uint8(by_hand)))
     assert not torch.equal(pipe(num=1, steps=4, seed=5), pipe(num=1, steps=4, seed=5, autoguidance=1.0))
+    # a weight for the noisier steps without a guide to weight is refused before anything is written
+    from vidiff.pipelines.export import export_model
+
+    with pytest.raises(VidiffError, match="--autoguidance-high-noise needs --guide"):
+        export_model(guided_ckpt, tmp_path / "none", autoguidance_high_noise=2.0)
+    assert not (tmp_path / "none").exists()
 
 
 def test_long_videos_guide_each_window(guided_ckpt):

@@ -30,6 +30,13 @@ def resize_short_side(frames: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(fr, (nw, nh), interpolation=interp) for fr in frames])
 
 
+def pick_caption(options: list[str], seed: int, epoch: int, index: int) -> str:
+    """One of a clip's captions, a pure function of (seed, epoch, index); "" when it has none."""
+    if len(options) > 1:  # a stream of its own, so clip starts and crops stay as with captions="first"
+        return options[int(np.random.default_rng([seed, epoch, index, 3]).integers(len(options)))]
+    return options[0] if options else ""
+
+
 def num_frames(path: Path) -> int:
     """Frame count of a video source without decoding it fully; VidiffError if unreadable."""
     try:
@@ -202,10 +209,6 @@ class VideoDataset(torch.utils.data.Dataset):
         clip = video[start:start + self.need:self.stride, top:top + self.size, left:left + self.size]
         x = torch.from_numpy(np.ascontiguousarray(clip)).permute(3, 0, 1, 2).float() / 127.5 - 1  # (C, F, H, W)
         m = self.meta[index]
-        options = self.caption_lists[index]
-        if len(options) > 1:  # a stream of its own, so clip starts and crops stay as with captions="first"
-            text = options[int(np.random.default_rng([self.seed, self.epoch, index, 3]).integers(len(options)))]
-        else:
-            text = options[0] if options else ""
+        text = pick_caption(self.caption_lists[index], self.seed, self.epoch, index)
         return {"video": x, "caption": text, "class_id": int(m.get("class_id", -1)),
                 "index": index, "path": self.rel_paths[index]}

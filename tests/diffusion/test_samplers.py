@@ -17,6 +17,7 @@ from vidiff.diffusion import (
     ddpm_posterior,
     dpmpp_2m,
     langevin_step,
+    sample_generators,
     pc,
     sample,
     timesteps,
@@ -190,8 +191,8 @@ def test_timestep_spacings():
         ref = DDIMScheduler(timestep_spacing=sp)
         ref.set_timesteps(n)
         assert torch.allclose(timesteps(lin, n, sp)[:-1], lin.t_from_timestep(ref.timesteps)), sp
-    with pytest.raises(VidiffError, match="uniform.*logsnr.*trailing.*leading"):
-        timesteps(COS, 10, "karras")
+    with pytest.raises(VidiffError, match="uniform.*logsnr.*trailing.*leading.*karras"):
+        timesteps(COS, 10, "exponential")
     with pytest.raises(VidiffError, match="strictly decreasing"):
         timesteps(COS, 2, [0.5, 0.7])
     with pytest.raises(VidiffError, match="positive integer"):
@@ -223,8 +224,8 @@ def test_video_shapes_callback_partial_grid_clip_and_reproducibility():
 def test_sampler_errors():
     den = Denoiser(GaussianData().model(COS), "x0")
     noise = _noise((4, 2))
-    with pytest.raises(VidiffError, match="ddim.*ddpm.*dpmpp_2m"):
-        sample(den, noise, COS, 10, sampler="euler")
+    with pytest.raises(VidiffError, match="ddim.*ddpm.*dpmpp_2m.*euler.*heun"):
+        sample(den, noise, COS, 10, sampler="lms")
     with pytest.raises(VidiffError, match="Denoiser"):
         ddim(torch.nn.Linear(2, 2), noise, COS, 10)
     with pytest.raises(VidiffError, match="eta"):
@@ -237,3 +238,43 @@ def test_sampler_errors():
         pc(den, noise, COS, 10, snr=-1)
     with pytest.raises(VidiffError, match="floating"):
         ddim(den, torch.zeros(4, 2, dtype=torch.long), COS, 10)
+    with pytest.raises(VidiffError, match="one torch.Generator per sample"):
+        ddpm(den, noise, COS, 10, generator=[torch.Generator()] * 3)
+    with pytest.raises(VidiffError, match="s_churn"):
+        sample(den, noise, COS, 10, sampler="heun", s_churn=-1)
+
+
+# stochastic settings of every sampler: the fresh noise must come from each sample's own generator
+STOCHASTIC = {"ddpm": {}, "pc": {"snr": 0.16}, "ddim": {"eta": 0.7}, "dpmpp_2m": {},
+              "euler": {"s_churn": 20.0}, "heun": {"s_churn": 20.0}}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_sample_0_of_a_batch_of_2_equals_a_batch_of_1(name):
+    """With one generator per sample (seed + i), sample 0 does not depend on the batch it is drawn in
+    (`--num 1` and `--num 2` give the same video 0), for every sampler, stochastic settings included."""
+    assert set(STOCHASTIC) == set(SAMPLERS)
+    den = Denoiser(GaussianMixtureData().model(COS, "v"), "v")
+    noise = _noise((2, 3, 4, 8, 8))  # (B, C, F, H, W)
+    one = sample(den, noise[:1], COS, 6, sampler=name, generator=sample_generators(0, 1), **STOCHASTIC[name])
+    two = sample(den, noise, COS, 6, sampler=name, generator=sample_generators(0, 2), **STOCHASTIC[name])
+    assert torch.equal(two[:1], one)
+    if name in ("ddpm", "pc", "euler", "heun"):  # one generator shared by the batch is what broke this
+        shared = [sample(den, x, COS, 6, sampler=name, generator=torch.Generator().manual_seed(0), **STOCHASTIC[name])
+                  for x in (noise[:1], noise)]
+        assert not torch.equal(shared[1][:1], shared[0])
+
+
+def test_karras_spacing_is_edm_grid():
+    """"karras" spacing: EDM's σ_i (eq. 5) mapped to t through λ = −2 ln σ; on an EDMSchedule it is
+    uniform in t from 1 to (σ_min/σ_max)^{1/ρ}; other schedules are clipped to σ ∈ [0.002, 80]."""
+    from vidiff.diffusion import EDMSchedule, karras_sigmas
+    from vidiff.diffusion.edm import sigma_of_t
+
+    edm = EDMSchedule(0.002, 80.0, 7.0)
+    grid = timesteps(edm, 10, "karras")
+    t_min = (0.002 / 80) ** (1 / 7)
+    assert torch.allclose(grid[:-1], torch.linspace(1, t_min, 10, dtype=torch.float64), atol=1e-12) and grid[-1] == 0
+    assert torch.allclose(sigma_of_t(edm, grid[:-1]), karras_sigmas(10)[:-1], rtol=1e-10)
+    g = timesteps(COS, 10, "karras")
+    assert torch.allclose(sigma_of_t(COS, g[:-1]), karras_sigmas(10, 0.002, 80.0)[:-1], rtol=1e-8)

@@ -15,7 +15,8 @@ from ..conditioning.cond import Cond, with_self_cond
 from ..utils import VidiffError
 from .param import Prediction, broadcast, time_vector
 
-__all__ = ["SelfConditioning", "ClassifierFreeGuidance", "AutoGuidance", "ReconstructionGuidance", "GradientGuidance", "expand_mask"]
+__all__ = ["SelfConditioning", "ClassifierFreeGuidance", "FrameRampGuidance", "AutoGuidance", "ReconstructionGuidance",
+           "GradientGuidance", "expand_mask"]
 
 
 def _batch(cond: Any) -> int | None:
@@ -61,7 +62,8 @@ class ClassifierFreeGuidance:
     def __call__(self, z: Tensor, t, schedule, cond: Any = None) -> Prediction:
         if cond is None:
             raise VidiffError("classifier-free guidance needs a condition: pass cond=... to the sampler")
-        if self.w == 0.0:
+        w = self.weight(z)
+        if not torch.is_tensor(w) and w == 0.0:
             return self.denoiser(z, t, schedule, cond)
         B = z.shape[0]
         null = self.null_cond
@@ -76,7 +78,7 @@ class ClassifierFreeGuidance:
         else:
             pc = self.denoiser(z, t, schedule, cond)
             pu = self.denoiser(z, t, schedule, null)
-        out = Prediction.combine([pc, pu], [1 + self.w, -self.w])
+        out = Prediction.combine([pc, pu], [1 + w, -w])
         if self.rescale > 0:
             dims = tuple(range(1, z.dim()))
             std_c = pc.v.std(dim=dims, keepdim=True)
@@ -85,6 +87,31 @@ class ClassifierFreeGuidance:
             alpha, sigma = schedule.alpha_sigma(time_vector(t, z))
             out = Prediction.from_output("v", v, z, broadcast(alpha, z), broadcast(sigma, z))
         return out
+
+    def weight(self, z: Tensor) -> Tensor | float:
+        """w for the sample z: one number here; `FrameRampGuidance` gives one per frame."""
+        return self.w
+
+
+class FrameRampGuidance(ClassifierFreeGuidance):
+    """Classifier-free guidance whose weight rises linearly over the frames, as Stable Video Diffusion
+    samples (Blattmann et al. 2023b; diffusers' min/max_guidance_scale): frame f of F gets
+    w_f = w_first + (w_last − w_first) f/(F − 1), so the first frame, which the image condition pins
+    down, is guided least. Same convention as `ClassifierFreeGuidance` (w = 0 is the plain model); a
+    guidance scale s of diffusers is w = s − 1."""
+
+    def __init__(self, denoiser: Callable, w_first: float, w_last: float, null_cond: Any, rescale: float = 0.0):
+        super().__init__(denoiser, w_last, null_cond, rescale)
+        self.w_first, self.w_last = float(w_first), float(w_last)
+
+    def weight(self, z: Tensor) -> Tensor | float:
+        """(1, 1, F, 1, 1) weights for a video z (B, C, F, H, W)."""
+        if z.dim() != 5:
+            raise VidiffError(f"frame-wise guidance needs video (B, C, F, H, W); got shape {tuple(z.shape)}")
+        if self.w_first == self.w_last:
+            return self.w_first
+        w = torch.linspace(self.w_first, self.w_last, z.shape[2], dtype=torch.float64)  # (F,)
+        return w.to(z.device, z.dtype).reshape(1, 1, -1, 1, 1)
 
 
 class AutoGuidance:

@@ -23,6 +23,7 @@ __all__ = [
     "CosineSchedule",
     "LinearSchedule",
     "ShiftedCosineSchedule",
+    "EDMSchedule",
     "SCHEDULES",
     "get_schedule",
     "check_t",
@@ -185,8 +186,12 @@ class ShiftedCosineSchedule(CosineSchedule):
         return f"ShiftedCosineSchedule(shift={self.shift}, logsnr_min={self._lmin}, logsnr_max={self._lmax})"
 
 
+BETA_SCHEDULES = ("linear", "scaled_linear")
+
+
 class LinearSchedule(Schedule):
-    """DDPM's linear-β schedule (Ho et al. 2020): β_n from beta_start to beta_end over N steps.
+    """DDPM's linear-β schedule (Ho et al. 2020): β_n from beta_start to beta_end over N steps
+    (`beta_schedule="scaled_linear"`: linear in sqrt(β), the table of Stable Diffusion).
 
     Continuous time interpolates log ᾱ linearly between the discrete steps: t = (n + 1) / N is
     DDPM step n + 1, i.e. diffusers timestep n with ᾱ = alphas_cumprod[n], and t = 0 is clean data
@@ -195,18 +200,25 @@ class LinearSchedule(Schedule):
 
     name = "linear"
 
-    def __init__(self, beta_start: float = 1e-4, beta_end: float = 0.02, num_train_steps: int = 1000):
+    def __init__(self, beta_start: float = 1e-4, beta_end: float = 0.02, num_train_steps: int = 1000,
+                 beta_schedule: str = "linear"):
         if not (0 < beta_start <= beta_end < 1) or int(num_train_steps) < 2:
             raise VidiffError("linear schedule needs 0 < beta_start <= beta_end < 1 and num_train_steps >= 2; "
                               f"got {beta_start}, {beta_end}, {num_train_steps}")
+        if beta_schedule not in BETA_SCHEDULES:
+            raise VidiffError(f"unknown beta_schedule {beta_schedule!r}; choose one of {list(BETA_SCHEDULES)}")
         self.beta_start, self.beta_end = float(beta_start), float(beta_end)
         self.num_train_steps = int(num_train_steps)
-        betas = torch.linspace(self.beta_start, self.beta_end, self.num_train_steps, dtype=torch.float64)
+        self.beta_schedule = beta_schedule
+        betas = self.discrete_betas()
         # knots at t = 0, 1/N, ..., 1 of log ᾱ (decreasing)
         self._log_ab = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum(torch.log1p(-betas), 0)])
 
     def discrete_betas(self) -> Tensor:
-        """β_n for n = 0..N−1 (float64), DDPM eq. (linear)."""
+        """β_n for n = 0..N−1 (float64): linear (DDPM) or linear in sqrt(β) ("scaled_linear")."""
+        if self.beta_schedule == "scaled_linear":
+            return torch.linspace(self.beta_start**0.5, self.beta_end**0.5, self.num_train_steps,
+                                  dtype=torch.float64) ** 2
         return torch.linspace(self.beta_start, self.beta_end, self.num_train_steps, dtype=torch.float64)
 
     def alphas_cumprod(self) -> Tensor:
@@ -245,13 +257,48 @@ class LinearSchedule(Schedule):
         return float(self._logsnr(torch.tensor(1.0 / self.num_train_steps, dtype=torch.float64)))
 
     def __repr__(self) -> str:
-        return f"LinearSchedule(beta_start={self.beta_start}, beta_end={self.beta_end}, num_train_steps={self.num_train_steps})"
+        extra = f", beta_schedule={self.beta_schedule!r}" if self.beta_schedule != "linear" else ""
+        return (f"LinearSchedule(beta_start={self.beta_start}, beta_end={self.beta_end}, "
+                f"num_train_steps={self.num_train_steps}{extra})")
+
+
+class EDMSchedule(Schedule):
+    """EDM's noise levels (Karras et al. 2022) in vidiff time: σ(t) = σ_max t^ρ, with σ = σ_t/α_t =
+    exp(−λ_t/2) EDM's variance-exploding noise level, so λ(t) = −2 log σ_max − 2ρ log t.
+
+    EDM's step discretisation (eq. 5), σ_i^{1/ρ} = σ_max^{1/ρ} + i/(n−1) (σ_min^{1/ρ} − σ_max^{1/ρ}),
+    is then uniform in t from 1 down to t_min = (σ_min/σ_max)^{1/ρ} ("karras" spacing), followed by
+    t = 0 (σ = 0, the data). `logsnr_max` is λ at σ_min. Defaults: EDM's σ_min = 0.002, σ_max = 80,
+    ρ = 7 (Stable Video Diffusion: σ_max = 700).
+    """
+
+    name = "edm"
+
+    def __init__(self, sigma_min: float = 0.002, sigma_max: float = 80.0, rho: float = 7.0):
+        if not (0 < sigma_min < sigma_max < math.inf) or not rho > 0:
+            raise VidiffError(f"edm schedule needs 0 < sigma_min < sigma_max and rho > 0; got {sigma_min}, "
+                              f"{sigma_max}, {rho}")
+        self.sigma_min, self.sigma_max, self.rho = float(sigma_min), float(sigma_max), float(rho)
+
+    def _logsnr(self, t: Tensor) -> Tensor:
+        return -2.0 * math.log(self.sigma_max) - 2.0 * self.rho * torch.log(t)
+
+    def _t(self, logsnr: Tensor) -> Tensor:
+        return torch.exp(-(logsnr + 2.0 * math.log(self.sigma_max)) / (2.0 * self.rho))
+
+    @property
+    def logsnr_max(self) -> float:
+        return -2.0 * math.log(self.sigma_min)
+
+    def __repr__(self) -> str:
+        return f"EDMSchedule(sigma_min={self.sigma_min}, sigma_max={self.sigma_max}, rho={self.rho})"
 
 
 SCHEDULES = {
     "cosine": CosineSchedule,
     "linear": LinearSchedule,
     "shifted_cosine": ShiftedCosineSchedule,
+    "edm": EDMSchedule,
 }
 
 

@@ -208,7 +208,7 @@ def build_app(runs_dir: str | Path | None = "runs", out_root: str | Path | None 
                     magnify = gr.Slider(0.5, 10, value=1, step=0.5, label="magnification")
                     a_run = gr.Button("Animate", variant="primary", elem_id="anim-run")
                 with gr.Column():
-                    a_video = gr.Video(label="animation", autoplay=True, loop=True, elem_id="anim-video")
+                    a_video = gr.Video(label="animation", autoplay=True, loop=True, height=360, elem_id="anim-video")
                     a_xt = gr.Image(label="X-t slice (middle row over time, top to bottom)", interactive=False)
                     a_summary = gr.Markdown()
             gr.Markdown("### Poke\nClick a point on the photo, then a second point: the drag between them is the "
@@ -227,7 +227,7 @@ def build_app(runs_dir: str | Path | None = "runs", out_root: str | Path | None 
                         damping = gr.Slider(0.0, 0.5, value=0.05, step=0.01, label="damping")
                     p_run = gr.Button("Poke", elem_id="poke-run")
                 with gr.Column():
-                    p_video = gr.Video(label="response", autoplay=True, elem_id="poke-video")
+                    p_video = gr.Video(label="response", autoplay=True, height=360, elem_id="poke-video")
                     p_xt = gr.Image(label="X-t slice (poked row over time)", interactive=False)
                     p_summary = gr.Markdown(elem_id="poke-summary")
             photo.change(h["load_photo"], photo, [photo_state, motion_state, poke_state, canvas])
@@ -257,7 +257,7 @@ def build_app(runs_dir: str | Path | None = "runs", out_root: str | Path | None 
                         op_seed = gr.Number(0, precision=0, label="seed")
                     op_run = gr.Button("Run", variant="primary", elem_id="op-run")
                 with gr.Column():
-                    op_video = gr.Video(label="result", autoplay=True, loop=True, elem_id="op-video")
+                    op_video = gr.Video(label="result", autoplay=True, loop=True, height=360, elem_id="op-video")
                     op_summary = gr.Markdown()
             op_run.click(h["video_op"], [upload, op, op_model, op_frames, factor, op_steps, op_seed],
                          [op_video, op_summary], **ONE_AT_A_TIME)

@@ -130,6 +130,14 @@ def check_memory(need: int, what: str, fix: str = "ask for fewer frames, a small
                           f"free{capped}; {fix}")
 
 
+def check_frames_memory(frames: int, height: int, width: int, what: str, bytes_per_pixel: int = 3,
+                        option: str = "--frames") -> None:
+    """Refuse rendering `frames` frames of height x width whose buffers (`bytes_per_pixel` bytes per
+    pixel and frame, all frames held at once) cannot fit in memory."""
+    check_memory(int(frames) * height * width * bytes_per_pixel, f"{what} {frames} frames of {width}x{height}",
+                 f"lower {option}")
+
+
 def eta_notice(seconds: float, what: str) -> None:
     """One line on stderr with the expected duration when `what` should run longer than LONG_WORK_S."""
     if seconds > LONG_WORK_S:
@@ -180,5 +188,5 @@ def _torch_threads() -> int:
         return 1
 
 
-__all__ = ["parse_bytes", "sampling_seconds", "check_memory", "check_positive", "check_sampling", "check_training", "estimate_sampling_bytes",
+__all__ = ["check_frames_memory", "parse_bytes", "sampling_seconds", "check_memory", "check_positive", "check_sampling", "check_training", "estimate_sampling_bytes",
            "estimate_training_bytes", "eta_notice", "free_memory_bytes", "activation_elements"]

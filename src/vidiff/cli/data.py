@@ -20,11 +20,11 @@ from .options import positive
 def _load_for_check(path: Path, limit: int | None):
     """(videos, expected metadata or None, number skipped) from a .npy (N, F, H, W, 3) / (F, H, W, 3),
     a video file, or a folder of videos (with metadata.jsonl for attribute accuracies)."""
-    from ..data.io import list_videos, read_video
+    from ..data.io import list_videos, load_npy, read_video
     from ..data.synth import read_metadata
 
     if path.is_file() and path.suffix.lower() == ".npy":
-        arr = np.load(path, allow_pickle=False)
+        arr = load_npy(path)
         if arr.ndim == 4:
             arr = arr[None]
         if arr.ndim != 5 or arr.shape[-1] != 3 or arr.dtype != np.uint8:
@@ -99,6 +99,10 @@ def check(
 
     if not path.exists():
         raise VidiffError(f"path not found: {path}")
+    if json_out is not None:
+        from ..data.io import check_output
+
+        check_output(json_out, "--json")
     videos, expected, skipped = _load_for_check(path, limit)
     summary = check_batch(videos, expected)
     summary.pop("results")

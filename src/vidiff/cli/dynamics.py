@@ -96,6 +96,9 @@ def extract(
 
     if out.suffix != ".npz":
         raise VidiffError(f"--out must end in .npz, got {out}")
+    io.check_output(out, "--out")
+    if plot:
+        io.check_output(out.with_suffix(".png"), "--out")
     arr = io.read_video(video, max_frames=frames)
     if arr.shape[0] < 2 * k - 1:
         raise VidiffError(f"{video} has {arr.shape[0]} frames; --k {k} needs at least {2 * k - 1}: "
@@ -127,9 +130,13 @@ def simulate(
     renderer: Renderer = None,
 ):
     """The scene's response to a poke, by the image-space modal basis."""
+    from ..data.io import check_output
     from ..dynamics import animate as gid
+    from ..limits import check_frames_memory
 
+    check_output(out, "--out")
     image = _read_photo(photo)
+    check_frames_memory(frames, *image.shape[-2:], "simulating", bytes_per_pixel=3 + 8 + 8)  # video, displacements
     motion = _motion(image, spectral_volume, motion_model, seed=seed)
     video = gid.simulate(image, motion, poke, frames, fps=fps, damping=damping, gain=gain,
                          renderer=gid.get_renderer(renderer))
@@ -147,6 +154,7 @@ def xt(
     from ..data import io
     from ..dynamics.animate import xt_slice
 
+    io.check_output(out, "--out")
     arr = io.read_video(video)
     io.write_png(out, xt_slice(arr, row))
     typer.echo(f"wrote {out} ({arr.shape[0]}x{arr.shape[2]})")
@@ -172,11 +180,15 @@ def animate(
     renderer: Renderer = None,
 ):
     """Animate a photo with oscillating motion, predicted by a motion model or taken from --spectral-volume."""
+    from ..data.io import check_output
     from ..dynamics import animate as gid
+    from ..limits import check_frames_memory
     from ..utils import seed_everything
 
+    check_output(out, "--out")
     seed_everything(seed)
     image = _read_photo(photo)
+    check_frames_memory(frames, *image.shape[-2:], "animating", bytes_per_pixel=3 * 2)  # the frames and their copy
     motion = _motion(image, spectral_volume, motion_model, steps=steps, cfg_scale=cfg_scale, seed=seed,
                      loop_weight=loop_guidance, loop_end=frames / slowmo)
     video = gid.animate(image, motion, frames, slowmo=slowmo, magnify=magnify, loop=loop,

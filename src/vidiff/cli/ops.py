@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from .options import (DEFAULT_FORMATS, DEFAULT_MODEL, DEFAULT_SAMPLER, DEFAULT_STEPS, Autoguidance, Format, Model,
-                      OptName, Out, Sampler, Scale, Seed, Steps)
-from .output import autoguidance_text, echo_written, write_videos
+                      OptName, Out, Overwrite, Sampler, Scale, Seed, Steps)
+from .output import autoguidance_text, check_outputs, echo_written, write_videos
 
 
 def check_method(value: str) -> str:
@@ -48,6 +48,7 @@ def extend(
     name: OptName = None,
     format: Format = DEFAULT_FORMATS,
     scale: Scale = 4,
+    overwrite: Overwrite = False,
 ):
     """Extend a video autoregressively with an unconditional model (Video Diffusion Models, eq. 7)."""
     from ..data import io
@@ -55,15 +56,16 @@ def extend(
     from ..pipelines.extend import DEFAULT_WEIGHT
     from ..pipelines.extend import extend as extend_video
 
+    name = name or f"{video.stem}_extended"
     given = io.read_video(video)
     pipe = load_pipeline(model)
+    check_outputs(out, name, format, overwrite, scale, (frames, pipe.video.size, pipe.video.size))
     w = DEFAULT_WEIGHT if weight is None else weight
     t0 = time.perf_counter()
     y = extend_video(pipe, given, frames, context=context, guidance_weight=w, steps=steps, sampler=sampler,
                      seed=seed, method=method, autoguidance=autoguidance)  # (C, F, H, W)
     dt = time.perf_counter() - t0
-    written = write_videos(io.to_uint8(y), out, name or f"{video.stem}_extended", format,
-                           io.video_fps(video, pipe.video.fps), scale)
+    written = write_videos(io.to_uint8(y), out, name, format, io.video_fps(video, pipe.video.fps), scale, overwrite)
     typer.echo(f"extended {video.name} from {len(given)} to {y.shape[1]} frames with {pipe.name} in {dt:.1f}s "
                f"({_method_text(method, w)}, {sampler}, {steps} steps, seed {seed}"
                f"{autoguidance_text(pipe, autoguidance)})")
@@ -85,6 +87,7 @@ def interpolate(
     name: OptName = None,
     format: Format = DEFAULT_FORMATS,
     scale: Scale = 4,
+    overwrite: Overwrite = False,
 ):
     """Generate the frames between a video's frames with an unconditional model (Video Diffusion Models, eq. 7)."""
     from ..data import io
@@ -92,15 +95,18 @@ def interpolate(
     from ..pipelines.extend import DEFAULT_WEIGHT
     from ..pipelines.extend import interpolate as interpolate_video
 
+    name = name or f"{video.stem}_interpolated"
     given = io.read_video(video)
     pipe = load_pipeline(model)
+    check_outputs(out, name, format, overwrite, scale,
+                  ((len(given) - 1) * factor + 1, pipe.video.size, pipe.video.size))  # the output's (F, H, W)
     w = DEFAULT_WEIGHT if weight is None else weight
     t0 = time.perf_counter()
     y = interpolate_video(pipe, given, factor, guidance_weight=w, steps=steps, sampler=sampler, seed=seed,
                           method=method, autoguidance=autoguidance)  # (C, F, H, W)
     dt = time.perf_counter() - t0
     fps = io.video_fps(video, pipe.video.fps) * factor  # same duration, `factor` times the frame rate
-    written = write_videos(io.to_uint8(y), out, name or f"{video.stem}_interpolated", format, fps, scale)
+    written = write_videos(io.to_uint8(y), out, name, format, fps, scale, overwrite)
     typer.echo(f"interpolated {video.name} from {len(given)} to {y.shape[1]} frames (x{factor}, {fps:g} fps) "
                f"with {pipe.name} in {dt:.1f}s ({_method_text(method, w)}, {sampler}, {steps} steps, seed {seed}"
                f"{autoguidance_text(pipe, autoguidance)})")

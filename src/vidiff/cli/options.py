@@ -98,3 +98,5 @@ OptName = Annotated[Optional[str], typer.Option(
 Format = Annotated[Formats, typer.Option("--format", parser=parse_formats, metavar="FMT[,FMT]",
                                          help="mp4, gif, npy (comma-separated)")]
 Scale = Annotated[int, typer.Option(min=1, help="nearest-neighbour upscaling of mp4/gif for viewing")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace the files of an earlier run with the same "
+                                         "--out and --name (otherwise that is refused)")]

@@ -5,41 +5,40 @@ from pathlib import Path
 
 import typer
 
-from .options import FORMATS, Formats, parse_formats
+from .options import FORMATS, Formats
 
 
-def write_videos(videos, out: Path, name: str, formats: Formats, fps: float, scale: int = 1) -> list[Path]:
-    """Write uint8 videos and return the paths written (the one writer of every command).
+def check_outputs(out: Path, name: str, formats: Formats, overwrite: bool = False, scale: int = 1,
+                  shape: tuple[int, int, int] | None = None) -> None:
+    """Before any work: OUT must be a writable folder, the run's name free (or `overwrite`), and `scale`
+    small enough for one video of `shape` (F, H, W) to be upscaled in memory."""
+    from ..data import io
+
+    io.check_run(out, name, formats, overwrite)
+    if shape is not None and any(f != "npy" for f in formats):
+        io.check_scale(scale, shape)
+
+
+def write_videos(videos, out: Path, name: str, formats: Formats, fps: float, scale: int = 1,
+                 overwrite: bool = False) -> list[Path]:
+    """Write uint8 videos as one run and return the paths written (the one writer of every command).
 
     `videos` is (N, F, H, W, 3) — a batch: OUT/NAME/000.FMT ... (one per video) plus a grid
     OUT/NAME.FMT for mp4/gif, and all of them as OUT/NAME.npy — or (F, H, W, 3) — one video:
     OUT/NAME.FMT for each format. `scale` upscales mp4/gif (nearest neighbour) for viewing; .npy
-    files always hold the videos at their own size.
+    files always hold the videos at their own size. The files appear together or not at all, and an
+    earlier run's name is refused unless `overwrite` (`vidiff.data.io.write_run`).
     """
-    import numpy as np
-
     from ..data import io
 
-    arr = np.asarray(videos.numpy() if hasattr(videos, "numpy") else videos)
-    out = Path(out)
-    written = []
-    for fmt in formats:
-        path = out / f"{name}.{fmt}"
-        if fmt == "npy":
-            written.append(io.write_npy(path, arr))
-        elif arr.ndim == 4:
-            written.append(io.write_video(path, arr, fps=fps, scale=scale))
-        else:
-            for i, v in enumerate(arr):
-                io.write_video(out / name / f"{i:03d}.{fmt}", v, fps=fps, scale=scale)
-            written.append(io.write_video(path, io.tile_videos(arr), fps=fps, scale=scale))
-    return written
+    return io.write_run(out, name, videos, list(formats), fps=fps, scale=scale, overwrite=overwrite)
 
 
 def write_video_file(path: Path, video, fps: float) -> Path:
     """Write one uint8 video (F, H, W, 3) to `path`, whose extension (.mp4, .gif, .npy) is the format."""
-    path = Path(path)
-    return write_videos(video, path.parent, path.stem, parse_formats(path.suffix.lstrip(".")), fps)[0]
+    from ..data import io
+
+    return io.write_video(path, video, fps=fps)
 
 
 def check_video_path(path: Path) -> Path:

@@ -10,8 +10,8 @@ import typer
 
 from ..utils import VidiffError
 from .options import (DEFAULT_FORMATS, DEFAULT_MODEL, DEFAULT_SAMPLER, DEFAULT_STEPS, Autoguidance, ClassId,
-                      Format, Guidance, Model, Name, Num, Out, Prompt, Sampler, Scale, Seed, Steps)
-from .output import autoguidance_text, echo_written, write_videos
+                      Format, Guidance, Model, Name, Num, Out, Overwrite, Prompt, Sampler, Scale, Seed, Steps)
+from .output import autoguidance_text, check_outputs, echo_written, write_videos
 
 
 def corrector_options(sampler: str, snr: float | None, steps: int | None, time_range: str | None) -> dict:
@@ -60,12 +60,14 @@ def sample(
                     "MultiDiffusion)")] = None,
     overlap: Annotated[Optional[int], typer.Option(
         min=0, help="frames shared by neighbouring windows (default: half)")] = None,
+    overwrite: Overwrite = False,
 ):
     """Generate videos with a trained model."""
     from ..pipelines import load_pipeline
 
     extra = corrector_options(sampler, snr, corrector_steps, corrector_range)
     pipe = load_pipeline(model)
+    check_outputs(out, name, format, overwrite, scale, (frames or pipe.video.frames, pipe.video.size, pipe.video.size))
     t0 = time.perf_counter()
     if window is not None or (frames is not None and frames > pipe.video.frames):
         from ..data.io import to_uint8
@@ -83,7 +85,7 @@ def sample(
                       guidance_rescale=guidance_rescale, autoguidance=autoguidance, **extra)
     ag_text = autoguidance_text(pipe, autoguidance)
     dt = time.perf_counter() - t0
-    written = write_videos(videos, out, name, format, pipe.video.fps, scale)
+    written = write_videos(videos, out, name, format, pipe.video.fps, scale, overwrite)
     typer.echo(f"generated {num} video(s) {tuple(videos.shape[1:])} with {pipe.name} "
                f"in {dt:.1f}s ({sampler}, {steps} steps, seed {seed}"
                + "".join(f", {k} {v}" for k, v in extra.items())
@@ -96,9 +98,11 @@ def info(path: Annotated[str, typer.Argument(help="checkpoint folder or bundled 
     """A checkpoint's config, parameter count and training summary."""
     from ..checkpoint import WEIGHTS_NAME, load_state_dict, read_config
     from ..pipelines import resolve_model
+    from ..pipelines.base import check_checkpoint_config
 
     folder = resolve_model(path)
     cfg = read_config(folder)
+    check_checkpoint_config(cfg, folder)
     n = sum(t.numel() for t in load_state_dict(folder / WEIGHTS_NAME).values())
     typer.echo(f"checkpoint: {folder}")
     typer.echo(f"parameters: {n:,}")

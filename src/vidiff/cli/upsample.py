@@ -9,8 +9,8 @@ import typer
 
 from ..utils import VidiffError
 from .options import (DEFAULT_FORMATS, DEFAULT_SAMPLER, DEFAULT_STEPS, ClassId, Format, Guidance, Name, Num, OptName,
-                      Out, Prompt, Sampler, Scale, Seed, Steps, fraction)
-from .output import echo_written, write_videos
+                      Out, Overwrite, Prompt, Sampler, Scale, Seed, Steps, fraction)
+from .output import check_outputs, echo_written, write_videos
 
 BUNDLED_SSR, BUNDLED_TSR = "shapes-ssr-tiny", "shapes-tsr-tiny"
 
@@ -57,6 +57,7 @@ def upsample(
     name: OptName = None,
     format: Format = DEFAULT_FORMATS,
     scale: Scale = 4,
+    overwrite: Overwrite = False,
 ):
     """Upsample a video in time and/or space with super-resolution diffusion models (Imagen Video)."""
     from ..conditioning.tasks import NOISE_AUG_SAMPLE, SR_FACTOR
@@ -68,7 +69,10 @@ def upsample(
         ssr_model, tsr_model = default_sr_models(space, time)
     space = space if space is not None else (SR_FACTOR if ssr_model else 1)
     time = time if time is not None else (SR_FACTOR if tsr_model else 1)
+    name = name or f"{video.stem}_upsampled"
     given = io.read_video(video)  # uint8 (F, H, W, 3)
+    check_outputs(out, name, format, overwrite, scale,
+                  (len(given) * time, given.shape[1] * space, given.shape[2] * space))  # the output's (F, H, W)
     tsr = load_pipeline(tsr_model) if tsr_model else None
     ssr = load_pipeline(ssr_model) if ssr_model else None
     t0 = clock.perf_counter()
@@ -76,7 +80,7 @@ def upsample(
                        noise_aug=NOISE_AUG_SAMPLE if noise_aug is None else noise_aug, progress=True)  # (C, F, H, W)
     dt = clock.perf_counter() - t0
     fps = io.video_fps(video, (tsr or ssr).video.fps / time) * time  # same duration
-    written = write_videos(io.to_uint8(y), out, name or f"{video.stem}_upsampled", format, fps, scale)
+    written = write_videos(io.to_uint8(y), out, name, format, fps, scale, overwrite)
     f0, h0, w0 = given.shape[:3]
     typer.echo(f"upsampled {video.name} from {f0}x{h0}x{w0} to {y.shape[1]}x{y.shape[2]}x{y.shape[3]} "
                f"(frames x height x width) in {dt:.1f}s ({sampler}, {steps} steps, seed {seed})")
@@ -98,21 +102,23 @@ def cascade(
     scale: Scale = 2,
     stages: Annotated[bool, typer.Option(
         "--stages/--no-stages", help="also write each stage's videos (NAME_base, NAME_tsr, ...)")] = False,
+    overwrite: Overwrite = False,
 ):
     """Sample with a cascade base -> TSR -> SSR (Imagen Video) described by one config file."""
     from ..pipelines.cascade import CascadePipeline
 
+    check_outputs(out, name, format, overwrite)
     pipe = CascadePipeline.from_config(config)
     t0 = clock.perf_counter()
     videos = pipe(num, seed=seed, prompt=prompt, class_id=class_id, guidance=guidance, progress=True,
                   return_stages=True)
     dt = clock.perf_counter() - t0
     final = list(videos.values())[-1]
-    written = write_videos(final, out, name, format, pipe.fps, scale)
+    written = write_videos(final, out, name, format, pipe.fps, scale, overwrite)
     if stages:
         for kind, v in list(videos.items())[:-1]:
             fps = pipe.base.video.fps * (v.shape[1] // videos["base"].shape[1])
-            written += write_videos(v, out, f"{name}_{kind}", format, fps, scale)
+            written += write_videos(v, out, f"{name}_{kind}", format, fps, scale, overwrite)
     shapes = " -> ".join(f"{k} {tuple(v.shape[1:4])}" for k, v in videos.items())
     typer.echo(f"generated {num} video(s) in {dt:.1f}s: {shapes} (frames, height, width), seed {seed}")
     echo_written(written)

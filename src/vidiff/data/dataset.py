@@ -6,13 +6,12 @@ Small datasets are decoded once, resized, and kept in memory as uint8.
 """
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..utils import VidiffError
+from ..utils import VidiffError, notice
 from .io import READABLE, _frames_dir, list_videos, read_video
 from .synth import read_metadata
 
@@ -141,11 +140,11 @@ class VideoDataset(torch.utils.data.Dataset):
                     self.lengths.append(n)
 
         if self.unreadable:
-            warnings.warn(f"skipped {len(self.unreadable)} unreadable video(s) in {self.root}, "
-                          f"e.g. {self.unreadable[0][1]}", stacklevel=2)
+            notice(f"skipped {len(self.unreadable)} unreadable video(s) in {self.root}, "
+                   f"e.g. {self.unreadable[0][1]}")
         if self.too_short and self.paths:
-            warnings.warn(f"skipped {len(self.too_short)} video(s) shorter than the {self.need} frames "
-                          f"needed (frames={frames}, stride={stride})", stacklevel=2)
+            notice(f"skipped {len(self.too_short)} video(s) shorter than the {self.need} frames "
+                   f"needed (frames={frames}, stride={stride})")
         if not self.paths:
             if self.too_short:
                 longest = max(n for _, n in self.too_short)

@@ -114,10 +114,13 @@ def load_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
     """A numeric .npy array (never pickled objects): random bytes, object or structured arrays are a
     one-line VidiffError naming the file."""
     path = Path(path)
+    is_npy = False
     try:
+        with open(path, "rb") as fh:
+            is_npy = fh.read(6) == b"\x93NUMPY"
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError on bad files
-        what = "it holds Python objects" if "allow_pickle" in str(e) else "not a valid .npy file"
+        what = "it holds Python objects" if is_npy and "allow_pickle" in str(e) else "not a valid .npy file"
         raise VidiffError(f"cannot read {path}: {what}; give a uint8 array (N, F, H, W, 3) saved with numpy.save") from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "uifb":
         raise VidiffError(f"cannot read {path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr))}")
@@ -312,8 +315,10 @@ def check_scale(scale: int, frames_shape: tuple[int, ...], option: str = "--scal
     f, h, w = frames_shape[-3:]
     side = max(h, w) * scale
     if side > 16384:
-        raise VidiffError(f"{option} {scale} makes {side}-pixel frames; H.264 and GIF stop at 16384: lower {option}")
-    check_memory(int(f * h * w * 3 * scale * scale * 3), f"upscaling by {option} {scale}", f"lower {option}")
+        raise VidiffError(f"{option} {scale} on {w}x{h} frames makes {side}-pixel frames; H.264 and GIF stop at "
+                          f"16384: lower {option}, or write --format npy")
+    check_memory(int(f * h * w * 3 * scale * scale * 3), f"upscaling {f} frames of {w}x{h} by {option} {scale}",
+                 f"lower {option}, or write --format npy")
 
 
 RUN_FORMATS = ("mp4", "gif", "npy")

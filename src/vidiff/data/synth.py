@@ -371,7 +371,8 @@ def generate_shapes(out_dir: str | Path, num: int, frames: int = 16, size: int =
 
     from tqdm import tqdm
 
-    from .io import write_video
+    from ..limits import check_frames_memory
+    from .io import check_output, write_video
 
     if fmt not in ("mp4", "gif", "npy"):
         raise VidiffError(f"unknown format {fmt!r}; use mp4, gif or npy")
@@ -379,7 +380,11 @@ def generate_shapes(out_dir: str | Path, num: int, frames: int = 16, size: int =
         raise VidiffError(f"--num must be at least 1, got {num}")
     cfg = ShapesConfig(frames=frames, size=size) if cfg is None else cfg
     cfg.validate()
+    # a chunk of 64 videos is rendered at 4x supersampling (float coverage) before it is written
+    check_frames_memory(min(64, num) * cfg.frames, 4 * cfg.size, 4 * cfg.size, "rendering", bytes_per_pixel=8,
+                        option="--size or --frames")
     out_dir = Path(out_dir)
+    check_output(out_dir, "OUT_DIR", kind="dir")
     out_dir.mkdir(parents=True, exist_ok=True)
     width = max(5, len(str(num - 1)))
     workers = workers or min(4, os.cpu_count() or 1)

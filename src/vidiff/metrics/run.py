@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.table import Table
 
 from .. import __version__
-from ..data.io import list_videos, read_video, write_mp4
-from ..utils import VidiffError, atomic_write_text
-from .evaluation import evaluate, parse_metrics
+from ..data.io import check_output, load_npy, read_video_set, write_mp4
+from ..utils import VidiffError, atomic_write_text, os_error_message
+from .evaluation import check_eval_options, evaluate, parse_metrics
 from .report import plot_over_time, save_xt_png, side_by_side
 
 
@@ -23,7 +23,7 @@ def _load_set(path: str, need: int, label: str, warn) -> np.ndarray:
     """A video set as uint8 (N, need, H, W, 3): an .npy of (N, F, H, W, 3), one video file, or a folder."""
     p = Path(path)
     if p.is_file() and p.suffix.lower() == ".npy":
-        a = np.load(p, mmap_mode="r", allow_pickle=False)
+        a = load_npy(p, mmap=True)
         if a.ndim == 4:
             a = a[None]
         if a.ndim != 5 or a.shape[-1] != 3 or a.dtype != np.uint8:
@@ -32,11 +32,10 @@ def _load_set(path: str, need: int, label: str, warn) -> np.ndarray:
             raise VidiffError(f"{label} set {p} has {a.shape[1]} frames per video but the clip needs {need}; "
                               "lower --frames or --stride")
         return np.array(a[:, :need])  # copy out of the memory map
-    files = list_videos(p)
-    if not files:
+    vids, files = read_video_set(p, max_frames=need)  # a folder's (N, F, H, W, 3) .npy gives N videos
+    if not vids:
         raise VidiffError(f"no videos found in {p}: expected .mp4/.gif/.npy files or folders of frames")
-    vids = [read_video(f, max_frames=need) for f in files]
-    short = [(f.name, len(v)) for f, v in zip(files, vids) if len(v) < need]
+    short = [(f, len(v)) for f, v in zip(files, vids) if len(v) < need]
     if short:
         shown = ", ".join(f"{n} ({k} frames)" for n, k in short[:3])
         raise VidiffError(f"{len(short)} {label} video(s) are shorter than the {need} frames the clip needs: "
@@ -88,6 +87,12 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
     names = parse_metrics(metrics)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    check_eval_options(device=device, batch_size=batch_size, frames=frames, stride=stride, start=start,
+                       window=window, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
+    if out:  # outputs are checked before any work, so a bad --report-dir never leaves a lone --out
+        check_output(out, "--out")
+    if report_dir:
+        check_output(report_dir, "--report-dir", kind="dir")
     need = start + (frames - 1) * stride + 1
     real_v = _load_set(real, need, "real", warn)
     fake_v = _load_set(fake, need, "generated", warn)
@@ -116,13 +121,13 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
                       "-" if not p["extractor"] else ("yes" if p["comparable_to_published"] else "[red]NO[/red]"))
     Console(quiet=quiet).print(table)
 
-    if out:
-        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
-        console.print(f"wrote {out}")
     if report_dir:
 
         d = Path(report_dir)
-        d.mkdir(parents=True, exist_ok=True)
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise VidiffError(os_error_message(d, e)) from None
         y = real_v.shape[2] // 2 if row is None else row
         pair = side_by_side(real_v[0], fake_v[0])
         save_xt_png(d / "xt_real_vs_generated.png", pair, min(y, pair.shape[1] - 1), scale=4)
@@ -133,4 +138,7 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
             plot_over_time(d / f"{m}_over_time.png", {m: pts}, "frame (window start)" if m in ("fvd", "fid") else "frame",
                            m, title=f"{m} over time")
         console.print(f"wrote report files to {d}")
+    if out:
+        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+        console.print(f"wrote {out}")
     return report

@@ -51,6 +51,19 @@ class VideoFormat:
     fps: float = 8.0
 
 
+def check_checkpoint_config(config: dict, folder: str | Path) -> None:
+    """Refuse a checkpoint's config.json whose model, diffusion or video section is missing or holds a key
+    of the wrong type or range, in one line (what `vidiff info` checks before printing it)."""
+    from ..models import model_config_from_dict
+
+    for key in ("model", "diffusion", "video"):
+        if not isinstance(config.get(key), dict):
+            raise VidiffError(f"{Path(folder) / 'config.json'} has no '{key}' section; is it a vidiff checkpoint?")
+    model_config_from_dict(config["model"])
+    config_from_dict(DiffusionConfig, config["diffusion"], where=f"{Path(folder) / 'config.json'}: diffusion")
+    config_from_dict(VideoFormat, config["video"], where=f"{Path(folder) / 'config.json'}: video")
+
+
 def count_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 

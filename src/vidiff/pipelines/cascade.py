@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..bundled import available, find_cascade
 from ..conditioning.tasks import NOISE_AUG_SAMPLE, SR_FACTOR, sr_request_cond
+from ..limits import check_sampling
 from ..utils import VidiffError
 from .base import VideoPipeline
 
@@ -198,6 +199,11 @@ def upsample_stages(tsr: VideoPipeline | str | None, ssr: VideoPipeline | str | 
     if not n_time and not n_space:
         raise VidiffError("nothing to upsample: ask for --space 2 and/or --time 2")
     x = _load_video(video)  # (B, C, F, H, W)
+    B, _, F0, H0, _ = x.shape
+    last = ssr if n_space else tsr  # the last pass is the largest: refuse before the first if it cannot fit
+    check_sampling(getattr(last.model, "config", None), num=B, batch=batch_size, frames=F0 * time,
+                   height=H0 * space, width=H0 * space, steps=(ssr_steps if n_space else tsr_steps) or steps,
+                   what="upsampling to")
     opts = dict(seed=seed, noise_aug=noise_aug, batch_size=batch_size, progress=progress)
     for _ in range(n_time):
         x = _stage(tsr, "tsr", x, steps=tsr_steps or steps, sampler=tsr_sampler or sampler, **opts)  # (B, C, 2F, H, W)

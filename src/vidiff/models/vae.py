@@ -14,7 +14,9 @@ convolutions and attention only look at earlier frames, so decoded frame 0 depen
 Memory: `encode`/`decode` run in temporal chunks (with `overlap` latent frames of context on each side
 that the decoder can see — exact when it covers the temporal receptive field, `decoder_halo`) and in
 spatial tiles whose seams are blended linearly (diffusers' VAE tiling, SVD's `decode_chunk_size`).
-Tiling is approximate: GroupNorm statistics and the spatial receptive field differ per tile.
+Exactness costs compute: each chunk decodes (chunk + 2·overlap) frames, so a smaller `overlap` trades a
+small error (it decays fast with the overlap) for speed. Tiling is approximate: GroupNorm statistics and
+the spatial receptive field differ per tile.
 """
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ class VAEConfig:
 
     in_channels: int = 3
     latent_channels: int = 4
-    base_channels: int = 64
+    base_channels: int = 32  # 3.3 M parameters at the default multipliers (13 MB in float32)
     channel_mult: tuple[int, ...] | None = None  # one per level; None: (1, 2, 4, 4)[:levels]
     num_res_blocks: int = 1
     spatial_factor: int = 4

@@ -20,7 +20,7 @@ from pathlib import Path
 from .utils import VidiffError
 
 __all__ = ["ENV_VAR", "PACKAGE_MODELS", "CHECKOUT_MODELS", "search_path", "available", "bundled_models",
-           "find_model", "find_cascade"]
+           "find_model", "find_cascade", "find_autoencoder"]
 
 ENV_VAR = "VIDIFF_MODELS"
 PACKAGE_MODELS = Path(__file__).resolve().parent / "weights"
@@ -28,7 +28,7 @@ _ROOT = Path(__file__).resolve().parents[2]  # the checkout, when vidiff runs fr
 CHECKOUT_MODELS: Path | None = (_ROOT / "models" if (_ROOT / "pyproject.toml").is_file()
                                 and (_ROOT / "src" / "vidiff").is_dir() else None)
 # config sections of the package models that are not video pipelines (vidiff animate's motion model, renderer)
-NOT_VIDEO = {"motion_model", "renderer"}
+NOT_VIDEO = {"motion_model", "renderer", "vae"}
 
 
 def search_path() -> list[Path]:
@@ -94,3 +94,18 @@ def find_cascade(name: str) -> Path:
     if path is None:
         raise _not_found("cascade config", name, "cascade")
     return path
+
+
+def find_autoencoder(spec: str | Path) -> Path:
+    """An autoencoder folder (`vidiff vae train`'s, or a diffusers one) given as a path or as a name on the
+    search path (e.g. `vae-tiny`); anything else is a one-line error listing the folders searched."""
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    if len(path.parts) == 1:
+        for folder in search_path():
+            if (folder / path.name / "config.json").is_file():
+                return folder / path.name
+    where = ", ".join(f"{d}{'' if d.is_dir() else ' (missing)'}" for d in search_path())
+    raise VidiffError(f"autoencoder {str(spec)!r} not found: not a folder and not a name in {where}; give a "
+                      f"vidiff VAE folder (vidiff vae train), a bundled name or a diffusers autoencoder folder")

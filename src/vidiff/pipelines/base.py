@@ -98,9 +98,10 @@ def sample_videos(
     cond: Cond | None = None,
     denoiser_wrapper: Callable | None = None,
     callback: Callable | None = None,
+    clamp: bool = True,
     **sampler_kwargs,
 ) -> Tensor:
-    """Draw videos of `shape` (B, C, F, H, W) in [-1, 1].
+    """Draw videos of `shape` (B, C, F, H, W) in [-1, 1] (`clamp=False`: as sampled, e.g. latents).
 
     Sample i's initial noise and the fresh noise of stochastic samplers come from its own generator
     seeded with `seed + i`, so a video does not change with the batch it is drawn in.
@@ -124,7 +125,7 @@ def sample_videos(
                     callback=callback, generator=generators, **sampler_kwargs)
     finally:
         model.train(was_training)
-    return x0.clamp(-1, 1)
+    return x0.clamp(-1, 1) if clamp else x0
 
 
 class VideoPipeline:
@@ -217,6 +218,14 @@ class VideoPipeline:
     def to_config(self) -> dict:
         return {**self.config, "diffusion": config_to_dict(self.diffusion), "video": config_to_dict(self.video)}
 
+    def sample_shape(self, frames: int, size: int) -> tuple[int, int, int, int]:
+        """(C, F, H, W) of what the backbone samples for videos of `frames`×`size`² (latent pipelines: latents)."""
+        return self.video.channels, frames, size, size
+
+    def to_pixels(self, x: Tensor) -> Tensor:
+        """Videos in [−1, 1] from what the sampler returns (latent pipelines decode here)."""
+        return x.clamp(-1, 1)
+
     def __call__(self, num: int = 1, *, frames: int | None = None, size: int | None = None,
                  steps: int = 25, sampler: str = "ddim", seed: int = 0, batch_size: int = 8,
                  cond: Cond | None = None, prompt: str | None = None, class_id: int | None = None,
@@ -239,10 +248,11 @@ class VideoPipeline:
         for value, option in ((num, "--num"), (frames, "--frames"), (size, "--size"), (steps, "--steps"),
                               (batch_size, "--batch-size")):
             check_positive(value, option)
+        c, f, h, w = self.sample_shape(frames, size)
         if hasattr(self.model, "check_size"):
-            self.model.check_size(frames, size, size)
-        check_sampling(getattr(self.model, "config", None), num=num, batch=batch_size, frames=frames, height=size,
-                       width=size, steps=steps, channels=self.video.channels)
+            self.model.check_size(f, h, w)
+        check_sampling(getattr(self.model, "config", None), num=num, batch=batch_size, frames=f, height=h,
+                       width=w, steps=steps, channels=c)
         given = cond is not None or prompt is not None or class_id is not None or image is not None
         if cond is None and (given or self.condition):
             cond = self.make_cond(num, frames, size, prompt=prompt, class_id=class_id, image=image)
@@ -252,21 +262,21 @@ class VideoPipeline:
         bar = _progress(num * steps, progress, f"sampling {num} video(s)")
         for start in range(0, num, batch_size):
             b = min(batch_size, num - start)
-            shape = (b, self.video.channels, frames, size, size)
-            c = cond.map(lambda v: v[start:start + b]) if cond is not None else None
+            shape = (b, c, f, h, w)
+            cb = cond.map(lambda v: v[start:start + b]) if cond is not None else None
 
-            def wrap(den, c=c):
+            def wrap(den, cb=cb):
                 den = self.with_autoguidance(den, ag)
-                if guidance and c is not None:
-                    den = ClassifierFreeGuidance(den, w=guidance, null_cond=null_like(c), rescale=guidance_rescale)
+                if guidance and cb is not None:
+                    den = ClassifierFreeGuidance(den, w=guidance, null_cond=null_like(cb), rescale=guidance_rescale)
                 return den
 
-            if ag or (guidance and c is not None):
+            if ag or (guidance and cb is not None):
                 kwargs["denoiser_wrapper"] = wrap
             x = sample_videos(self.model, self.diffusion, shape, steps=steps, sampler=sampler,
-                              seed=seed + start, cond=c,
+                              seed=seed + start, cond=cb, clamp=False,
                               callback=(lambda info, b=b: bar.update(b)) if bar else None, **kwargs)
-            outs.append(torch.from_numpy(to_uint8(x)))
+            outs.append(torch.from_numpy(to_uint8(self.to_pixels(x))))
         if bar:
             bar.close()
         return torch.cat(outs)

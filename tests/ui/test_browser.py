@@ -108,7 +108,13 @@ def test_generate_plays_and_downloads_the_mp4(page, tmp_path):
     assert frames.shape[0] == 16 and frames.shape[-1] == 3
 
 
-def test_two_clicks_on_the_photo_play_the_poke(page, tmp_path):
+def _video_plays(page, selector: str) -> str:
+    """Wait until the video in `selector` has a source with a duration; return the source."""
+    page.wait_for_function(f"(v => v && v.src && v.duration > 0)(document.querySelector('{selector} video'))")
+    return page.locator(f"{selector} video").get_attribute("src")
+
+
+def test_animate_and_two_clicks_on_the_photo_play_the_poke(page, tmp_path):
     rng = np.random.default_rng(0)
     photo = tmp_path / "photo.png"
     Image.fromarray(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)).save(photo)
@@ -117,22 +123,34 @@ def test_two_clicks_on_the_photo_play_the_poke(page, tmp_path):
     canvas = page.locator("#poke-canvas img")
     canvas.wait_for()
     _set_number(page, "#anim-steps", 2)
+    _set_number(page, "#anim-frames", 8)
     _set_number(page, "#poke-frames", 8)
+    page.click("#anim-run")
+    _video_plays(page, "#anim-video")
+
     box = canvas.bounding_box()
     canvas.click(position={"x": box["width"] * 0.5, "y": box["height"] * 0.5})
     page.wait_for_function("document.querySelector('#poke-x input').value === '32'")
     canvas.click(position={"x": box["width"] * 0.75, "y": box["height"] * 0.5})
-    page.wait_for_selector("#poke-video video[src]")
-    assert "poke at" in page.inner_text("#poke-summary")
+    _video_plays(page, "#poke-video")
+    assert "poke at (32, 24)" in page.inner_text("#poke-summary")
     assert float(page.locator("#poke-dx input[type=number]").input_value()) > 0
     page.screenshot(path=str(SHOTS / "vidiff-ui-poke.png"), full_page=True)
+    # another drag, another response (its summary names the new point)
+    canvas.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.25})
+    page.wait_for_function("document.querySelector('#poke-dx input[type=number]').value === '0'")
+    canvas.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.75})
+    page.wait_for_function("!document.querySelector('#poke-summary').innerText.includes('(32, 24)')")
+    _video_plays(page, "#poke-video")
+    assert float(page.locator("#poke-dy input[type=number]").input_value()) > 0
 
 
-def test_an_invalid_upload_shows_one_line(page, tmp_path):
+def test_an_invalid_upload_shows_one_line_and_a_video_extends(page, tmp_path):
     bad = tmp_path / "clip.mp4"
     bad.write_text("this is not a video\n" * 20)
     page.get_by_role("tab", name="Extend / interpolate / upsample").click()
-    page.locator("#op-upload input[type=file]").set_input_files(str(bad))
+    upload = page.locator("#op-upload input[type=file]")
+    upload.set_input_files(str(bad))
     page.locator("#op-upload [data-testid=download-link]").wait_for()  # the upload reached the server
     page.click("#op-run")
     toast = page.locator(".toast-body")
@@ -141,3 +159,15 @@ def test_an_invalid_upload_shows_one_line(page, tmp_path):
     assert message.startswith("the uploaded file is not a video vidiff can decode") and "\n" not in message
     assert "Traceback" not in page.content()
     page.screenshot(path=str(SHOTS / "vidiff-ui-error.png"))
+
+    good = tmp_path / "clip.gif"
+    io.write_gif(good, np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8), fps=8)
+    page.locator("#op-upload [aria-label='Clear']").first.click() if page.locator(
+        "#op-upload [aria-label='Clear']").count() else None
+    upload.set_input_files(str(good))
+    page.locator("#op-upload a[download='clip.gif']").wait_for()
+    _set_number(page, "#op-frames", 16)
+    _set_number(page, "#op-steps", 2)
+    page.click("#op-run")
+    _video_plays(page, "#op-video")
+    assert "extend: 8 frames" in page.inner_text("#op-summary")

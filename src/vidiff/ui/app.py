@@ -250,15 +250,15 @@ def build_app(runs_dir: str | Path | None = "runs", out_root: str | Path | None 
                                            label="model (extend, interpolate)")
                     with gr.Row():
                         op_frames = gr.Slider(2, video_ops.MAX_OUTPUT_FRAMES, value=32, step=1,
-                                              label="total frames (extend)")
+                                              label="total frames (extend)", elem_id="op-frames")
                         factor = gr.Slider(2, 8, value=2, step=1, label="factor (interpolate)")
                     with gr.Row():
-                        op_steps = gr.Slider(1, generate.MAX_STEPS, value=25, step=1, label="steps")
+                        op_steps = gr.Slider(1, generate.MAX_STEPS, value=25, step=1, label="steps", elem_id="op-steps")
                         op_seed = gr.Number(0, precision=0, label="seed")
                     op_run = gr.Button("Run", variant="primary", elem_id="op-run")
                 with gr.Column():
                     op_video = gr.Video(label="result", autoplay=True, loop=True, height=360, elem_id="op-video")
-                    op_summary = gr.Markdown()
+                    op_summary = gr.Markdown(elem_id="op-summary")
             op_run.click(h["video_op"], [upload, op, op_model, op_frames, factor, op_steps, op_seed],
                          [op_video, op_summary], **ONE_AT_A_TIME)
     demo.queue(default_concurrency_limit=1, max_size=16)

@@ -6,8 +6,11 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from vidiff.models.layers import (Attention, RelativePositionBias, TemporalConv, VideoCtx, WindowAttention3D,
-                                  apply_rope, frame_mask, rope_angles, rope_angles_grid, sincos_3d, timestep_embedding)
+from vidiff.models import DiT, DiTConfig, UNet3D, UNet3DConfig
+from vidiff.models.layers import (Attention, CrossFrameAttnProcessor, RelativePositionBias, SparseCausalAttnProcessor,
+                                  TemporalConv, VideoCtx, WindowAttention3D, apply_rope, frame_mask, group_norm,
+                                  rope_angles, rope_angles_grid, set_attn_processor, sincos_3d, timestep_embedding)
+from vidiff.utils import VidiffError
 
 
 def test_timestep_embedding_matches_diffusers():
@@ -118,3 +121,60 @@ def test_sincos_3d_distinct_positions():
     assert pe.shape == (3, 8, 16)
     flat = pe.reshape(-1, 16)
     assert torch.cdist(flat, flat).add(torch.eye(24) * 9).min() > 1e-3
+
+
+def _explicit_attention(attn, x, frames, key_frames):
+    """softmax(q kᵀ/√d) v with the keys/values of frame i taken from the frames key_frames(i) (concatenated)."""
+    q, k, v = (rearrange(z, "(b f) l (h d) -> b f h l d", f=frames, h=attn.heads) for z in attn.to_qkv(x).chunk(3, -1))
+    out = []
+    for i in range(frames):
+        ks = torch.cat([k[:, j] for j in key_frames(i)], dim=2)
+        vs = torch.cat([v[:, j] for j in key_frames(i)], dim=2)
+        w = torch.softmax(q[:, i] @ ks.transpose(-1, -2) / math.sqrt(attn.head_dim), dim=-1)
+        out.append(w @ vs)  # (B, heads, L, d)
+    return attn.to_out(rearrange(torch.stack(out, 1), "b f h l d -> (b f) l (h d)"))
+
+
+@pytest.mark.parametrize("processor,key_frames", [(CrossFrameAttnProcessor(), lambda i: [0]),
+                                                  (SparseCausalAttnProcessor(), lambda i: [0, max(i - 1, 0)])])
+def test_frame_processors_match_explicit_attention(processor, key_frames):
+    attn = Attention(8, heads=2)
+    x = torch.randn(2 * 3, 5, 8)  # (B·F, L, D)
+    plain = attn(x)
+    attn.processor = processor
+    torch.testing.assert_close(attn(x, frames=3), _explicit_attention(attn, x, 3, key_frames), atol=1e-5, rtol=1e-5)
+    if isinstance(processor, CrossFrameAttnProcessor):  # frame 0 attends to itself: unchanged
+        torch.testing.assert_close(attn(x, frames=3).view(2, 3, 5, 8)[:, 0], plain.view(2, 3, 5, 8)[:, 0])
+    with pytest.raises(VidiffError, match="per-frame spatial attention"):
+        attn(x)
+
+
+def test_cross_frame_attention_in_a_backbone(perturb, frame_change):
+    unet = perturb(UNet3D(UNet3DConfig(base_channels=8, channel_mults=(1, 2), attention_levels=(1,), head_dim=8,
+                                       norm_groups=4, temporal="none")))
+    dit = perturb(DiT(DiTConfig(hidden_size=16, depth=2, heads=2, temporal="none")), scale=0.1)
+    x, t = torch.randn(1, 3, 4, 8, 8), torch.rand(1)
+    for model, n_layers in ((unet, 4), (dit, 2)):  # U-Net: down level 1, middle, 2 up blocks
+        with torch.no_grad():
+            before = model(x, t)
+        assert set_attn_processor(model, CrossFrameAttnProcessor(), role="spatial") == n_layers
+        d = frame_change(model, x, t, i=2)
+        assert d[0, 2] > 1e-3 and d[0, [0, 1, 3]].max() == 0  # only frame 0 is read by other frames
+        assert frame_change(model, x, t, i=0).min() > 1e-4  # ... and every frame reads it
+        set_attn_processor(model, None, role="spatial")  # back to the default: processors hold no weights
+        with torch.no_grad():
+            assert torch.equal(model(x, t), before)
+    with pytest.raises(VidiffError, match="no 'temporal' attention layers"):
+        set_attn_processor(unet, CrossFrameAttnProcessor(), role="temporal")
+    with pytest.raises(VidiffError, match="unknown attention role"):
+        set_attn_processor(unet, CrossFrameAttnProcessor(), role="frame")
+
+
+def test_group_norm_trains_on_a_frozen_channels_last_input():
+    norm = group_norm(8, 4)
+    x = torch.randn(2, 8, 5, 5)
+    norm(x.contiguous(memory_format=torch.channels_last)).square().sum().backward()  # crashes plain nn.GroupNorm on CPU
+    g = norm.weight.grad.clone()
+    norm.zero_grad()
+    norm(x).square().sum().backward()
+    torch.testing.assert_close(g, norm.weight.grad)

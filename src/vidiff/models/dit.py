@@ -14,23 +14,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
 from ..conditioning.cond import Cond
 from ..utils import VidiffError
+from .backbone import Backbone
 from .layers import (
-    concat_condition,
-    self_condition,
-    NullCondition,
-    apply_null_condition,
-    embed_conditions,
     Attention,
     CrossAttention,
     FeedForward,
     TemporalAttention,
-    TimestepEmbedder,
     WindowAttention3D,
     frame_mask,
     maybe_checkpoint,
@@ -77,7 +72,8 @@ class DiTBlock(nn.Module):
         if self.kind == "window":
             self.attn = WindowAttention3D(d, cfg.heads, cfg.window, shift=index % 2 == 1)
         else:
-            self.attn = Attention(d, cfg.heads, qk_norm=cfg.qk_norm)
+            self.attn = Attention(d, cfg.heads, qk_norm=cfg.qk_norm,
+                                  role="joint" if self.kind == "joint" else "spatial")
         self.tattn = None
         if self.kind == "factorized":
             self.norm_t = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
@@ -88,6 +84,7 @@ class DiTBlock(nn.Module):
             self.cross = CrossAttention(d, cfg.text_dim, cfg.heads)
         self.norm2 = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.mlp = FeedForward(d, cfg.mlp_ratio)
+        # adaLN chunks: shift/scale/gate of the attention (msa) and the MLP, then of the temporal attention
         self.n_mod = 9 if self.tattn is not None else 6
         self.modulation = nn.Linear(d, self.n_mod * d)
         nn.init.zeros_(self.modulation.weight)  # adaLN-Zero: every residual branch starts at 0
@@ -96,10 +93,12 @@ class DiTBlock(nn.Module):
     def forward(self, x: Tensor, c: Tensor, text: Tensor | None, text_mask: Tensor | None,
                 keep: Tensor | None, hw: tuple[int, int]) -> Tensor:
         b, t, s, d = x.shape  # (B, T, S, D); S = h·w patches per frame
-        mods = self.modulation(torch.nn.functional.silu(c)).chunk(self.n_mod, dim=-1)  # each (B, D)
-        h = modulate(self.norm1(x), mods[0], mods[1])  # (B, T, S, D)
+        mods = self.modulation(F.silu(c)).chunk(self.n_mod, dim=-1)  # each (B, D)
+        shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = mods[:6]
+        h = modulate(self.norm1(x), shift_msa, scale_msa)  # (B, T, S, D)
         if self.kind in ("spatial", "factorized"):
-            a = rearrange(self.attn(rearrange(h, "b t s d -> (b t) s d")), "(b t) s d -> b t s d", b=b)
+            a = self.attn(rearrange(h, "b t s d -> (b t) s d"), frames=t)  # (B·T, S, D)
+            a = rearrange(a, "(b t) s d -> b t s d", b=b)
         elif self.kind == "joint":
             mask = frame_mask(t, s, self.causal, keep, device=x.device)
             a = self.attn(rearrange(h, "b t s d -> b (t s) d"), mask=mask)
@@ -107,21 +106,22 @@ class DiTBlock(nn.Module):
         else:  # window
             a = self.attn(rearrange(h, "b t (h w) d -> b t h w d", h=hw[0]), causal=self.causal, keep=keep)
             a = rearrange(a, "b t h w d -> b t (h w) d")
-        x = x + mods[2][:, None, None] * a
+        x = x + gate_msa[:, None, None] * a
         if self.tattn is not None:
-            h = modulate(self.norm_t(x), mods[6], mods[7])
+            shift_tmsa, scale_tmsa, gate_tmsa = mods[6:]
+            h = modulate(self.norm_t(x), shift_tmsa, scale_tmsa)
             a = rearrange(self.tattn(rearrange(h, "b t s d -> (b s) t d")), "(b s) t d -> b t s d", b=b)
             if keep is not None:
                 a = a * keep[:, None, None, None]
-            x = x + mods[8][:, None, None] * a
+            x = x + gate_tmsa[:, None, None] * a
         if self.cross is not None and text is not None:
             q = rearrange(self.norm_c(x), "b t s d -> b (t s) d")
             x = x + rearrange(self.cross(q, text.to(x.dtype), text_mask), "b (t s) d -> b t s d", t=t)
-        h = modulate(self.norm2(x), mods[3], mods[4])
-        return x + mods[5][:, None, None] * self.mlp(h)  # (B, T, S, D)
+        h = modulate(self.norm2(x), shift_mlp, scale_mlp)
+        return x + gate_mlp[:, None, None] * self.mlp(h)  # (B, T, S, D)
 
 
-class DiT(nn.Module):
+class DiT(Backbone):
     """Video Diffusion Transformer: `forward(x, t, cond) -> Tensor`, x (B, C, F, H, W), t (B,) in [0, 1]."""
 
     def __init__(self, config: DiTConfig):
@@ -136,13 +136,8 @@ class DiT(nn.Module):
             raise VidiffError("patch_size and patch_t must be >= 1")
         self.gradient_checkpointing = cfg.gradient_checkpointing
         p, pt = cfg.patch_size, cfg.patch_t
-        c_in = cfg.in_channels * (2 if cfg.self_cond else 1) + cfg.cond_channels  # x_t [, x̂₀ previous] [, concat]
-        self.patch_embed = nn.Conv3d(c_in, d, (pt, p, p), stride=(pt, p, p))
-        self.time_embed = TimestepEmbedder(256, d)
-        self.class_embed = nn.Embedding(cfg.num_classes + 1, d) if cfg.num_classes else None
-        self.pooled_proj = nn.Linear(cfg.text_dim, d) if cfg.text_dim else None
-        self.null_cond = NullCondition(cfg.text_dim) if cfg.text_dim else None
-        self.noise_aug_embed = TimestepEmbedder(256, d) if cfg.cond_channels else None
+        self.patch_embed = nn.Conv3d(self.input_channels, d, (pt, p, p), stride=(pt, p, p))
+        self.init_conditioning(256, d)
         self.blocks = nn.ModuleList(DiTBlock(cfg, i) for i in range(cfg.depth))
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
         self.mod_out = nn.Linear(d, 2 * d)
@@ -150,10 +145,6 @@ class DiT(nn.Module):
         for layer in (self.mod_out, self.proj_out):  # adaLN-Zero: the model starts by predicting 0
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
-
-    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
-        """Recompute block activations in backward to save memory (Chen et al. 2016)."""
-        self.gradient_checkpointing = enabled
 
     def check_size(self, frames: int, height: int, width: int) -> None:
         """Raise VidiffError unless (F, H, W) divide into whole patches."""
@@ -164,32 +155,17 @@ class DiT(nn.Module):
         if frames < 1 or frames % pt:
             raise VidiffError(f"the frame count must be a positive multiple of patch_t={pt} for this DiT; got {frames}")
 
-    def embed(self, t: Tensor, cond: Cond, batch: int) -> Tensor:
-        """c = emb(t) + emb(class) + proj(pooled) + emb(noise_aug), (B, D)."""
-        return embed_conditions(t, cond, batch, time_embed=self.time_embed, class_embed=self.class_embed,
-                                pooled_proj=self.pooled_proj, noise_aug_embed=self.noise_aug_embed,
-                                num_classes=self.config.num_classes)
+    def image_keep(self, is_image: Tensor, dtype) -> Tensor | None:
+        if self.config.temporal == "none":
+            return None  # frames never interact
+        if self.config.patch_t != 1:
+            raise VidiffError("cond.is_image (joint image-video) needs patch_t=1: larger temporal patches mix frames")
+        return super().image_keep(is_image, dtype)
 
     def forward(self, x: Tensor, t: Tensor, cond: Cond | None = None) -> Tensor:
         cfg = self.config
-        cond = cond if cond is not None else Cond()
-        if x.dim() != 5:
-            raise VidiffError(f"expected video of shape (B, C, F, H, W), got {tuple(x.shape)}")
-        b, ch, frames, h, w = x.shape  # (B, C, F, H, W)
-        self.check_size(frames, h, w)
-        if ch != cfg.in_channels:
-            raise VidiffError(f"expected {cfg.in_channels} input channels, got {ch}")
-        cond = apply_null_condition(cond, self.null_cond, cfg.num_classes)  # CFG: flagged samples -> null
-        x = self_condition(x, cond, cfg.self_cond)  # (B, C [+ C], F, H, W)
-        x = concat_condition(x, cond, cfg.cond_channels)  # (B, C + C_cond, F, H, W)
-        if cond.text is not None and not cfg.text_dim:
-            raise VidiffError("cond.text given but the model has text_dim=0; set text_dim in the model config")
-        keep = None
-        if cond.is_image is not None and cfg.temporal != "none":
-            if cfg.patch_t != 1:
-                raise VidiffError("cond.is_image (joint image-video) needs patch_t=1: larger temporal patches mix frames")
-            keep = (~cond.is_image.bool()).to(x.dtype)  # (B,)
-        c = self.embed(t, cond, b)  # (B, D)
+        x, cond, c, keep = self.prologue(x, t, cond)  # x (B, C_in, F, H, W), c (B, D), keep (B,) | None
+        b, _, frames, h, w = x.shape
 
         p, pt = cfg.patch_size, cfg.patch_t
         tt, hh, ww = frames // pt, h // p, w // p
@@ -198,7 +174,7 @@ class DiT(nn.Module):
         for block in self.blocks:
             tokens = maybe_checkpoint(block, tokens, c, cond.text, cond.text_mask, keep, (hh, ww),
                                       enabled=self.gradient_checkpointing)
-        shift, scale = self.mod_out(torch.nn.functional.silu(c)).chunk(2, dim=-1)
+        shift, scale = self.mod_out(F.silu(c)).chunk(2, dim=-1)
         out = self.proj_out(modulate(self.norm_out(tokens), shift, scale))  # (B, T, S, pt·p·p·C_out)
         return rearrange(out, "b t (h w) (pt p1 p2 c) -> b c (t pt) (h p1) (w p2)",
                          h=hh, pt=pt, p1=p, p2=p)  # (B, C_out, F, H, W)

@@ -26,10 +26,9 @@ from torch import Tensor
 
 from ..checkpoint import load_state_dict
 from ..utils import VidiffError
-from .unet3d import UNet3D, UNet3DConfig
+from .unet3d import UNet3D, UNet3DConfig, is_temporal_key
 
 DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"
-_TEMPORAL_KEYS = ("temporal.", "tconv")
 
 
 def inflate(image_state: dict[str, Tensor], cfg: UNet3DConfig) -> UNet3D:
@@ -45,7 +44,7 @@ def inflate(image_state: dict[str, Tensor], cfg: UNet3DConfig) -> UNet3D:
         src = image_state.get(src_key)
         used.add(src_key)
         if src is None:
-            if any(k in key for k in _TEMPORAL_KEYS) or "downsample.tconv" in key:
+            if is_temporal_key(key):
                 continue  # new temporal layer: keep its identity initialisation
             raise VidiffError(f"the image model has no weight for {key}; its config must match the video "
                               "config apart from `temporal`")

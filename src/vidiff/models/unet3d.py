@@ -26,22 +26,26 @@ from torch import Tensor, nn
 
 from ..conditioning.cond import Cond
 from ..utils import VidiffError
+from .backbone import Backbone
 from .layers import (
-    concat_condition,
-    self_condition,
-    NullCondition,
-    apply_null_condition,
-    embed_conditions,
     CrossAttentionBlock,
     SpatialAttentionBlock,
     TemporalAttentionBlock,
     TemporalConv,
-    TimestepEmbedder,
     VideoConv3d,
     VideoCtx,
     group_norm,
     maybe_checkpoint,
 )
+
+TEMPORAL = ("attention", "conv", "full3d", "none")
+# Module names that hold temporal layers (every parameter below one of them mixes frames).
+TEMPORAL_MODULES = frozenset({"temporal", "tconv", "tconv1", "tconv2"})
+
+
+def is_temporal_key(key: str) -> bool:
+    """True for a UNet3D parameter/state-dict key that belongs to a temporal layer."""
+    return any(part in TEMPORAL_MODULES for part in key.split(".")[:-1])
 
 
 @dataclass(frozen=True)
@@ -139,7 +143,7 @@ class SpaceTimeBlock(nn.Module):
                          if cfg.temporal == "attention" else None)
 
     def forward(self, x: Tensor, ctx: VideoCtx) -> Tensor:
-        h = self.res(x, ctx)
+        h = self.res(x, ctx)  # (B·F, Cout, H, W)
         for layer in (self.attn, self.cross, self.temporal):
             if layer is not None:
                 h = layer(h, ctx)
@@ -184,13 +188,15 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
 
 
-class UNet3D(nn.Module):
+class UNet3D(Backbone):
     """VDM-style space-time U-Net: `forward(x, t, cond) -> Tensor`, x (B, C, F, H, W), t (B,) in [0, 1]."""
 
     def __init__(self, config: UNet3DConfig):
         super().__init__()
         cfg = self.config = config
         levels = len(cfg.channel_mults)
+        if cfg.temporal not in TEMPORAL:
+            raise VidiffError(f"temporal must be one of {list(TEMPORAL)}, got {cfg.temporal!r}")
         if not levels:
             raise VidiffError("channel_mults must list at least one level, e.g. [1, 2, 4]")
         bad = [i for i in (*cfg.attention_levels, *cfg.temporal_down_levels) if not 0 <= i < levels]
@@ -208,16 +214,11 @@ class UNet3D(nn.Module):
         self.gradient_checkpointing = cfg.gradient_checkpointing
         ch = [cfg.base_channels * m for m in cfg.channel_mults]
         c0, temb = ch[0], 4 * ch[0]
-        self.time_embed = TimestepEmbedder(c0, temb)
-        self.class_embed = nn.Embedding(cfg.num_classes + 1, temb) if cfg.num_classes else None
-        self.pooled_proj = nn.Linear(cfg.text_dim, temb) if cfg.text_dim else None
-        self.null_cond = NullCondition(cfg.text_dim) if cfg.text_dim else None
-        self.noise_aug_embed = TimestepEmbedder(c0, temb) if cfg.cond_channels else None
+        self.init_conditioning(c0, temb)
         if cfg.patch_size < 1:
             raise VidiffError(f"patch_size must be >= 1, got {cfg.patch_size}")
         p2 = cfg.patch_size ** 2
-        c_in = cfg.in_channels * (2 if cfg.self_cond else 1) + cfg.cond_channels  # x_t [, x̂₀ previous] [, concat]
-        self.conv_in = nn.Conv2d(c_in * p2, c0, 3, padding=1)
+        self.conv_in = nn.Conv2d(self.input_channels * p2, c0, 3, padding=1)  # x_t [, x̂₀ previous] [, concat]
 
         self.down = nn.ModuleList()
         cin = c0
@@ -250,10 +251,6 @@ class UNet3D(nn.Module):
         self.conv_out = nn.Conv2d(c0, cfg.out_channels * p2, 3, padding=1)
 
     # ------------------------------------------------------------------ public helpers
-    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
-        """Recompute block activations in backward to save memory (Chen et al. 2016)."""
-        self.gradient_checkpointing = enabled
-
     def check_size(self, frames: int, height: int, width: int) -> None:
         """Raise VidiffError unless (F, H, W) can pass through the down/up path unchanged."""
         m = self.config.patch_size * 2 ** (len(self.config.channel_mults) - 1)
@@ -266,33 +263,17 @@ class UNet3D(nn.Module):
             raise VidiffError(f"the frame count must be a positive multiple of {mt} for this UNet3D "
                               f"(temporal_down_levels={list(self.config.temporal_down_levels)}); got {frames}")
 
-    # ------------------------------------------------------------------ forward
-    def embed(self, t: Tensor, cond: Cond, batch: int) -> Tensor:
-        """Time (+ class, pooled text, noise-augmentation) embedding, (B, 4·C0)."""
-        return embed_conditions(t, cond, batch, time_embed=self.time_embed, class_embed=self.class_embed,
-                                pooled_proj=self.pooled_proj, noise_aug_embed=self.noise_aug_embed,
-                                num_classes=self.config.num_classes)
+    def image_keep(self, is_image: Tensor, dtype) -> Tensor | None:
+        if self.config.temporal_down_levels:
+            raise VidiffError("cond.is_image (joint image-video) is not supported with temporal_down_levels")
+        return super().image_keep(is_image, dtype)
 
+    # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor, t: Tensor, cond: Cond | None = None) -> Tensor:
         cfg = self.config
-        cond = cond if cond is not None else Cond()
-        if x.dim() != 5:
-            raise VidiffError(f"expected video of shape (B, C, F, H, W), got {tuple(x.shape)}")
-        b, c, frames, h, w = x.shape  # (B, C, F, H, W)
-        self.check_size(frames, h, w)
-        if c != cfg.in_channels:
-            raise VidiffError(f"expected {cfg.in_channels} input channels, got {c}")
-        cond = apply_null_condition(cond, self.null_cond, cfg.num_classes)  # CFG: flagged samples -> null
-        x = self_condition(x, cond, cfg.self_cond)  # (B, C [+ C], F, H, W)
-        x = concat_condition(x, cond, cfg.cond_channels)  # (B, C + C_cond, F, H, W)
-        if cond.text is not None and not cfg.text_dim:
-            raise VidiffError("cond.text given but the model has text_dim=0; set text_dim in the model config")
-        keep = None
-        if cond.is_image is not None:
-            if cfg.temporal_down_levels:
-                raise VidiffError("cond.is_image (joint image-video) is not supported with temporal_down_levels")
-            keep = (~cond.is_image.bool()).to(x.dtype)  # (B,)
-        ctx = VideoCtx(b, frames, self.embed(t, cond, b), cond.text, cond.text_mask, keep)
+        x, cond, emb, keep = self.prologue(x, t, cond)  # x (B, C_in, F, H, W), emb (B, 4·C0), keep (B,) | None
+        b, _, frames = x.shape[:3]
+        ctx = VideoCtx(b, frames, emb, cond.text, cond.text_mask, keep)
 
         ck = self.gradient_checkpointing
         p = cfg.patch_size

@@ -1,0 +1,75 @@
+"""`Backbone`: what vidiff's video backbones share — the conditioning embedders, `embed()`, and the forward
+prologue that checks the input and turns `Cond` into input channels, a global embedding and `keep`."""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from ..conditioning.cond import Cond
+from ..utils import VidiffError
+from .layers import (NullCondition, TimestepEmbedder, apply_null_condition, concat_condition, embed_conditions,
+                     self_condition)
+
+
+class Backbone(nn.Module):
+    """Base of `UNet3D` and `DiT`: `forward(x, t, cond) -> Tensor`, x (B, C, F, H, W), t (B,) in [0, 1].
+
+    A subclass sets `self.config` (fields in_channels, self_cond, cond_channels, num_classes, text_dim,
+    gradient_checkpointing), calls `init_conditioning` where its embedders belong, implements
+    `check_size`, and may override `image_keep` (how it supports `Cond.is_image`).
+    """
+
+    config: Any
+
+    def init_conditioning(self, freq_dim: int, width: int) -> None:
+        """Embedders of t, class ids, pooled text and noise augmentation into `width`, and the null text."""
+        cfg = self.config
+        self.time_embed = TimestepEmbedder(freq_dim, width)
+        self.class_embed = nn.Embedding(cfg.num_classes + 1, width) if cfg.num_classes else None
+        self.pooled_proj = nn.Linear(cfg.text_dim, width) if cfg.text_dim else None
+        self.null_cond = NullCondition(cfg.text_dim) if cfg.text_dim else None
+        self.noise_aug_embed = TimestepEmbedder(freq_dim, width) if cfg.cond_channels else None
+
+    @property
+    def input_channels(self) -> int:
+        """Channels of the stem's input: x_t [, the previous x̂₀ (self_cond)] [, Cond.concat]."""
+        cfg = self.config
+        return cfg.in_channels * (2 if cfg.self_cond else 1) + cfg.cond_channels
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute block activations in backward to save memory (Chen et al. 2016)."""
+        self.gradient_checkpointing = enabled
+
+    def check_size(self, frames: int, height: int, width: int) -> None:
+        """Raise VidiffError unless (F, H, W) passes through the network unchanged."""
+        raise NotImplementedError
+
+    def image_keep(self, is_image: Tensor, dtype) -> Tensor | None:
+        """(B,) keep = 1 for video samples, 0 for `Cond.is_image` ones (VDM joint image–video training)."""
+        return (~is_image.bool()).to(dtype)
+
+    def embed(self, t: Tensor, cond: Cond, batch: int) -> Tensor:
+        """emb(t) + emb(class) + proj(pooled) + emb(noise_aug), (B, width): the global conditioning vector."""
+        return embed_conditions(t, cond, batch, time_embed=self.time_embed, class_embed=self.class_embed,
+                                pooled_proj=self.pooled_proj, noise_aug_embed=self.noise_aug_embed,
+                                num_classes=self.config.num_classes)
+
+    def prologue(self, x: Tensor, t: Tensor, cond: Cond | None) -> tuple[Tensor, Cond, Tensor, Tensor | None]:
+        """Check x (B, C, F, H, W); apply the CFG null condition; append the self-conditioning and concat
+        channels. Returns (x (B, C_in, F, H, W), cond, emb (B, width), keep (B,) or None)."""
+        cfg = self.config
+        cond = cond if cond is not None else Cond()
+        if x.dim() != 5:
+            raise VidiffError(f"expected video of shape (B, C, F, H, W), got {tuple(x.shape)}")
+        b, c, frames, h, w = x.shape  # (B, C, F, H, W)
+        self.check_size(frames, h, w)
+        if c != cfg.in_channels:
+            raise VidiffError(f"expected {cfg.in_channels} input channels, got {c}")
+        cond = apply_null_condition(cond, self.null_cond, cfg.num_classes)  # CFG: flagged samples -> null
+        x = self_condition(x, cond, cfg.self_cond)  # (B, C [+ C], F, H, W)
+        x = concat_condition(x, cond, cfg.cond_channels)  # (B, C_in, F, H, W)
+        if cond.text is not None and not cfg.text_dim:
+            raise VidiffError("cond.text given but the model has text_dim=0; set text_dim in the model config")
+        keep = None if cond.is_image is None else self.image_keep(cond.is_image, x.dtype)  # (B,)
+        return x, cond, self.embed(t, cond, b), keep

@@ -59,3 +59,11 @@ def test_the_page_builds_with_a_queue_of_one(tmp_path):
     assert len(heavy) == 5
     assert {(f.concurrency_id, f.concurrency_limit) for f in heavy} == {("compute", 1)}  # one slot shared by all
     assert demo._queue.default_concurrency_limit == 1
+
+
+def test_vidiff_ui_refuses_a_bad_port_in_one_line(capsys):
+    from vidiff.cli import main
+
+    assert main(["ui", "--port", "70000"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --port must be between 1 and 65535; got 70000"

@@ -216,9 +216,8 @@ def test_extend_and_interpolate_keep_the_given_frames(tiny, clip, tmp_path):
 
 def test_upsample_stages_double_time_or_space(clip, tmp_path):
     sr = video_ops.sr_choices()
-    choices = {k: v for k, v in ((p.name, p) for p in sr.values())}
-    tsr = generate.pipeline_for(sr["tsr"].name, choices)
-    ssr = generate.pipeline_for(sr["ssr"].name, choices)
+    tsr, ssr = generate.load(sr["tsr"]), generate.load(sr["ssr"])
+    assert "tsr" in tsr.condition and "ssr" in ssr.condition
     t = video_ops.run_operation("upsample time x2", clip, 8.0, tsr, tmp_path / "t", steps=2)
     assert t.frames.shape == (16, tsr.video.size, tsr.video.size, 3) and t.fps == 16.0
     s = video_ops.run_operation("upsample space x2", clip, 8.0, ssr, tmp_path / "s", steps=2)

@@ -18,13 +18,13 @@ def register(app: typer.Typer) -> None:
         """Start the web UI: generate, animate a photo and poke it, extend / interpolate / upsample a video."""
         from ..utils import VidiffError
 
+        if not 1 <= port <= 65535:
+            raise VidiffError(f"--port must be between 1 and 65535; got {port}")
         try:
             from ..ui.app import launch  # gradio: loaded when the command runs
         except ModuleNotFoundError as e:
             if e.name != "gradio":
                 raise
             raise VidiffError("the web UI needs gradio: pip install 'vidiff[ui]'") from None
-        if not 1 <= port <= 65535:
-            raise VidiffError(f"--port must be between 1 and 65535; got {port}")
         typer.echo(f"vidiff ui on http://{host}:{port}/ (Ctrl+C stops it)")
         launch(host=host, port=port, share=share, runs_dir=runs)

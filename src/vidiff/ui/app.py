@@ -148,7 +148,7 @@ class App:
             kind = "tsr" if "time" in operation else "ssr"
             if kind not in self.sr:
                 raise VidiffError(f"no {kind.upper()} model is installed; train one with scripts/train_cascade.sh")
-            pipe = generate.pipeline_for(self.sr[kind].name, {self.sr[kind].name: self.sr[kind]})
+            pipe = generate.load(self.sr[kind])
         res = video_ops.run_operation(operation, video, fps, pipe, self.out_dir(), frames=frames, factor=factor,
                                       steps=steps, seed=seed)
         return str(res.mp4), res.summary

@@ -70,15 +70,16 @@ def model_choices(runs_dir: str | Path | None = "runs") -> dict[str, Path]:
 
 
 @lru_cache(maxsize=4)
-def _load(folder: str) -> VideoPipeline:
-    return load_pipeline(folder)
+def load(folder: str | Path) -> VideoPipeline:
+    """The pipeline of a checkpoint folder found by the app (never a path typed in the page), kept loaded."""
+    return load_pipeline(str(folder))
 
 
 def pipeline_for(label: str, choices: dict[str, Path]) -> VideoPipeline:
     """The pipeline behind a dropdown label; only labels of `choices` are accepted (no path from the page)."""
     if label not in choices:
         raise VidiffError(f"unknown model {label!r}; pick one of the list ({', '.join(choices) or 'none found'})")
-    return _load(str(choices[label]))
+    return load(choices[label])
 
 
 def model_inputs(pipe: VideoPipeline) -> ModelInputs:

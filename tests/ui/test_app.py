@@ -1,5 +1,6 @@
 """The app layer without a browser: errors become one line, clicks map back to photo pixels, uploads
 reach the handlers undecoded."""
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 gr = pytest.importorskip("gradio", reason="the web UI needs the [ui] extra")
 
 from vidiff.ui import animate  # noqa: E402
-from vidiff.ui.app import App, PhotoUpload, build_app, one_line_errors  # noqa: E402
+from vidiff.ui.app import App, build_app, one_line_errors, photo_upload  # noqa: E402
 from vidiff.utils import VidiffError  # noqa: E402
 
 
@@ -42,7 +43,7 @@ def test_clicks_on_the_upscaled_canvas_map_to_photo_pixels(tmp_path):
 def test_photo_upload_hands_over_the_path_undecoded(tmp_path):
     junk = tmp_path / "x.png"
     junk.write_text("not an image")
-    box = PhotoUpload(type="filepath")
+    box = photo_upload(label="photo")
     assert box.get_block_name() == "image"
     from gradio.data_classes import ImageData
 
@@ -53,6 +54,9 @@ def test_photo_upload_hands_over_the_path_undecoded(tmp_path):
 def test_the_page_builds_with_a_queue_of_one(tmp_path):
     demo = build_app(runs_dir=None, out_root=tmp_path)
     assert demo.title == "vidiff"
+    import vidiff.ui
+
+    assert not list(Path(vidiff.ui.__file__).parent.glob("*.pyi"))  # Gradio wrote no stubs into the package
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
     assert {"gen-run", "anim-run", "poke-canvas", "op-run"} <= ids
     heavy = [f for f in demo.fns.values() if f.name in ("generate", "animate", "poke", "poke_after_click", "video_op")]

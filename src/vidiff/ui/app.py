@@ -46,15 +46,13 @@ def one_line_errors(fn):
     return wrapper
 
 
-class PhotoUpload(gr.Image):
+def photo_upload(**kwargs) -> gr.Image:
     """An image box whose upload reaches the handler as its path on the server, undecoded: the handler
     reads it by content (`uploads.read_photo`), so a bad file is answered by one line, not Gradio's
-    decoder error. (`is_template`: the page draws it as an ordinary image box.)"""
-
-    is_template = True
-
-    def preprocess(self, payload):
-        return None if payload is None else payload.path
+    decoder error. (An instance override: a Component subclass would make Gradio write a .pyi stub.)"""
+    box = gr.Image(type="filepath", sources=["upload"], **kwargs)
+    box.preprocess = lambda payload: None if payload is None else payload.path
+    return box
 
 
 class App:
@@ -172,7 +170,7 @@ def build_app(runs_dir: str | Path | None = "runs", out_root: str | Path | None 
                     model_info = gr.Markdown()
                     prompt = gr.Textbox(label="prompt", visible=False, elem_id="gen-prompt")
                     class_id = gr.Slider(0, 1, value=0, step=1, label="class", visible=False)
-                    first = PhotoUpload(type="filepath", label="first frame", sources=["upload"], visible=False,
+                    first = photo_upload(label="first frame", visible=False,
                                      elem_id="gen-image")
                     with gr.Row():
                         sampler = gr.Dropdown(list(SAMPLERS), value="ddpm", label="sampler")
@@ -197,7 +195,7 @@ def build_app(runs_dir: str | Path | None = "runs", out_root: str | Path | None 
             photo_state, motion_state, poke_state = gr.State(None), gr.State(None), gr.State({"start": None, "end": None})
             with gr.Row():
                 with gr.Column():
-                    photo = PhotoUpload(type="filepath", label="photo", sources=["upload"], height=280,
+                    photo = photo_upload(label="photo", height=280,
                                      elem_id="anim-photo")
                     with gr.Row():
                         a_seed = gr.Number(0, precision=0, label="seed")

@@ -226,7 +226,8 @@ def test_torchscript_i3d_prints_trust_notice(tmp_path, capsys):
 
 # --- the command line: one subprocess per behaviour family, sharing one folder ------------------------
 
-SAMPLE = ["sample", "--model", "shapes-tiny", "--steps", "1", "--sampler", "ddim", "--out", "runs", "--format", "npy,gif"]
+SAMPLE = ["sample", "--model", "shapes-tiny", "--steps", "1", "--sampler", "ddim", "--out", "runs",
+          "--format", "npy,gif"]
 EVAL = ["eval", "--real", "real.npy", "--fake", "fake", "--metrics", "psnr", "--frames", "4"]
 
 

@@ -141,7 +141,10 @@ def load_yaml_or_json(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise VidiffError(f"config file not found: {path}")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise VidiffError(f"cannot read config {path}: {type(e).__name__}; give a YAML or JSON text file") from None
     try:
         if path.suffix in (".yaml", ".yml"):
             import yaml

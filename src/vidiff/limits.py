@@ -102,7 +102,8 @@ def activation_elements(model_config: Any, frames: int, height: int, width: int)
                     f = max(1, f // 2)
         return int(total)
     if arch == "dit":
-        tokens = max(1, frames // max(1, cfg.patch_t)) * max(1, height // cfg.patch_size) * max(1, width // cfg.patch_size)
+        p = cfg.patch_size
+        tokens = max(1, frames // max(1, cfg.patch_t)) * max(1, height // p) * max(1, width // p)
         return int(tokens * cfg.hidden_size * (1 + cfg.mlp_ratio) * cfg.depth)
     return int(64 * frames * height * width)
 
@@ -188,5 +189,6 @@ def _torch_threads() -> int:
         return 1
 
 
-__all__ = ["check_frames_memory", "parse_bytes", "sampling_seconds", "check_memory", "check_positive", "check_sampling", "check_training", "estimate_sampling_bytes",
-           "estimate_training_bytes", "eta_notice", "free_memory_bytes", "activation_elements"]
+__all__ = ["activation_elements", "check_frames_memory", "check_memory", "check_positive", "check_sampling",
+           "check_training", "estimate_sampling_bytes", "estimate_training_bytes", "eta_notice", "free_memory_bytes",
+           "parse_bytes", "sampling_seconds"]

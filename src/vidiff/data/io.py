@@ -120,8 +120,10 @@ def load_npy(path: str | Path, mmap: bool = False) -> np.ndarray:
             is_npy = fh.read(6) == b"\x93NUMPY"
         arr = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - numpy raises ValueError/OSError/EOFError on bad files
-        what = "it holds Python objects" if is_npy and "allow_pickle" in str(e) else "not a valid .npy file"
-        raise VidiffError(f"cannot read {path}: {what}; give a uint8 array (N, F, H, W, 3) saved with numpy.save") from None
+        objects = is_npy and ("allow_pickle" in str(e) or "object" in str(e).lower())
+        what = "it holds Python objects" if objects else "not a valid .npy file"
+        raise VidiffError(f"cannot read {path}: {what}; give a uint8 array (N, F, H, W, 3) saved with numpy.save"
+                          ) from None
     if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "uifb":
         raise VidiffError(f"cannot read {path}: expected a numeric array, got dtype {getattr(arr, 'dtype', type(arr))}")
     return arr
@@ -307,17 +309,20 @@ def check_output(path: str | Path, option: str = "--out", kind: str = "file") ->
 
 def check_scale(scale: int, frames_shape: tuple[int, ...], option: str = "--scale") -> None:
     """Refuse a viewing upscale below 1 or one whose largest frame would not fit in memory, up front.
-    `frames_shape` is the (F, H, W) of one video to be upscaled."""
-    from ..limits import check_memory
+    `frames_shape` is the (F, H, W) of one video to be upscaled. A video too large even before the
+    upscale is left to the step that makes it, which refuses it naming its own option."""
+    from ..limits import check_memory, free_memory_bytes
 
     if scale < 1:
         raise VidiffError(f"{option} must be at least 1; got {scale}")
     f, h, w = frames_shape[-3:]
+    if max(h, w) > 16384 or 3 * f * h * w * 3 > free_memory_bytes():
+        return
     side = max(h, w) * scale
     if side > 16384:
         raise VidiffError(f"{option} {scale} on {w}x{h} frames makes {side}-pixel frames; H.264 and GIF stop at "
                           f"16384: lower {option}, or write --format npy")
-    check_memory(int(f * h * w * 3 * scale * scale * 3), f"upscaling {f} frames of {w}x{h} by {option} {scale}",
+    check_memory(int(f * h * w * 3 * scale * scale * 3), f"writing {f} frames of {w}x{h} upscaled by {option} {scale}",
                  f"lower {option}, or write --format npy")
 
 

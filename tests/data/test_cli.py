@@ -63,12 +63,3 @@ def test_vidiff_main_prints_one_line(tmp_path, capsys):
     assert main(["data", "check", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "not found" in err
-
-
-def test_curate_command(tmp_path):
-    a, _ = synth.render_shapes(1, 16, 32, seed=0)
-    write_npy(tmp_path / "src" / "a.npy", np.concatenate([a[0], np.repeat(a[0, :1], 8, axis=0)]))
-    r = CliRunner().invoke(_app(), ["data", "curate", str(tmp_path / "src"), str(tmp_path / "out"), "--frames", "8"])
-    assert r.exit_code == 0, r.output
-    assert "2 clip(s) from 1 video(s)" in r.output and "1 clip(s) rejected for motion" in r.output
-    assert len(list((tmp_path / "out").glob("*.mp4"))) == 2

@@ -1,47 +1,162 @@
-"""Curation: cuts found exactly at shot boundaries, none inside a shot; still clips filtered out."""
+"""Curation: cuts at known splice points, flow motion of a known translation, the filters, dedupe,
+shards + manifest, re-filtering without decoding, resume, bad input."""
 import json
+import tarfile
 
+import cv2
 import numpy as np
 import pytest
 
-from vidiff.data import curate, io, synth
+from vidiff.data import curate as C
+from vidiff.data import curate_scores as S
+from vidiff.data import io, synth
 from vidiff.utils import VidiffError
 
 
-def _three_shots():
-    a, _ = synth.render_shapes(1, 16, 32, seed=0)            # moving shape on black
-    b, _ = synth.render_shapes(1, 16, 32, seed=1)
-    b = np.maximum(b[0], 110).astype(np.uint8)               # another shot: grey background
-    c = np.full((16, 32, 32, 3), (30, 60, 200), np.uint8)    # a still blue shot
-    return np.concatenate([a[0], b, c])
+def _texture(seed: int, size: int = 400) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = cv2.GaussianBlur((rng.random((size, size, 3)) * 255).astype(np.uint8), (0, 0), 2)
+    return cv2.normalize(t, None, 0, 255, cv2.NORM_MINMAX)
 
 
-def test_histogram_distance_oracle():
-    black, white = np.zeros((1, 4, 4, 3), np.uint8), np.full((1, 4, 4, 3), 255, np.uint8)
-    half = black.copy()
-    half[:, :2] = 255
-    d = curate.histogram_distances(np.concatenate([black, white, half, half]))
-    np.testing.assert_allclose(d, [1.0, 0.5, 0.0])           # total variation of the colour histograms
-    assert curate.motion_score(np.concatenate([black, white])) == pytest.approx(1.0, abs=1e-3)
+def _panning(seed: int, frames: int, step: float, size: int = 64) -> np.ndarray:
+    """A textured view translating `step` pixels per frame to the right: flow magnitude = step."""
+    t = _texture(seed)
+    return np.stack([t[20:20 + size, int(20 + step * i):int(20 + step * i) + size] for i in range(frames)])
 
 
-def test_cuts_at_shot_boundaries_and_motion_filter():
-    v = _three_shots()
-    assert curate.scene_cuts(v) == [16, 32]
-    clips = curate.split_clips(v, 8)
-    assert [c.start for c in clips] == [0, 8, 16, 24]        # the still shot is dropped
-    assert all(c.motion > 0.002 for c in clips)
-    assert curate.motion_score(v[32:]) == 0.0
+def test_cuts_at_splice_points():
+    a, _ = synth.render_shapes(1, 24, 64, seed=0)
+    b = _panning(1, 24, 1.0)
+    c = np.maximum(synth.render_shapes(1, 24, 64, seed=2)[0][0], 110).astype(np.uint8)
+    v = np.concatenate([a[0], b, c])
+    for method in ("content", "adaptive"):
+        assert S.detect_cuts(v, method, min_scene_len=8) == [24, 48], method
+    assert S.detect_cuts(b, "adaptive", min_scene_len=8) == []           # a pan is not a cut
+    assert C.clip_spans(72, [24, 48], 16, 64) == [(0, 24), (24, 24), (48, 24)]
+    assert C.clip_spans(100, [10], 16, 40) == [(10, 40), (50, 40)]       # shot 0..10 too short, tail of 10 dropped
 
 
-def test_curate_writes_clips_and_metadata(tmp_path):
-    io.write_npy(tmp_path / "src" / "long.npy", _three_shots())
-    (tmp_path / "src" / "broken.mp4").write_bytes(b"junk")
-    stats = curate.curate(tmp_path / "src", tmp_path / "out", clip_frames=8, progress=False)
-    assert stats == {"videos": 1, "unreadable": 1, "cuts": 2, "clips": 4, "rejected_motion": 2}
-    recs = [json.loads(x) for x in (tmp_path / "out" / "metadata.jsonl").read_text().splitlines()]
-    assert [r["start"] for r in recs] == [0, 8, 16, 24] and recs[0]["source"] == "long.npy"
-    assert io.read_video(tmp_path / "out" / recs[0]["file"]).shape == (8, 32, 32, 3)
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(VidiffError, match="no videos found"):
-        curate.curate(tmp_path / "empty", tmp_path / "x")
+def test_flow_motion_oracle():
+    assert S.flow_motion(_panning(0, 10, 2.0)) == pytest.approx(2.0, abs=0.1)
+    assert S.flow_motion(_panning(0, 10, 5.0)) == pytest.approx(5.0, abs=0.25)
+    assert S.flow_motion(_panning(0, 10, 0.0)) == pytest.approx(0.0, abs=1e-3)
+
+
+def test_sharpness_brightness_and_hashes():
+    v = _panning(0, 8, 1.0)
+    blurred = np.stack([cv2.GaussianBlur(f, (0, 0), 3) for f in v])
+    assert S.sharpness(blurred) < 0.2 * S.sharpness(v)
+    assert S.brightness(v // 8) < 0.1 < S.brightness(v)
+    noisy = np.clip(v.astype(int) + np.random.default_rng(0).integers(-6, 7, v.shape), 0, 255).astype(np.uint8)
+    h = [S.clip_hashes(v), S.clip_hashes(_panning(5, 8, 1.0)), S.clip_hashes(noisy), S.clip_hashes(v[::-1])]
+    assert S.hash_distance(h[0], h[2]) <= 4 and S.hash_distance(h[0], h[1]) > 12
+    assert S.near_duplicates(h, 6.0) == [2]                               # the noisy copy only
+
+
+@pytest.mark.skipif(not S.ocr_available(), reason="tesseract is not installed")
+def test_text_area_finds_an_overlay():
+    frame = np.full((192, 256, 3), 40, np.uint8)
+    assert S.text_area(frame) == 0.0
+    cv2.putText(frame, "BREAKING NEWS", (10, 110), cv2.FONT_HERSHEY_SIMPLEX, 1.0, (255, 255, 255), 2)
+    assert S.text_area(frame) > 0.02
+
+
+def _raw(tmp_path):
+    raw = tmp_path / "raw"
+    io.write_mp4(raw / "moving.mp4", _panning(0, 24, 1.5), fps=8)
+    io.write_mp4(raw / "still.mp4", _panning(1, 24, 0.0), fps=8)
+    io.write_mp4(raw / "fast.mp4", _panning(2, 24, 6.0)[:, :, ::-1], fps=8)     # 6 px/frame leftwards
+    (raw / "copy.mp4").write_bytes((raw / "moving.mp4").read_bytes())
+    io.write_npy(raw / "two_shots.npy", np.concatenate([_panning(3, 20, 1.0), _panning(4, 20, 1.0)[:, ::-1]]))
+    (raw / "broken.mp4").write_bytes(b"not a video")
+    return raw
+
+
+CFG = C.CurateConfig(min_frames=16, max_frames=64, min_scene_len=8, ocr=False)
+# motion bounds for 64 px frames (the analysis size leaves them as they are)
+FILTERS = C.Filters(min_motion=0.05, max_motion=3.0)
+
+
+def _curate(raw, out, **kw):
+    return C.curate(raw, out, CFG, FILTERS, engine="process", shard_size=2, progress=False, **kw)
+
+
+def test_curate_filters_shards_and_refilter(tmp_path, monkeypatch):
+    raw, out = _raw(tmp_path), tmp_path / "ds"
+    counts = _curate(raw, out)
+    m = json.loads((out / C.MANIFEST).read_text())
+    by_source = {}
+    for c in m["clips"]:
+        by_source.setdefault(c["source"], []).append(c)
+    assert by_source["still.mp4"][0]["dropped_by"] == ["static"]
+    assert by_source["fast.mp4"][0]["dropped_by"] == ["too_fast"]
+    # sources are taken in name order: copy.mp4 comes first and is kept, moving.mp4 is its duplicate
+    assert by_source["moving.mp4"][0]["dropped_by"] == ["duplicate"] and by_source["copy.mp4"][0]["keep"]
+    assert [(c["start"], c["frames"]) for c in by_source["two_shots.npy"]] == [(0, 20), (20, 20)]
+    assert by_source["copy.mp4"][0]["reencoded"] is False               # starts on a keyframe: stream copy
+    assert counts["static"] == counts["too_fast"] == counts["duplicate"] == 1
+    assert counts["unreadable"] == 1 and counts["kept"] == 3 and counts["shards"] == 2
+    # WebDataset shards: KEY.mp4 + KEY.json, the kept clips in order; the copied clip decodes to its frames
+    with tarfile.open(out / "000000.tar") as t:
+        names = t.getnames()
+        recs = [json.loads(t.extractfile(n).read()) for n in names[1::2]]
+        (tmp_path / "clip.mp4").write_bytes(t.extractfile(names[0]).read())
+    kept = [c for c in m["clips"] if c["keep"]]
+    assert names == [f"{c['key']}.{e}" for c in kept[:2] for e in ("mp4", "json")]
+    assert [r["index"] for r in recs] == [0, 1] and recs[0]["scores"] == kept[0]["scores"]
+    assert io.read_video(tmp_path / "clip.mp4").shape == (24, 64, 64, 3)
+    for f in ("histograms.png", "contact_sheet.png", "report.json"):
+        assert (out / "report" / f).stat().st_size > 0
+    # re-filtering reads scores only: nothing is decoded again
+    monkeypatch.setattr(C, "process_source", lambda job: pytest.fail("re-filtering decoded a video"))
+    monkeypatch.setattr(io, "read_video", lambda *a, **k: pytest.fail("re-filtering decoded a video"))
+    counts = C.refilter(out, min_motion=-1.0, max_motion=100.0)
+    assert counts["static"] == counts["too_fast"] == 0 and counts["kept"] == 5 and counts["shards"] == 3
+    assert json.loads((out / C.MANIFEST).read_text())["filters"]["min_motion"] == -1.0
+    assert not (out / "000003.tar").exists()
+
+
+def test_resume_skips_finished_parts_and_matches(tmp_path, monkeypatch):
+    raw = _raw(tmp_path)
+    _curate(raw, tmp_path / "full")
+    whole = json.loads((tmp_path / "full" / C.MANIFEST).read_text())
+    with pytest.raises(VidiffError, match="--resume"):
+        _curate(raw, tmp_path / "full")
+    # an interrupted run: parts 0 and 1 finished, the rest never started
+    out = tmp_path / "cut"
+    real = C.process_source
+
+    def dies_after_two(job):
+        if job["index"] >= 2:
+            raise KeyboardInterrupt
+        return real(job)
+
+    monkeypatch.setattr(C, "process_source", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        _curate(raw, out)
+    done = {p.name: p.stat().st_mtime_ns for p in (out / "parts").iterdir()}
+    assert sorted(done) == ["000000.json", "000001.json", "000001.tar"]     # 0 is broken.mp4: no clips
+    seen = []
+    monkeypatch.setattr(C, "process_source", lambda job: seen.append(job["index"]) or real(job))
+    _curate(raw, out, resume=True)
+    assert seen == [2, 3, 4, 5]
+    assert all((out / "parts" / n).stat().st_mtime_ns == t for n, t in done.items())
+    resumed = json.loads((out / C.MANIFEST).read_text())
+    for k in ("clips", "counts", "filters", "config"):
+        assert resumed[k] == whole[k], k
+    with pytest.raises(VidiffError, match="other settings"):
+        C.curate(raw, out, C.CurateConfig(min_frames=8), FILTERS, engine="process", resume=True, progress=False)
+
+
+def test_bad_inputs(tmp_path):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.mp4").write_bytes(b"x")
+    with pytest.raises(VidiffError, match="none of the 1 video"):
+        _curate(tmp_path / "junk", tmp_path / "o1")
+    (tmp_path / "busy").mkdir()
+    (tmp_path / "busy" / "notes.txt").write_text("mine")
+    with pytest.raises(VidiffError, match="not empty"):
+        _curate(tmp_path / "junk", tmp_path / "busy")
+    with pytest.raises(VidiffError, match="holds no manifest"):
+        C.refilter(tmp_path / "busy")

@@ -55,7 +55,7 @@ def _load_for_check(path: Path, limit: int | None):
     return videos, (expected if any(expected) else None), skipped
 
 
-app = typer.Typer(no_args_is_help=True, help="Datasets: synthetic generators and the shapes quality checker.")
+app = typer.Typer(no_args_is_help=True, help="Datasets: synthetic generators, the shapes quality checker and curation into shards.")
 synth_app = typer.Typer(no_args_is_help=True, help="Generate synthetic video datasets.")
 app.add_typer(synth_app, name="synth")
 
@@ -126,21 +126,75 @@ def check(
 
 @app.command("curate")
 def curate(
-    src: Annotated[Path, typer.Argument(help="Folder of raw videos (or one video).")],
-    out_dir: Annotated[Path, typer.Argument(help="Folder for the clips and metadata.jsonl.")],
-    frames: Annotated[int, typer.Option(min=1, help="Frames per clip.")] = 16,
-    cut_threshold: Annotated[float, typer.Option(help="Histogram distance (0..1) that marks a shot cut.")] = 0.4,
-    min_motion: Annotated[float, typer.Option(help="Drop clips whose mean frame difference is below this.")] = 0.002,
-    max_motion: Annotated[float, typer.Option(help="Drop clips whose mean frame difference is above this.")] = 0.25,
-    fps: Annotated[float, typer.Option(callback=positive, help="Frames per second of the written clips.")] = 8.0,
+    src: Annotated[Path, typer.Argument(help="Folder of raw videos (or one video); metadata.jsonl captions are kept.")],
+    out: Annotated[Path, typer.Option("--out", help="Dataset folder: WebDataset shards, manifest.json, report/.")],
+    workers: Annotated[int, typer.Option(min=1, help="Parallel workers (Ray tasks or processes).")] = 1,
+    ray: Annotated[Optional[str], typer.Option("--ray", help="Ray cluster address (host:6379 or ray://host:10001); "
+                                                            "default: Ray in local mode.")] = None,
+    engine: Annotated[str, typer.Option(help="auto (Ray when installed), ray or process.")] = "auto",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted curation in --out.")] = False,
+    min_frames: Annotated[int, typer.Option(min=2, help="Shortest clip in frames.")] = 16,
+    max_frames: Annotated[int, typer.Option(min=2, help="Longer shots are cut into clips of this many frames.")] = 64,
+    detector: Annotated[str, typer.Option(help="PySceneDetect detector: adaptive or content.")] = "adaptive",
+    cut_threshold: Annotated[Optional[float], typer.Option(help="Detector threshold (adaptive 3.0, content 27).")] = None,
+    ocr: Annotated[bool, typer.Option("--ocr/--no-ocr", help="Measure on-screen text with tesseract.")] = True,
+    shard_size: Annotated[int, typer.Option(min=1, help="Clips per shard.")] = 256,
+    min_motion: Annotated[Optional[float], typer.Option(help="Drop clips with less optical flow (px/frame at 256 px).")] = 0.05,
+    max_motion: Annotated[Optional[float], typer.Option(help="Drop clips with more optical flow (px/frame at 256 px).")] = 24.0,
+    caption_query: Annotated[Optional[str], typer.Option(help="Keep captioned clips similar to this text.")] = None,
+    min_caption_similarity: Annotated[Optional[float], typer.Option(help="MiniLM cosine bound for --caption-query.")] = None,
 ) -> None:
-    """Cut raw videos into clips that stay inside one shot and move enough (scene-cut + motion filter)."""
-    from ..data.curate import curate as curate_videos
+    """Stable Video Diffusion's curation: shot cuts, clips, motion / blur / darkness / aspect / text / caption
+    filters and near-duplicate removal, written as WebDataset shards with every clip's scores in manifest.json."""
+    from dataclasses import replace
 
-    stats = curate_videos(src, out_dir, frames, cut_threshold, min_motion, max_motion, fps)
-    typer.echo(f"{stats['clips']} clip(s) from {stats['videos']} video(s) written to {out_dir} "
-               f"({stats['cuts']} cut(s), {stats['rejected_motion']} clip(s) rejected for motion, "
-               f"{stats['unreadable']} unreadable)")
+    from ..data.curate import CurateConfig, Filters, curate as curate_videos
+
+    if detector not in ("adaptive", "content"):
+        raise typer.BadParameter(f"{detector!r}: use adaptive or content", param_hint="--detector")
+    cfg = CurateConfig(min_frames=min_frames, max_frames=max_frames, detector=detector,
+                       cut_threshold=cut_threshold, ocr=ocr)
+    filters = replace(Filters(), min_motion=min_motion, max_motion=max_motion, caption_query=caption_query,
+                      min_caption_similarity=min_caption_similarity)
+    t0 = time.perf_counter()
+    counts = curate_videos(src, out, cfg, filters, workers=workers, engine=engine, ray_address=ray,
+                           resume=resume, shard_size=shard_size)
+    _print_counts(counts, out, time.perf_counter() - t0)
+
+
+def _print_counts(counts: dict, out: Path, seconds: float) -> None:
+    dropped = ", ".join(f"{k} {counts[k]}" for k in ("static", "too_fast", "blurry", "dark", "aspect", "text",
+                                                      "caption", "duplicate") if counts[k])
+    typer.echo(f"kept {counts['kept']} of {counts['clips']} clip(s) from {counts['sources'] - counts['unreadable']} "
+               f"video(s) ({counts['unreadable']} unreadable) in {counts['shards']} shard(s) in {out} "
+               f"({seconds:.1f} s); dropped: {dropped or 'none'}; report: {out / 'report'}")
+
+
+@app.command("filter")
+def filter_(
+    dataset: Annotated[Path, typer.Argument(help="Dataset folder written by vidiff data curate.")],
+    min_motion: Annotated[Optional[float], typer.Option(help="Optical-flow bounds (px/frame at 256 px).")] = None,
+    max_motion: Annotated[Optional[float], typer.Option()] = None,
+    min_sharpness: Annotated[Optional[float], typer.Option(help="Laplacian-variance bound (blur).")] = None,
+    min_brightness: Annotated[Optional[float], typer.Option(help="Mean-luma bound in [0, 1] (darkness).")] = None,
+    min_aspect: Annotated[Optional[float], typer.Option(help="Width / height bounds.")] = None,
+    max_aspect: Annotated[Optional[float], typer.Option()] = None,
+    max_text: Annotated[Optional[float], typer.Option(help="Largest fraction of the frame covered by text.")] = None,
+    dedupe_distance: Annotated[Optional[float], typer.Option(help="Perceptual-hash distance (bits of 64) "
+                                                                  "under which clips are duplicates.")] = None,
+    caption_query: Annotated[Optional[str], typer.Option(help="Keep captioned clips similar to this text.")] = None,
+    min_caption_similarity: Annotated[Optional[float], typer.Option()] = None,
+) -> None:
+    """Re-filter a curated dataset with new thresholds from its stored scores (no video is decoded);
+    rewrites the shards, manifest.json and the report. Options left out keep their current values."""
+    from ..data.curate import refilter
+
+    t0 = time.perf_counter()
+    counts = refilter(dataset, min_motion=min_motion, max_motion=max_motion, min_sharpness=min_sharpness,
+                      min_brightness=min_brightness, min_aspect=min_aspect, max_aspect=max_aspect,
+                      max_text=max_text, dedupe_distance=dedupe_distance, caption_query=caption_query,
+                      min_caption_similarity=min_caption_similarity)
+    _print_counts(counts, dataset, time.perf_counter() - t0)
 
 
 def register(parent: typer.Typer) -> None:

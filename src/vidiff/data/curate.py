@@ -1,107 +1,445 @@
-"""Curation of raw videos into training clips: shot cuts by colour-histogram differences, a motion filter.
+"""Curation of raw videos into a training set of WebDataset shards (Stable Video Diffusion's pipeline).
 
-A cut is declared between frames t-1 and t when the histogram distance d_t = 1/2 sum |h_t - h_{t-1}|
-(total variation between per-channel colour histograms, in [0, 1]) exceeds `cut_threshold`.
-Motion is the mean absolute difference of consecutive grey frames, in [0, 1].
+`curate(RAW_DIR, DATASET)` does, per source video (in parallel: Ray Data, else a process pool):
+shot cuts (PySceneDetect), clips of `min_frames..max_frames` frames inside each shot, cut from the
+source without re-encoding when a clip starts on a keyframe (else re-encoded with H.264, recorded as
+"reencoded"), and every score of `curate_scores` per clip. Each source's clips and scores go to
+`DATASET/parts/NNNNNN.tar` + `.json`, written atomically, so an interrupted run resumes by skipping
+finished parts. Then, in the driver, the filters (thresholds in `Filters`) and near-duplicate removal
+decide which clips are kept; kept clips are copied into `DATASET/000000.tar, 000001.tar, ...`
+(WebDataset: `KEY.mp4` + `KEY.json` with the clip's metadata and scores), and `manifest.json` keeps
+every clip's scores, so `refilter` applies new thresholds without decoding any video.
 """
 from __future__ import annotations
 
+import io as _io
 import json
-from dataclasses import dataclass
+import math
+import socket
+import subprocess
+import tarfile
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
-from ..utils import VidiffError, atomic_path
+from ..utils import VidiffError, atomic_path, atomic_write_text, notice
+from . import curate_scores as S
+from .io import VIDEO_EXTS, list_videos, read_video, video_fps, write_mp4
+from .synth import read_metadata
 
-
-def colour_histograms(frames: np.ndarray, bins: int = 16) -> np.ndarray:
-    """Per-frame normalized RGB histograms, (F, 3 * bins), each channel summing to 1/3."""
-    f = frames.shape[0]
-    q = (frames.reshape(f, -1, 3).astype(np.int64) * bins) // 256           # (F, P, 3) bin per channel
-    q = q + np.arange(3) * bins                                               # channels in separate bins
-    h = np.stack([np.bincount(x.ravel(), minlength=3 * bins) for x in q]).astype(np.float64)
-    return h / h.sum(axis=1, keepdims=True)
-
-
-def histogram_distances(frames: np.ndarray, bins: int = 16) -> np.ndarray:
-    """d_t for t = 1..F-1: total variation distance between consecutive colour histograms, (F-1,)."""
-    h = colour_histograms(frames, bins)
-    return 0.5 * np.abs(np.diff(h, axis=0)).sum(axis=1)
-
-
-def scene_cuts(frames: np.ndarray, cut_threshold: float = 0.4, bins: int = 16) -> list[int]:
-    """Frame indices t where a new shot starts (a cut between t-1 and t)."""
-    if len(frames) < 2:
-        return []
-    return [int(t) + 1 for t in np.flatnonzero(histogram_distances(frames, bins) > cut_threshold)]
-
-
-def motion_score(frames: np.ndarray) -> float:
-    """Mean |grey_t - grey_{t-1}| / 255 over the clip (0 for a still clip)."""
-    if len(frames) < 2:
-        return 0.0
-    grey = frames.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)  # (F, H, W)
-    return float(np.abs(np.diff(grey, axis=0)).mean() / 255)
+MANIFEST, CONFIG = "manifest.json", "curate.json"
+COPYABLE_CODECS = ("h264", "hevc", "mpeg4", "av1", "vp9")  # stream-copied into .mp4 without re-encoding
 
 
 @dataclass(frozen=True)
-class Clip:
-    """One curated clip: frames [start, start + length) of `source`."""
+class CurateConfig:
+    """How clips are cut and measured (changing it means recomputing; saved as DATASET/curate.json)."""
 
-    source: str
-    start: int
-    length: int
-    motion: float
+    min_frames: int = 16          # shots (or their last piece) shorter than this give no clip
+    max_frames: int = 64          # longer shots are cut into pieces of this many frames
+    detector: str = "adaptive"    # PySceneDetect detector: "adaptive" or "content"
+    cut_threshold: float | None = None  # the detector's threshold (None: its default, 3.0 / 27)
+    min_scene_len: int = 15       # frames between two cuts at least
+    ocr: bool = True              # measure on-screen text (needs tesseract)
 
 
-def split_clips(frames: np.ndarray, clip_frames: int, cut_threshold: float = 0.4,
-                min_motion: float = 0.002, max_motion: float = 0.25, source: str = "") -> list[Clip]:
-    """Non-overlapping clips of `clip_frames` inside each shot, kept when min_motion <= motion <= max_motion."""
-    bounds = [0] + scene_cuts(frames, cut_threshold) + [len(frames)]
-    clips = []
+@dataclass(frozen=True)
+class Filters:
+    """Thresholds deciding which clips are kept; None disables a bound. Motion is in pixels per frame at
+    the analysis size (long side 256), sharpness the Laplacian variance, brightness mean luma in [0, 1],
+    aspect width / height, text the fraction of the frame covered by OCR'd words, dedupe the mean Hamming
+    distance (bits of 64) under which a clip is a near-duplicate of an earlier one."""
+
+    min_motion: float | None = 0.05
+    max_motion: float | None = 24.0
+    min_sharpness: float | None = 15.0
+    min_brightness: float | None = 0.06
+    min_aspect: float | None = 0.5
+    max_aspect: float | None = 2.5
+    max_text: float | None = 0.03
+    dedupe_distance: float | None = 6.0
+    caption_query: str | None = None
+    min_caption_similarity: float | None = None
+
+
+FILTER_NAMES = ("static", "too_fast", "blurry", "dark", "aspect", "text", "caption", "duplicate")
+
+
+# --- one source video -------------------------------------------------------------------------------------
+def _keyframes(path: Path) -> tuple[set[int], str | None]:
+    """Frame indices of the keyframes of a video file and its codec name (PyAV); empty when unknown."""
+    try:
+        import av
+    except ImportError:
+        return set(), None
+    try:
+        with av.open(str(path)) as c:
+            s = c.streams.video[0]
+            pts = [(p.pts, p.is_keyframe) for p in c.demux(s) if p.pts is not None and p.size > 0]
+            codec = s.codec_context.name
+    except Exception:  # noqa: BLE001 - any container problem: re-encode instead
+        return set(), None
+    order = {v: i for i, v in enumerate(sorted(p for p, _ in pts))}
+    return {order[p] for p, k in pts if k}, codec
+
+
+def _ffmpeg_clip(src: Path, start: int, length: int, fps: float, copy: bool) -> bytes:
+    """Frames [start, start + length) of a video file as mp4 bytes: stream copy or H.264 re-encode."""
+    import imageio_ffmpeg
+
+    with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
+        tmp = Path(d) / "clip.mp4"
+        codec = ["-c:v", "copy"] if copy else ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18",
+                                               "-preset", "veryfast"]
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-ss", f"{start / fps:.6f}",
+               "-i", str(src), "-frames:v", str(length), "-an", *codec, "-f", "mp4", str(tmp)]
+        r = subprocess.run(cmd, capture_output=True)
+        if r.returncode != 0 or tmp.stat().st_size == 0:
+            raise VidiffError(f"ffmpeg could not cut {src} at frame {start}: {r.stderr.decode()[-200:].strip()}")
+        return tmp.read_bytes()
+
+
+def _read_analysis(path: Path, cfg: CurateConfig) -> dict:
+    """Decode a source once: analysis frames, full-size frames for non-file sources, cuts, fps, size."""
+    is_file = path.is_file() and path.suffix.lower() in VIDEO_EXTS
+    frames, full = [], None
+    if is_file:
+        cap = cv2.VideoCapture(str(path))
+        fps = cap.get(cv2.CAP_PROP_FPS) or video_fps(path)
+        det = S.CutDetector(cfg.detector, cfg.cut_threshold, cfg.min_scene_len, fps)
+        cuts, size = [], None
+        while True:
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            size = bgr.shape[1], bgr.shape[0]
+            rgb = S.analysis_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            cuts += det.push(len(frames), rgb)
+            frames.append(rgb)
+        cap.release()
+    else:
+        full = read_video(path)
+        fps, size = video_fps(path), (full.shape[2], full.shape[1])
+        det = S.CutDetector(cfg.detector, cfg.cut_threshold, cfg.min_scene_len, fps)
+        cuts = []
+        for t, fr in enumerate(full):
+            frames.append(S.analysis_frame(fr))
+            cuts += det.push(t, frames[-1])
+    if not frames:
+        raise VidiffError(f"cannot read video {path}: no frames could be decoded")
+    cuts = sorted({c for c in cuts + det.finish() if 0 < c < len(frames)})
+    return {"frames": frames, "full": full, "fps": float(fps), "size": size, "cuts": cuts, "is_file": is_file}
+
+
+def clip_spans(num_frames: int, cuts: list[int], min_frames: int, max_frames: int) -> list[tuple[int, int]]:
+    """(start, length) of the clips: each shot [cut_i, cut_i+1) cut into pieces of max_frames, pieces
+    shorter than min_frames dropped."""
+    bounds = [0, *cuts, num_frames]
+    spans = []
     for a, b in zip(bounds[:-1], bounds[1:]):
-        for s in range(a, b - clip_frames + 1, clip_frames):
-            m = motion_score(frames[s:s + clip_frames])
-            if min_motion <= m <= max_motion:
-                clips.append(Clip(source, s, clip_frames, m))
-    return clips
+        for s in range(a, b, max_frames):
+            n = min(max_frames, b - s)
+            if n >= min_frames:
+                spans.append((s, n))
+    return spans
 
 
-def curate(src: str | Path, out_dir: str | Path, clip_frames: int = 16, cut_threshold: float = 0.4,
-           min_motion: float = 0.002, max_motion: float = 0.25, fps: float = 8.0, progress: bool = True) -> dict:
-    """Cut every video under `src` into shot-internal clips that move enough (but not chaotically), write them
-    as MP4 into `out_dir` with `metadata.jsonl` (file, source, start, motion); return counts."""
+def process_source(job: dict) -> dict:
+    """Worker: cut, measure and store one source as parts/NNNNNN.tar + .json; returns {"index", "status"}."""
+    cv2.setNumThreads(1)
+    out, cfg = Path(job["out"]), CurateConfig(**job["config"])
+    part = out / "parts" / f"{job['index']:06d}"
+    path = Path(job["path"])
+    summary = {"source": job["rel"], "index": job["index"], "status": "ok", "clips": []}
+    try:
+        a = _read_analysis(path, cfg)
+    except VidiffError as e:
+        summary.update(status="unreadable", error=str(e))
+        atomic_write_text(part.with_suffix(".json"), json.dumps(summary))
+        return {"index": job["index"], "status": "unreadable"}
+    frames, fps = a["frames"], a["fps"]
+    w, h = a["size"]
+    keyframes, codec = _keyframes(path) if a["is_file"] else (set(), None)
+    summary.update(frames=len(frames), fps=fps, width=w, height=h, cuts=a["cuts"], codec=codec)
+    with atomic_path(part.with_suffix(".tar")) as tmp, tarfile.open(tmp, "w") as tar:
+        for k, (start, n) in enumerate(clip_spans(len(frames), a["cuts"], cfg.min_frames, cfg.max_frames)):
+            key = f"{job['index']:06d}_{k:04d}"
+            clip = frames[start:start + n]
+            copy = a["is_file"] and start in keyframes and codec in COPYABLE_CODECS
+            if a["is_file"]:
+                data = _ffmpeg_clip(path, start, n, fps, copy)
+            else:
+                with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
+                    data = write_mp4(Path(d) / "clip.mp4", a["full"][start:start + n], fps=fps).read_bytes()
+            mid = clip[len(clip) // 2]
+            scores = {"motion": S.flow_motion(clip), "sharpness": S.sharpness(clip),
+                      "brightness": S.brightness(clip), "aspect": w / h,
+                      "text": S.text_area(mid) if cfg.ocr else None}
+            rec = {"key": key, "source": job["rel"], "start": start, "frames": n, "fps": fps, "width": w,
+                   "height": h, "reencoded": not copy, "caption": job.get("caption"),
+                   "hashes": S.clip_hashes(clip), "scores": scores}
+            th = cv2.resize(mid, (max(1, round(96 * mid.shape[1] / mid.shape[0])), 96), interpolation=cv2.INTER_AREA)
+            png = cv2.imencode(".png", cv2.cvtColor(th, cv2.COLOR_RGB2BGR))[1].tobytes()
+            for name, payload in ((f"{key}.mp4", data), (f"{key}.json", json.dumps(rec).encode()),
+                                  (f"{key}.thumb.png", png)):
+                _add(tar, name, payload)
+            summary["clips"].append(rec)
+    atomic_write_text(part.with_suffix(".json"), json.dumps(summary))  # written last: the part is finished
+    return {"index": job["index"], "status": "ok"}
+
+
+def _add(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime, info.mode = len(payload), 0, 0o644
+    tar.addfile(info, _io.BytesIO(payload))
+
+
+# --- engines ------------------------------------------------------------------------------------------------
+def _check_ray_address(address: str) -> None:
+    """One line when nothing answers at a Ray address (host:port or ray://host:port)."""
+    if address == "auto":
+        return
+    hostport = address.split("://", 1)[-1].rsplit("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    try:
+        socket.create_connection((host or hostport, int(port or 6379)), timeout=5).close()
+    except (OSError, ValueError):
+        raise VidiffError(f"no Ray cluster answers at {address}; give its head's address (host:6379 or "
+                          "ray://host:10001) or leave --ray out to run locally") from None
+
+
+def run_jobs(jobs: list[dict], workers: int, engine: str, address: str | None = None, progress: bool = True) -> list[dict]:
+    """Run process_source over jobs: engine "ray" (Ray Data, local when address is None), "process" (a
+    process pool; in-process with 1 worker)."""
+    if not jobs:
+        return []
+    if engine == "ray":
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
+                     log_to_driver=False, configure_logging=False)
+        ds = ray.data.from_items(jobs, override_num_blocks=len(jobs))
+        return ds.map(process_source, num_cpus=1, concurrency=(1, workers)).take_all()
     from tqdm import tqdm
 
-    from .io import list_videos, read_video, write_mp4
+    if workers == 1:
+        return [process_source(j) for j in tqdm(jobs, desc="curating", unit="video", disable=not progress)]
+    import multiprocessing
 
-    if clip_frames < 2:
-        raise VidiffError(f"--frames must be at least 2, got {clip_frames}")
-    sources = list_videos(src)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(tqdm(pool.map(process_source, jobs), total=len(jobs), desc="curating", unit="video",
+                         disable=not progress))
+
+
+def pick_engine(engine: str, address: str | None) -> str:
+    """"auto" -> "ray" when ray is installed (or an address is given), else "process"."""
+    if engine not in ("auto", "ray", "process"):
+        raise VidiffError(f"unknown engine {engine!r}; use auto, ray or process")
+    try:
+        import ray  # noqa: F401
+        has_ray = True
+    except ImportError:
+        has_ray = False
+    if (engine == "ray" or address) and not has_ray:
+        raise VidiffError("Ray is not installed: pip install 'vidiff[data]', or use --engine process")
+    if engine == "auto":
+        return "ray" if has_ray else "process"
+    return engine
+
+
+# --- filters -------------------------------------------------------------------------------------------------
+def failed_filters(scores: dict, f: Filters) -> list[str]:
+    """Names of the per-clip filters a clip's scores fail (duplicates are decided across clips)."""
+    out = []
+
+    def below(x, lo):
+        return lo is not None and x is not None and x < lo
+
+    def above(x, hi):
+        return hi is not None and x is not None and x > hi
+
+    checks = (("static", below(scores["motion"], f.min_motion)), ("too_fast", above(scores["motion"], f.max_motion)),
+              ("blurry", below(scores["sharpness"], f.min_sharpness)),
+              ("dark", below(scores["brightness"], f.min_brightness)),
+              ("aspect", below(scores["aspect"], f.min_aspect) or above(scores["aspect"], f.max_aspect)),
+              ("text", above(scores.get("text"), f.max_text)),
+              ("caption", below(scores.get("caption_similarity"), f.min_caption_similarity)))
+    return [name for name, bad in checks if bad]
+
+
+def apply_filters(clips: list[dict], f: Filters) -> dict:
+    """Mark each clip `keep` / `dropped_by` in place; return counts per filter."""
+    if f.caption_query:
+        idx = [i for i, c in enumerate(clips) if c.get("caption")]
+        if idx:
+            sims = S.caption_similarity([clips[i]["caption"] for i in idx], f.caption_query)
+            for i, s in zip(idx, sims):
+                clips[i]["scores"]["caption_similarity"] = s
+        else:
+            notice("no clip has a caption (metadata.jsonl in RAW_DIR): the caption filter is skipped")
+    for c in clips:
+        if not f.caption_query:
+            c["scores"].pop("caption_similarity", None)
+        c["dropped_by"] = failed_filters(c["scores"], f)
+    if f.dedupe_distance is not None:
+        passing = [c for c in clips if not c["dropped_by"]]
+        for i in S.near_duplicates([c["hashes"] for c in passing], f.dedupe_distance):
+            passing[i]["dropped_by"].append("duplicate")
+    counts = {name: sum(name in c["dropped_by"] for c in clips) for name in FILTER_NAMES}
+    for c in clips:
+        c["keep"] = not c["dropped_by"]
+    counts.update(clips=len(clips), kept=sum(c["keep"] for c in clips))
+    return counts
+
+
+# --- the dataset folder -------------------------------------------------------------------------------------
+def _check_out(out: Path, raw: Path, cfg: CurateConfig, resume: bool) -> None:
+    saved = out / CONFIG
+    if saved.exists():
+        prev = json.loads(saved.read_text())
+        if not resume:
+            raise VidiffError(f"{out} already holds a curated dataset; pass --resume to continue it "
+                              "or choose another --out")
+        if prev.get("config") != asdict(cfg) or prev.get("raw") != str(raw.resolve()):
+            raise VidiffError(f"{out} was curated from {prev.get('raw')} with other settings "
+                              f"({prev.get('config')}); resume with the same ones or choose another --out")
+    elif out.exists() and (out.is_file() or any(out.iterdir())):
+        raise VidiffError(f"{out} is not empty and holds no curated dataset; choose a new or empty --out")
+
+
+def curate(raw: str | Path, out: str | Path, cfg: CurateConfig = CurateConfig(), filters: Filters = Filters(),
+           workers: int = 1, engine: str = "auto", ray_address: str | None = None, resume: bool = False,
+           shard_size: int = 256, progress: bool = True) -> dict:
+    """Curate every video under `raw` into the dataset folder `out`; return the counts (see module doc)."""
+    raw, out = Path(raw), Path(out)
+    if cfg.min_frames < 2 or cfg.max_frames < cfg.min_frames:
+        raise VidiffError(f"clip lengths must satisfy 2 <= --min-frames <= --max-frames; got "
+                          f"{cfg.min_frames}, {cfg.max_frames}")
+    if workers < 1 or shard_size < 1:
+        raise VidiffError("--workers and --shard-size must be at least 1")
+    engine = pick_engine(engine, ray_address)
+    if ray_address:
+        _check_ray_address(ray_address)
+    sources = list_videos(raw)
     if not sources:
-        raise VidiffError(f"no videos found in {src}; expected video files or folders of frames")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    src = Path(src)
-    lines, stats = [], {"videos": 0, "unreadable": 0, "cuts": 0, "clips": 0, "rejected_motion": 0}
-    for p in tqdm(sources, desc="curating", unit="video", disable=not progress):
-        try:
-            frames = read_video(p)
-        except VidiffError:
-            stats["unreadable"] += 1
+        raise VidiffError(f"no videos found in {raw}; expected video files or folders of frames")
+    _check_out(out, raw, cfg, resume)
+    (out / "parts").mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / CONFIG, json.dumps({"raw": str(raw.resolve()), "config": asdict(cfg)}, indent=1))
+    meta = read_metadata(raw) if raw.is_dir() else {}
+    jobs, done = [], 0
+    for i, p in enumerate(sources):
+        rel = p.relative_to(raw).as_posix() if raw.is_dir() else p.name
+        js = out / "parts" / f"{i:06d}.json"
+        if js.exists() and json.loads(js.read_text()).get("source") == rel:
+            done += 1
             continue
-        stats["videos"] += 1
-        stats["cuts"] += len(scene_cuts(frames, cut_threshold))
-        rel = p.relative_to(src).as_posix() if src.is_dir() else p.name
-        every = split_clips(frames, clip_frames, cut_threshold, 0.0, float("inf"), rel)
-        kept = [c for c in every if min_motion <= c.motion <= max_motion]
-        stats["rejected_motion"] += len(every) - len(kept)
-        for c in kept:
-            name = f"clip_{stats['clips']:06d}.mp4"
-            write_mp4(out_dir / name, frames[c.start:c.start + c.length], fps=fps)
-            lines.append(json.dumps({"file": name, "source": c.source, "start": c.start, "motion": round(c.motion, 5)}))
-            stats["clips"] += 1
-    with atomic_path(out_dir / "metadata.jsonl") as tmp:
-        tmp.write_text("".join(x + "\n" for x in lines))
-    return stats
+        jobs.append({"index": i, "path": str(p), "rel": rel, "out": str(out), "config": asdict(cfg),
+                     "caption": meta.get(rel, {}).get("caption")})
+    if done:
+        notice(f"resuming: {done} of {len(sources)} source(s) already curated are skipped")
+    run_jobs(jobs, workers, engine, ray_address, progress)
+    parts = [json.loads((out / "parts" / f"{i:06d}.json").read_text()) for i in range(len(sources))]
+    bad = [p for p in parts if p["status"] != "ok"]
+    if len(bad) == len(parts):
+        raise VidiffError(f"none of the {len(parts)} video(s) in {raw} could be read ({bad[0]['error']})")
+    for p in bad:
+        notice(f"skipped unreadable {p['source']}")
+    manifest = {"raw": str(raw.resolve()), "config": asdict(cfg), "engine": engine,
+                "sources": [{k: p.get(k) for k in ("source", "index", "status", "error", "frames", "fps",
+                                                   "width", "height", "cuts", "codec")} for p in parts],
+                "clips": [c for p in parts for c in p["clips"]]}
+    return _finish(out, manifest, filters, shard_size)
+
+
+def refilter(dataset: str | Path, shard_size: int | None = None, **thresholds) -> dict:
+    """Apply new thresholds (Filters fields; None = keep the dataset's) from the manifest's scores and
+    rewrite the shards, manifest and report; nothing is decoded or measured again."""
+    dataset = Path(dataset)
+    if not (dataset / MANIFEST).is_file():
+        raise VidiffError(f"{dataset} holds no {MANIFEST}; give a folder written by vidiff data curate")
+    manifest = json.loads((dataset / MANIFEST).read_text())
+    known = {f.name for f in fields(Filters)}
+    unknown = set(thresholds) - known
+    if unknown:
+        raise VidiffError(f"unknown filter(s) {sorted(unknown)}; known: {sorted(known)}")
+    f = replace(Filters(**manifest["filters"]), **{k: v for k, v in thresholds.items() if v is not None})
+    return _finish(dataset, manifest, f, shard_size or manifest.get("shard_size", 256))
+
+
+def _finish(out: Path, manifest: dict, filters: Filters, shard_size: int) -> dict:
+    """Filters, shards, manifest and report from the parts' records."""
+    from .curate_report import write_report
+
+    clips = manifest["clips"]
+    counts = apply_filters(clips, filters)
+    kept = [c for c in clips if c["keep"]]
+    n_shards = math.ceil(len(kept) / shard_size)
+    for c in clips:
+        c.pop("shard", None)
+    for s in range(n_shards):
+        group = kept[s * shard_size:(s + 1) * shard_size]
+        for j, c in enumerate(group):
+            c["shard"], c["index"] = f"{s:06d}.tar", s * shard_size + j
+        _write_shard(out, out / f"{s:06d}.tar", group)
+    for stale in sorted(out.glob("[0-9]" * 6 + ".tar"))[n_shards:]:
+        stale.unlink()
+    counts["sources"] = len(manifest["sources"])
+    counts["unreadable"] = sum(s["status"] != "ok" for s in manifest["sources"])
+    counts["shards"] = n_shards
+    counts["reencoded"] = sum(c["reencoded"] for c in kept)
+    manifest.update(filters=asdict(filters), counts=counts, shard_size=shard_size,
+                    shards=f"{{000000..{max(n_shards - 1, 0):06d}}}.tar")
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
+    write_report(out, manifest)
+    return counts
+
+
+def _shard_record(c: dict) -> dict:
+    return {k: c[k] for k in ("key", "index", "source", "start", "frames", "fps", "width", "height",
+                              "reencoded", "caption", "scores")}
+
+
+def _write_shard(out: Path, path: Path, clips: list[dict]) -> None:
+    """One WebDataset shard (KEY.mp4, KEY.json), skipped when an identical one is there (resume)."""
+    want = [f"{c['key']}.{ext}" for c in clips for ext in ("mp4", "json")]
+    records = {c["key"]: json.dumps(_shard_record(c)).encode() for c in clips}
+    if path.exists():
+        try:
+            with tarfile.open(path) as t:
+                same = t.getnames() == want and all(
+                    t.extractfile(f"{k}.json").read() == v for k, v in records.items())
+            if same:
+                return
+        except (tarfile.TarError, OSError, KeyError):
+            pass
+    by_part: dict[str, list[dict]] = {}
+    for c in clips:
+        by_part.setdefault(c["key"].split("_")[0], []).append(c)
+    videos = {}
+    for part, cs in by_part.items():
+        with tarfile.open(out / "parts" / f"{part}.tar") as t:
+            for c in cs:
+                videos[c["key"]] = t.extractfile(f"{c['key']}.mp4").read()
+    with atomic_path(path) as tmp, tarfile.open(tmp, "w") as tar:
+        for c in clips:
+            _add(tar, f"{c['key']}.mp4", videos[c["key"]])
+            _add(tar, f"{c['key']}.json", records[c["key"]])
+
+
+def read_thumbnails(out: Path, keys: list[str]) -> dict[str, np.ndarray]:
+    """RGB thumbnails (96 px high) of clips, from the parts."""
+    res, by_part = {}, {}
+    for k in keys:
+        by_part.setdefault(k.split("_")[0], []).append(k)
+    for part, ks in by_part.items():
+        with tarfile.open(out / "parts" / f"{part}.tar") as t:
+            for k in ks:
+                buf = np.frombuffer(t.extractfile(f"{k}.thumb.png").read(), np.uint8)
+                res[k] = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return res

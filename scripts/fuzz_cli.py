@@ -226,9 +226,9 @@ CASES: list[tuple[str, list[str], str]] = [
     ("synth-colours-bogus", ["data", "synth", "shapes", "s", "--num", "1", "--colours", "purple"], "error"),
     ("synth-out-is-file", ["data", "synth", "shapes", "FX/a_file", "--num", "1"], "error"),
     ("synth-out-read-only", ["data", "synth", "shapes", "FX/ro_dir/s", "--num", "1"], "error"),
-    ("curate-src-missing", ["data", "curate", "nope", "c"], "error"),
-    ("curate-frames-0", ["data", "curate", "FX/data", "c", "--frames", "0"], "error"),
-    ("curate-out-is-file", ["data", "curate", "FX/data", "FX/a_file"], "error"),
+    ("curate-src-missing", ["data", "curate", "nope", "--out", "c"], "error"),
+    ("curate-min-frames-0", ["data", "curate", "FX/data", "--out", "c", "--min-frames", "0"], "error"),
+    ("curate-out-is-file", ["data", "curate", "FX/data", "--out", "FX/a_file"], "error"),
     # Generative Image Dynamics
     ("animate-frames-0", ["animate", "FX/photo.png", "--out", "a.mp4", "--frames", "0", "--steps", "1"], "error"),
     ("animate-frames-100000", ["animate", "FX/photo.png", "--out", "a.mp4", "--frames", "100000", "--steps", "1"],
@@ -284,7 +284,7 @@ def make_fixtures(fx: Path) -> None:
     np.save(fx / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     for name in ("rnd.npy", "rnd.png", "rnd.npz", "rnd.yaml"):
         (fx / name).write_bytes(rng.bytes(512))
-    io.write_png(fx / "photo.png", rng.integers(0, 256, (64, 64, 3), dtype=np.uint8))
+    io.write_png(fx / "photo.png", rng.integers(0, 256, (256, 256, 3), dtype=np.uint8))
     save_spectral_volume(fx / "sv.npz", torch.zeros(2, 4, 64, 64), period=8, fps=30.0)
     (fx / "a_file").write_text("x")
     (fx / "a_dir").mkdir()
@@ -366,9 +366,12 @@ def run_case(case_id: str, args: list[str], fx: Path, work: Path, timeout: float
     else:
         result = f"exit {code}"
     partial = (left + new_fx) if result not in ("ok",) else temps
-    return dict(id=case_id, args=args, code=code, result=result, message=errors[0][7:] if errors else "",
+    def scrub(text: str) -> str:  # the table names fixtures as the command lines do
+        return text.replace(str(fx), "FX").replace(str(cwd) + "/", "")
+
+    return dict(id=case_id, args=args, code=code, result=result, message=scrub(errors[0][7:] if errors else ""),
                 traceback=traceback, partial=partial, seconds=seconds,
-                last=(err.strip().splitlines() or [""])[-1][:160])
+                last=scrub((err.strip().splitlines() or [""])[-1][:160]))
 
 
 def markdown(rows: list[dict], expected: dict[str, str], total_s: float) -> str:

@@ -23,6 +23,8 @@ TRAIN_BYTES_PER_ACT = 192
 # Seconds per activation element per denoising step of one video on one CPU core (a rough figure
 # for the ETA notice only).
 SECONDS_PER_ACT = 2.5e-7  # measured 1.3-2.3e-7 for the same runs
+# Seconds per output pixel of a rendered frame (animate / simulate; measured ~4.6e-6 at 64x64 on one core).
+RENDER_SECONDS_PER_PIXEL = 5e-6
 LONG_WORK_S = 600.0  # work expected to run longer than this gets an ETA notice
 
 
@@ -134,9 +136,11 @@ def check_memory(need: int, what: str, fix: str = "ask for fewer frames, a small
 def check_frames_memory(frames: int, height: int, width: int, what: str, bytes_per_pixel: int = 3,
                         option: str = "--frames") -> None:
     """Refuse rendering `frames` frames of height x width whose buffers (`bytes_per_pixel` bytes per
-    pixel and frame, all frames held at once) cannot fit in memory."""
+    pixel and frame, all frames held at once) cannot fit in memory; an ETA notice when it will run long."""
     check_memory(int(frames) * height * width * bytes_per_pixel, f"{what} {frames} frames of {width}x{height}",
                  f"lower {option}")
+    eta_notice(frames * height * width * RENDER_SECONDS_PER_PIXEL / max(1, min(os.cpu_count() or 1, _torch_threads())),
+               f"{what} {frames} frames of {width}x{height}")
 
 
 def eta_notice(seconds: float, what: str) -> None:

@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/vidiff sample --model shapes-tiny --num 8 --frames 16 --sampler ddpm --steps 50 --seed 0 --out outputs --name demo --format mp4,gif
+	$(BIN)/vidiff sample --model shapes-tiny --num 8 --frames 16 --sampler ddpm --steps 50 --seed 0 --out outputs --name demo --format mp4,gif --overwrite
 
 test: $(STAMP)
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest tests

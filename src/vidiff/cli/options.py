@@ -100,3 +100,10 @@ Format = Annotated[Formats, typer.Option("--format", parser=parse_formats, metav
 Scale = Annotated[int, typer.Option(min=1, help="nearest-neighbour upscaling of mp4/gif for viewing")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace the files of an earlier run with the same "
                                          "--out and --name (otherwise that is refused)")]
+
+# --- latent models: decoding memory ---------------------------------------------------------------
+DecodeChunk = Annotated[Optional[int], typer.Option(
+    min=0, help="latent frames decoded at a time, with the decoder's receptive field as context (default 8; "
+                "0 = all at once)")]
+Tile = Annotated[Optional[int], typer.Option(
+    min=0, help="spatial tile of latent pixels decoded at a time, seams blended (default 64; 0 = no tiling)")]

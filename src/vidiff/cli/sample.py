@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,7 +11,8 @@ import typer
 
 from ..utils import VidiffError
 from .options import (DEFAULT_FORMATS, DEFAULT_MODEL, DEFAULT_SAMPLER, DEFAULT_STEPS, Autoguidance, ClassId,
-                      Format, Guidance, Model, Name, Num, Out, Overwrite, Prompt, Sampler, Scale, Seed, Steps)
+                      DecodeChunk, Format, Guidance, Model, Name, Num, Out, Overwrite, Prompt, Sampler, Scale, Seed,
+                      Steps, Tile)
 from .output import autoguidance_text, check_outputs, echo_written, write_videos
 
 
@@ -61,12 +63,17 @@ def sample(
     overlap: Annotated[Optional[int], typer.Option(
         min=0, help="frames shared by neighbouring windows (default: half)")] = None,
     overwrite: Overwrite = False,
+    decode_chunk: DecodeChunk = None,
+    tile: Tile = None,
 ):
     """Generate videos with a trained model."""
-    from ..pipelines import load_pipeline
+    from ..pipelines import LatentVideoPipeline, load_pipeline
 
     extra = corrector_options(sampler, snr, corrector_steps, corrector_range)
-    pipe = load_pipeline(model)
+    decoding = {k: v for k, v in (("decode_chunk", decode_chunk), ("tile", tile)) if v is not None}
+    pipe = load_pipeline(model, **decoding)
+    if decoding and not isinstance(pipe, LatentVideoPipeline):
+        raise VidiffError("--decode-chunk and --tile apply to latent models only; this model samples pixels")
     check_outputs(out, name, format, overwrite, scale, (frames or pipe.video.frames, pipe.video.size, pipe.video.size))
     t0 = time.perf_counter()
     if window is not None or (frames is not None and frames > pipe.video.frames):
@@ -76,9 +83,10 @@ def sample(
         if image is not None:
             raise VidiffError("--image with a long video (--frames > the model's length) is not supported; "
                               "generate the first window with --image, then `vidiff extend` it")
-        videos = to_uint8(sample_long(pipe, num, frames=frames or pipe.video.frames, window=window, overlap=overlap,
-                                      steps=steps, sampler=sampler, seed=seed, prompt=prompt, class_id=class_id,
-                                      guidance=guidance, autoguidance=autoguidance, **extra))
+        long = pipe.sample_long if isinstance(pipe, LatentVideoPipeline) else partial(sample_long, pipe)
+        videos = to_uint8(long(num, frames=frames or pipe.video.frames, window=window, overlap=overlap,
+                               steps=steps, sampler=sampler, seed=seed, prompt=prompt, class_id=class_id,
+                               guidance=guidance, autoguidance=autoguidance, **extra))
     else:
         videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True,
                       prompt=prompt, class_id=class_id, image=image, guidance=guidance,

@@ -11,7 +11,10 @@ from ..utils import VidiffError
 def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
-        data: Optional[str] = typer.Option(None, help="folder of videos (mp4/avi/webm/mov/gif/npy or frame folders)"),
+        data: Optional[str] = typer.Option(None, help="folder of videos (mp4/avi/webm/mov/gif/npy or frame folders), "
+                                           "or a latent cache written by `vidiff vae encode`"),
+        latent: Optional[str] = typer.Option(None, help="train in this autoencoder's latent space (vidiff VAE folder, "
+                                             "bundled name or diffusers folder); videos are encoded per step"),
         out: Optional[str] = typer.Option(None, help="run folder (checkpoint, samples, logs)"),
         model: Optional[str] = typer.Option(None, help="backbone preset, see `vidiff models`"),
         frames: Optional[int] = typer.Option(None), size: Optional[int] = typer.Option(None),
@@ -38,7 +41,7 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, help="continue the run in --out exactly where it stopped"),
     ):
         """Train a video diffusion model on a folder of videos."""
-        overrides = dict(data=data, out=out, model=model, frames=frames, size=size, stride=stride,
+        overrides = dict(data=data, latent=latent, out=out, model=model, frames=frames, size=size, stride=stride,
                          steps=steps, minutes=minutes, batch=batch, lr=lr, seed=seed, bf16=bf16,
                          gradient_checkpointing=gradient_checkpointing, sample_every=sample_every,
                          save_every=save_every, condition=condition, cond_drop=cond_drop, captions=captions,

@@ -30,6 +30,8 @@ class Cond:
       self_cond: (B, C, F, H, W) the model's own previous estimate of x₀ (self-conditioning, Chen et
                  al. 2022): sampler state rather than a condition, so `null_like` keeps it; backbones
                  built with `self_cond=True` read zeros when it is None.
+      micro:     (B, K) float micro-conditions embedded like the timestep (Stable Video Diffusion: fps − 1
+                 and motion bucket); kept by `null_like`, as SVD's unconditional branch keeps them.
     """
 
     class_ids: Tensor | None = None
@@ -41,6 +43,7 @@ class Cond:
     noise_aug: Tensor | None = None
     drop: Tensor | None = None
     self_cond: Tensor | None = None
+    micro: Tensor | None = None
 
     def map(self, fn: Callable[[Tensor], Tensor]) -> "Cond":
         """Apply `fn` to every tensor field (e.g. `.to(device)`, indexing)."""

@@ -282,9 +282,9 @@ class VideoPipeline:
         return torch.cat(outs)
 
 
-def load_image(image, size: int) -> Tensor:
-    """A first frame as (3, size, size) in [-1, 1] from a path, a uint8 (H, W, 3) array or a tensor;
-    other sizes are resized (bilinear, centre-cropped to square) with a notice on stderr."""
+def load_image(image, size: int | tuple[int, int]) -> Tensor:
+    """A first frame as (3, H, W) in [-1, 1] (`size` = H = W, or (H, W)) from a path, a uint8 (H, W, 3) array
+    or a tensor; other sizes are resized (bilinear, centre-cropped to the aspect ratio) with a notice on stderr."""
     import sys
 
     import numpy as np
@@ -309,11 +309,12 @@ def load_image(image, size: int) -> Tensor:
     if x.dim() != 3 or x.shape[0] != 3:
         raise VidiffError(f"expected an RGB image, got shape {tuple(x.shape)}")
     h, w = x.shape[1:]
-    if (h, w) != (size, size):
-        print(f"note: resizing the {w}x{h} image to the model's {size}x{size}", file=sys.stderr)
-        s = min(h, w)
-        x = x[:, (h - s) // 2:(h - s) // 2 + s, (w - s) // 2:(w - s) // 2 + s]
-        x = F.interpolate(x[None], size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0]
+    out_h, out_w = (size, size) if isinstance(size, int) else size
+    if (h, w) != (out_h, out_w):
+        print(f"note: resizing the {w}x{h} image to the model's {out_w}x{out_h}", file=sys.stderr)
+        ch, cw = (h, min(w, round(h * out_w / out_h))) if w * out_h >= h * out_w else (round(w * out_h / out_w), w)
+        x = x[:, (h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+        x = F.interpolate(x[None], size=(out_h, out_w), mode="bilinear", antialias=True, align_corners=False)[0]
     return x.clamp(-1, 1)
 
 

@@ -3,6 +3,7 @@ bit (same seed, sampler, CFG, autoguidance, long videos by windows); a latent ch
 autoencoder it was trained with."""
 import json
 import shutil
+from dataclasses import replace
 
 import pytest
 import torch
@@ -13,6 +14,7 @@ from vidiff.models import build_model
 from vidiff.models.autoencoders import IdentityAutoencoder, load_autoencoder, vae_fingerprint, weights_file
 from vidiff.models.vae import VAEConfig, VideoAutoencoder, save_vae
 from vidiff.pipelines import DiffusionConfig, LatentVideoPipeline, VideoFormat, VideoPipeline, load_pipeline
+from vidiff.pipelines.latent import effective_chunk
 from vidiff.utils import VidiffError
 
 TINY = {"arch": "unet3d", "base_channels": 8, "channel_mults": [1, 2], "attention_levels": [1],
@@ -65,10 +67,15 @@ def test_latent_pipeline_samples_latents_and_decodes_to_pixels(class_pipe):
     assert pipe.sample_shape(4, 32) == (4, 4, 8, 8)
     out = pipe(num=1, steps=2, class_id=1, guidance=1.0)
     assert out.shape == (1, 4, 32, 32, 3) and out.dtype == torch.uint8
-    # chunked decoding (2 latent frames at a time, the receptive field as context) gives the same pixels
+    # a clip that one window with its context covers is decoded in one piece; a per-frame decoder (no temporal
+    # reach) in chunks of 2 latent frames, to the same pixels
+    assert effective_chunk(ae, 4, 2) is None and effective_chunk(ae, 4 + 2 * ae.decoder_halo, 2) == 2
+    per_frame = VideoAutoencoder(replace(TINY_VAE, temporal_decoder="none")).eval()
+    assert effective_chunk(per_frame, 4, 2) == 2
     z = torch.randn(1, 4, 4, 8, 8)
-    whole = LatentVideoPipeline(model, DiffusionConfig(), VideoFormat(frames=4, size=32), ae, decode_chunk=0, tile=0)
-    chunked = LatentVideoPipeline(model, DiffusionConfig(), VideoFormat(frames=4, size=32), ae, decode_chunk=2)
+    fmt = VideoFormat(frames=4, size=32)
+    whole = LatentVideoPipeline(model, DiffusionConfig(), fmt, per_frame, decode_chunk=0, tile=0)
+    chunked = LatentVideoPipeline(model, DiffusionConfig(), fmt, per_frame, decode_chunk=2)
     torch.testing.assert_close(chunked.decode(z), whole.decode(z), atol=1e-5, rtol=0)
     with pytest.raises(VidiffError, match="spatial factor 4.*e.g. 28 or 32"):
         pipe(num=1, steps=2, size=30)

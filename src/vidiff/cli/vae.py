@@ -36,7 +36,7 @@ def _load(vae: str, device: str):
 
 def _chunk_tile(chunk: int | None, tile: int | None) -> tuple[int | None, int | None]:
     """--decode-chunk / --tile with the latent pipelines' defaults; 0 means off (None)."""
-    from ..pipelines.latent import DEFAULT_DECODE_CHUNK, DEFAULT_TILE
+    from ..pipelines.latent import DEFAULT_DECODE_CHUNK, DEFAULT_TILE  # torch: only when a command runs
 
     chunk = DEFAULT_DECODE_CHUNK if chunk is None else chunk
     tile = DEFAULT_TILE if tile is None else tile
@@ -104,6 +104,7 @@ def recon_cmd(
     from ..data.dataset import resize_short_side
     from ..data.io import from_uint8, read_video, to_uint8, video_fps
     from ..metrics.image import psnr, ssim
+    from ..pipelines.latent import effective_chunk
 
     ae = _load(vae, device)
     chunk, tile = _chunk_tile(decode_chunk, tile)
@@ -123,7 +124,8 @@ def recon_cmd(
         clip = clip[:f2, top:top + h2, left:left + w2]
     x = from_uint8(clip)[None].to(next(ae.parameters(), torch.empty(0)).device)  # (1, 3, F, H, W)
     with torch.no_grad():
-        rec = ae.decode(ae.encode(x, chunk=chunk, tile=tile).mode(), chunk=chunk, tile=tile).clamp(-1, 1)
+        z = ae.encode(x, chunk=chunk, tile=tile).mode()
+        rec = ae.decode(z, chunk=effective_chunk(ae, z.shape[2], chunk), tile=tile).clamp(-1, 1)
     rec_u8 = to_uint8(rec.cpu())[0]
     p = psnr(clip, rec_u8).mean().item()
     s = ssim(clip, rec_u8).mean().item()
@@ -184,6 +186,7 @@ def decode_cmd(
 
     from ..data.io import load_npy, to_uint8
     from ..data.latents import INDEX_NAME, LatentDataset
+    from ..pipelines.latent import effective_chunk
 
     ae = _load(vae, device)
     check_outputs(out, name, format, overwrite)
@@ -203,6 +206,7 @@ def decode_cmd(
         raise VidiffError(f"{latents} is neither a latent cache folder ({INDEX_NAME}) nor an .npy file of latents")
     device_of = next(ae.parameters(), torch.empty(0)).device
     with torch.no_grad():
+        chunk = effective_chunk(ae, z.shape[2], chunk)
         x = torch.cat([ae.decode(z[i:i + 1].to(device_of), chunk=chunk, tile=tile).clamp(-1, 1).cpu()
                        for i in range(len(z))])
     written = write_videos(to_uint8(x), out, name, format, fps, scale, overwrite)

@@ -37,6 +37,15 @@ DEFAULT_DECODE_CHUNK = 8
 DEFAULT_TILE = 64
 
 
+def effective_chunk(autoencoder: Autoencoder, latent_frames: int, chunk: int | None) -> int | None:
+    """`chunk`, or None (decode in one piece: the same result, no more memory) when one window with its context
+    on both sides — the decoder's receptive field, or `chunk` frames where that is unbounded — covers the clip."""
+    if not chunk:
+        return None
+    halo = autoencoder.decoder_halo if autoencoder.decoder_halo is not None else chunk
+    return None if latent_frames <= chunk + 2 * halo else chunk
+
+
 def find_checkpoint_autoencoder(latent: dict, folder: str | Path, device: str | torch.device = "cpu") -> Autoencoder:
     """The autoencoder a latent checkpoint in `folder` was trained with (see the module doc); a missing or
     different one is a one-line error naming the expected weights file and its sha256."""
@@ -119,8 +128,8 @@ class LatentVideoPipeline(VideoPipeline):
         """Scaled latents → videos in [−1, 1]: z/scale + shift, decoded `decode_chunk` frames and `tile` pixels at a time."""
         ae = self.autoencoder
         device = next(ae.parameters(), torch.empty(0)).device
-        x = ae.decode((z / self.scaling_factor + self.shift_factor).to(device), chunk=self.decode_chunk or None,
-                      tile=self.tile or None)
+        chunk = effective_chunk(ae, z.shape[2], self.decode_chunk)
+        x = ae.decode((z / self.scaling_factor + self.shift_factor).to(device), chunk=chunk, tile=self.tile or None)
         return x.clamp(-1, 1)
 
     @torch.no_grad()
@@ -186,5 +195,5 @@ def is_latent_checkpoint(folder: str | Path) -> bool:
         return False
 
 
-__all__ = ["DEFAULT_DECODE_CHUNK", "DEFAULT_TILE", "LatentVideoPipeline", "find_checkpoint_autoencoder",
+__all__ = ["DEFAULT_DECODE_CHUNK", "DEFAULT_TILE", "LatentVideoPipeline", "effective_chunk", "find_checkpoint_autoencoder",
            "is_latent_checkpoint"]

@@ -131,7 +131,7 @@ class LatentSpace:
     def decode(self, z: Tensor) -> Tensor:
         """Scaled latents → videos in [−1, 1] (previews)."""
         ae = self.autoencoder.to(z.device)
-        return ae.decode(z / self.scaling_factor + self.shift_factor, chunk=8).clamp(-1, 1)
+        return ae.decode(z / self.scaling_factor + self.shift_factor).clamp(-1, 1)  # (n, 3, F, H, W)
 
     def wrap_sample_fn(self, sample_fn: Callable | None) -> Callable | None:
         """A preview sampler over pixel shapes (n, 3, F, H, W) that samples latents and decodes them."""

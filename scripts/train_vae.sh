@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Trains the bundled video autoencoder vae-tiny on a CPU (KL, 4x spatial, 4 latent channels, conv3d temporal
+# decoder, 3D patch discriminator after 2000 steps):
+#   1. moving shapes at 128x128 (500 videos of 16 frames, seed 0) and 50 held-out ones (seed 1),
+#   2. real footage (scripts/get_footage.sh: OpenCV's tree, vtest, Megamind), each video split into its first
+#      80 % (training, linked 40 times so footage is drawn about as often as 120 shapes videos) and its last
+#      20 % (held out),
+#   3. `vidiff vae train` on random 64x64 crops of 16x128x128 clips (the model is fully convolutional),
+#   4. copies the autoencoder to models/vae-tiny (model.safetensors + config.json with its scaling factor),
+#   5. reconstructs held-out clips of both (PSNR / SSIM printed, side-by-side videos in runs/vae-tiny/recon).
+# Usage: bash scripts/train_vae.sh [extra `vidiff vae train` flags, e.g. --minutes 30]
+source "$(dirname "$0")/common.sh"
+RUN=runs/vae-tiny
+
+[ -s data/shapes128/metadata.jsonl ] ||
+    $VIDIFF data synth shapes data/shapes128 --num 500 --frames 16 --size 128 --seed 0
+[ -s data/shapes128-heldout/metadata.jsonl ] ||
+    $VIDIFF data synth shapes data/shapes128-heldout --num 50 --frames 16 --size 128 --seed 1
+bash scripts/get_footage.sh
+if [ ! -d data/footage-split ]; then
+    $PY - <<'PY'
+from pathlib import Path
+from vidiff.data.dataset import resize_short_side
+from vidiff.data.io import read_video, write_mp4
+for src in sorted(Path("data/footage").glob("*.avi")):
+    v = resize_short_side(read_video(src), 128)  # (F, H, W, 3), shorter side 128
+    cut = int(len(v) * 0.8)
+    write_mp4(Path("data/footage-split/train") / f"{src.stem}.mp4", v[:cut], fps=25)
+    write_mp4(Path("data/footage-split/heldout") / f"{src.stem}.mp4", v[cut:], fps=25)
+PY
+fi
+# the training folder: links to the shapes videos and 40 links to each footage video
+mkdir -p data/vae-train/shapes data/vae-train/footage
+for f in data/shapes128/*.mp4; do ln -sf "../../shapes128/$(basename "$f")" data/vae-train/shapes/; done
+for f in data/footage-split/train/*.mp4; do
+    for k in $(seq -w 1 40); do ln -sf "../../footage-split/train/$(basename "$f")" "data/vae-train/footage/$(basename "$f" .mp4)-$k.mp4"; done
+done
+
+$VIDIFF vae train --data data/vae-train --frames 16 --size 128 --crop 64 --out $RUN --minutes 60 \
+    --spatial-factor 4 --latent-channels 4 --temporal conv3d --disc-start 2000 --disc-weight 0.1 "$@"
+mkdir -p models/vae-tiny
+cp $RUN/model.safetensors $RUN/config.json models/vae-tiny/
+
+mkdir -p $RUN/recon
+for f in data/shapes128-heldout/shape_0000{0,1,2,3}.mp4 data/footage-split/heldout/*.mp4; do
+    echo "== $f"
+    $VIDIFF vae recon "$f" --vae models/vae-tiny --frames 16 --size 128 --out "$RUN/recon/$(basename "$f" .mp4).mp4"
+done

@@ -224,14 +224,15 @@ def run_jobs(jobs: list[dict], workers: int, engine: str, address: str | None = 
             ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
                      log_to_driver=False, configure_logging=False)
         ds = ray.data.from_items(jobs, override_num_blocks=len(jobs))
-        return ds.map(process_source, num_cpus=1, concurrency=(1, workers)).take_all()
+        return ds.map(process_source, num_cpus=1, concurrency=workers).take_all()
     from tqdm import tqdm
 
     if workers == 1:
         return [process_source(j) for j in tqdm(jobs, desc="curating", unit="video", disable=not progress)]
     import multiprocessing
 
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # spawn, not fork: a forked worker can inherit a lock held by one of the parent's threads and hang
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
         return list(tqdm(pool.map(process_source, jobs), total=len(jobs), desc="curating", unit="video",
                          disable=not progress))
 

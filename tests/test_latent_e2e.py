@@ -10,7 +10,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from vidiff.cli import main
-from vidiff.data.io import read_video, to_uint8
+from vidiff.data.io import read_video, to_uint8, write_png
 from vidiff.models.autoencoders import load_autoencoder, vae_fingerprint
 
 TINY_UNET = {"arch": "unet3d", "base_channels": 8, "channel_mults": [1, 2], "attention_levels": [1],
@@ -79,10 +79,12 @@ def test_recon_encode_decode(world, capsys, tmp_path):
 
 
 def test_train_on_the_cache_and_on_the_fly_then_sample_pixels(world, capsys, tmp_path):
-    for name, data in (("cached", ["--data", world / "cache"]),
-                       ("fly", ["--data", world / "shapes", "--latent", world / "vae", "--frames", "5", "--size", "32"])):
+    for name, data, condition in (
+            ("cached", ["--data", world / "cache"], "class"),
+            ("fly", ["--data", world / "shapes", "--latent", world / "vae", "--frames", "5", "--size", "32"],
+             "first_frame")):
         code, _, err = run(capsys, "train", *data, "--model", world / "tiny.json", "--steps", "3", "--batch", "2",
-                           "--out", tmp_path / name, "--sample-every", "0", "--condition", "class")
+                           "--out", tmp_path / name, "--sample-every", "0", "--condition", condition)
         assert code == 0, err
         cfg = json.loads((tmp_path / name / "config.json").read_text())
         latent = cfg["latent"]
@@ -95,6 +97,12 @@ def test_train_on_the_cache_and_on_the_fly_then_sample_pixels(world, capsys, tmp
                          "--format", "mp4", "--decode-chunk", "2")
     assert code == 0, err
     assert read_video(tmp_path / "out" / "samples" / "000.mp4").shape == (5, 32, 32, 3)
+    # a first-frame model: the image is encoded to its latent
+    write_png(tmp_path / "first.png", read_video(world / "shapes" / "shape_00000.mp4")[0])
+    code, out, err = run(capsys, "sample", "--model", tmp_path / "fly", "--num", "1", "--steps", "2", "--image",
+                         tmp_path / "first.png", "--out", tmp_path / "out", "--name", "ff", "--format", "npy")
+    assert code == 0, err
+    assert np.load(tmp_path / "out" / "ff.npy").shape == (1, 5, 32, 32, 3)
 
 
 def test_bad_inputs_are_one_line(world, capsys, tmp_path):

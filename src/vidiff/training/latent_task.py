@@ -128,6 +128,15 @@ class LatentSpace:
         return (z - self.shift_factor) * self.scaling_factor
 
     @torch.no_grad()
+    def as_latents(self, videos: Tensor) -> Tensor:
+        """Dataset items' "video" (B, …) as scaled latents (posterior means): a cache's as they are, pixel clips
+        encoded (for the conditions of previews)."""
+        if self.cache:
+            return videos
+        ae = self.autoencoder.to(videos.device)
+        return (ae.encode(videos).mode() - self.shift_factor) * self.scaling_factor
+
+    @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:
         """Scaled latents → videos in [−1, 1] (previews)."""
         ae = self.autoencoder.to(z.device)

@@ -92,7 +92,7 @@ def test_karras_sigmas_eq_5_and_diffusers():
 
 def test_training_sigma_law_and_loss_oracle():
     """ln σ ~ N(−1.2, 1.2²); for data N(0, σ_d²) the exact denoiser is D = c_skip x, i.e. F = 0, and
-    its weighted loss λ(σ) E‖D − x₀‖² = λ σ_d² σ²/(σ² + σ_d²) is 1 at every σ — any other F does worse."""
+    its weighted loss λ(σ) E‖D − x₀‖² = λ σ_d² σ²/(σ² + σ_d²) is 1 at every σ; any other F does worse."""
     g = torch.Generator().manual_seed(0)
     logs = sample_sigma((200_000,), g, dtype=torch.float64).log()
     assert logs.mean().item() == pytest.approx(-1.2, abs=0.01)

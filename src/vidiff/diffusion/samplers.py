@@ -104,7 +104,8 @@ def timesteps(schedule: Schedule, steps: int, spacing: str | Sequence[float] | T
     elif spacing == "karras":
         grid = karras_grid(schedule, n)
     else:
-        raise VidiffError(f"unknown timestep spacing {spacing!r}; choose one of {list(SPACINGS)} or pass a tensor of times")
+        raise VidiffError(f"unknown timestep spacing {spacing!r}; choose one of {list(SPACINGS)} or pass a tensor "
+                          "of times")
     if not bool((grid[1:] < grid[:-1]).all()):
         raise VidiffError(f"{steps} steps is too many for spacing {spacing!r} (times repeat); use fewer steps")
     return grid
@@ -142,7 +143,8 @@ def _prepare(denoiser, guidance) -> Callable:
         raise VidiffError("samplers take a denoiser, not a bare backbone: wrap it as "
                           "Denoiser(model, parameterization='v'|'eps'|'x0')")
     if not callable(denoiser):
-        raise VidiffError(f"denoiser must be callable (z, t, schedule, cond) -> Prediction; got {type(denoiser).__name__}")
+        raise VidiffError("denoiser must be callable (z, t, schedule, cond) -> Prediction; got "
+                          f"{type(denoiser).__name__}")
     if guidance is None:
         return denoiser
     for g in (guidance if isinstance(guidance, (list, tuple)) else [guidance]):
@@ -282,7 +284,7 @@ def ddim(denoiser, noise: Tensor, schedule: Schedule, steps: int, *, cond: Any =
             phi_cur = _phi(step.alpha_cur, step.sigma_cur).to(z.dtype)
             phi_next = _phi(step.alpha_next, step.sigma_next).to(z.dtype)
             z = ddim_step_angular(z, pred.v, phi_cur, phi_next)
-        else:  # Stochastic step: σ_η = η sqrt(σ_next²/σ_cur²) sqrt(1 − α_cur²/α_next²) (Song et al. eq. 16).
+        else:  # Stochastic step: σ_η = η sqrt(σ_next²/σ_cur²) sqrt(1 − α_cur²/α_next²) (Song et al. 16).
             a_cur, s_cur, a_next, s_next = step.alpha_cur, step.sigma_cur, step.alpha_next, step.sigma_next
             sigma_eta = eta * torch.sqrt(s_next**2 / s_cur**2 * torch.clamp(1 - a_cur**2 / a_next**2, min=0))
             xi = _fresh(z, generator, noise_prior) if sigma_eta > 0 else None
@@ -379,7 +381,8 @@ def _edm(denoiser, noise, schedule, steps, *, second_order, cond, guidance, call
         if gamma > 0:
             sigma_hat = min(sigma_cur * (1 + gamma), sigma_top)
             t_hat = float(t_of_sigma(schedule, sigma_hat))
-            x_hat = x_cur + math.sqrt(max(sigma_hat**2 - sigma_cur**2, 0.0)) * s_noise * _fresh(z, generator, noise_prior)
+            eps = _fresh(z, generator, noise_prior)
+            x_hat = x_cur + math.sqrt(max(sigma_hat**2 - sigma_cur**2, 0.0)) * s_noise * eps
         alpha_hat = 1 / math.sqrt(1 + sigma_hat**2)  # z_hat = α_hat x_hat
 
         # Euler step.

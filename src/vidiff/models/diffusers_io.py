@@ -110,7 +110,8 @@ def read_layout(folder: str | Path) -> DiffusersLayout:
     VidiffError naming both."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise VidiffError(f"{folder} is not a folder; give a diffusers Stable Diffusion or Stable Video Diffusion folder")
+        raise VidiffError(f"{folder} is not a folder; give a diffusers Stable Diffusion or Stable Video Diffusion "
+                          "folder")
     index = _read_json(folder / "model_index.json") if (folder / "model_index.json").is_file() else {}
     declared = {k: v[1] for k, v in index.items()
                 if not k.startswith("_") and isinstance(v, list) and len(v) == 2 and v[1] is not None}

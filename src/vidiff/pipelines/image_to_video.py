@@ -9,8 +9,8 @@ every frame of z_t, its CLIP image embedding is attended to, and fps − 1, the 
 preconditioning (see `diffusion.edm`), so the ordinary `Denoiser(unet, "v")` on an `EDMSchedule` with
 EDM's σ grid and the `euler` (or `heun`) sampler is SVD's sampler; classifier-free guidance rises
 linearly from the first frame to the last (`FrameRampGuidance`). With the same seeds (sample i from
-seed + i: first its image noise, then its latents) the result is diffusers' `StableVideoDiffusionPipeline`
-with `generator=[torch.Generator().manual_seed(seed + i)]`.
+seed + i: first its noise augmentation, then its initial latents) video i is the one diffusers'
+`StableVideoDiffusionPipeline` draws with `generator=torch.Generator().manual_seed(seed + i)`.
 """
 from __future__ import annotations
 
@@ -129,8 +129,8 @@ class ImageToVideo:
     @torch.no_grad()
     def __call__(self, image, num: int = 1, *, frames: int | None = None, height: int = 576, width: int = 1024,
                  fps: float = 7, motion_bucket: float = 127, noise_aug: float = 0.02, guidance_first: float = 0.0,
-                 guidance_last: float = 2.0, steps: int = 25, sampler: str = "euler", seed: int = 0,
-                 decode_chunk: int | None = None, latents: Tensor | None = None, output: str = "uint8",
+                 guidance_last: float = 2.0, steps: int = 25, sampler: str = "euler", spacing="karras",
+                 seed: int = 0, decode_chunk: int | None = None, latents: Tensor | None = None, output: str = "uint8",
                  **sampler_kwargs):
         """`num` videos from one first frame `image` (a path, a uint8 (H, W, 3) array or a (3, H, W) tensor
         in [-1, 1]; another size is resized with a notice): uint8 (N, F, H, W, 3), or with `output="float"`
@@ -164,15 +164,16 @@ class ImageToVideo:
         den = Denoiser(self.unet, "v")
         if guidance_last > 0:
             den = FrameRampGuidance(den, guidance_first, guidance_last, null_cond=null_like(cond))
-        z0 = sample(den, latents.float(), self.schedule, steps, sampler=sampler, cond=cond,
-                    spacing=sampler_kwargs.pop("spacing", "karras"), generator=gens, **sampler_kwargs)
+        z0 = sample(den, latents.float(), self.schedule, steps, sampler=sampler, cond=cond, spacing=spacing,
+                    generator=gens, **sampler_kwargs)
         video = self.vae.decode(z0 / self.vae.scaling_factor + self.vae.shift_factor, chunk=decode_chunk)
         video = video.clamp(-1, 1)  # (N, 3, F, H, W)
         return video if output == "float" else to_uint8(video)
 
     def _init_scale(self) -> float:
         """The initial noise's std in VP terms: diffusers scales unit noise by init_noise_sigma, which is
-        sqrt(σ_max² + 1) ("leading" spacing; z = ε) or σ_max ("linspace"/"trailing"; z = σ_max/sqrt(σ_max² + 1) ε)."""
+        sqrt(σ_max² + 1) ("leading" spacing; z = ε) or σ_max ("linspace"/"trailing";
+        z = σ_max/sqrt(σ_max² + 1) ε)."""
         if self.scheduler_config.get("timestep_spacing", "linspace") in ("linspace", "trailing"):
             s = self.schedule.sigma_max
             return s / math.sqrt(s**2 + 1)

@@ -96,7 +96,8 @@ class StableDiffusion:
     def encode_prompt(self, prompts: list[str]) -> Tensor:
         """CLIP hidden states (B, L, D) of the prompts, padded to the tokenizer's length as diffusers does."""
         if self.text_encoder is None:
-            raise VidiffError(f"{self.name or 'this folder'} has no text_encoder/ and tokenizer/; pass prompt_embeds")
+            raise VidiffError(f"{self.name or 'this folder'} has no text_encoder/ and tokenizer/; pass prompt_embeds "
+                              "(and negative_embeds for guidance)")
         length = self.tokenizer.model_max_length
         tokens = self.tokenizer(prompts, padding="max_length", max_length=length, truncation=True,
                                 return_tensors="pt")
@@ -132,7 +133,7 @@ class StableDiffusion:
         self.check_size(height, width)
         grid = scheduler_grid(self.scheduler_config, steps) if spacing is None else spacing
         cond_text = self._embeds(prompt, prompt_embeds, num, "prompt")
-        null_text = self._embeds(negative_prompt, negative_embeds, num, "negative_prompt")
+        null_text = self._embeds(negative_prompt, negative_embeds, num, "negative_prompt") if guidance else None
         f = self.vae.spatial_factor
         shape = (num, self.latent_channels, frames, height // f, width // f)
         if latents is not None and tuple(latents.shape) != shape:

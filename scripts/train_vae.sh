@@ -2,9 +2,9 @@
 # Trains the bundled video autoencoder vae-tiny on a CPU (KL, 4x spatial, 4 latent channels, conv3d temporal
 # decoder, 3D patch discriminator after 2000 steps):
 #   1. moving shapes at 128x128 (500 videos of 16 frames, seed 0) and 50 held-out ones (seed 1),
-#   2. real footage (scripts/get_footage.sh: OpenCV's tree, vtest, Megamind), each video split into its first
-#      80 % (training, linked 40 times so footage is drawn about as often as 120 shapes videos) and its last
-#      20 % (held out),
+#   2. real footage (scripts/get_footage.sh: OpenCV's tree, vtest, Megamind) at 128 px, each video split into
+#      its first 80 % (training: cut into 32-frame clips, each linked 4 times, ~140 of the ~640 training videos)
+#      and its last 20 % (held out),
 #   3. `vidiff vae train` on random 64x64 crops of 16x128x128 clips (the model is fully convolutional),
 #   4. copies the autoencoder to models/vae-tiny (model.safetensors + config.json with its scaling factor),
 #   5. reconstructs held-out clips of both (PSNR / SSIM printed, side-by-side videos in runs/vae-tiny/recon).
@@ -25,15 +25,16 @@ from vidiff.data.io import read_video, write_mp4
 for src in sorted(Path("data/footage").glob("*.avi")):
     v = resize_short_side(read_video(src), 128)  # (F, H, W, 3), shorter side 128
     cut = int(len(v) * 0.8)
-    write_mp4(Path("data/footage-split/train") / f"{src.stem}.mp4", v[:cut], fps=25)
+    for k in range(0, cut - 31, 32):
+        write_mp4(Path("data/footage-split/train") / f"{src.stem}-{k // 32:03d}.mp4", v[k:k + 32], fps=25)
     write_mp4(Path("data/footage-split/heldout") / f"{src.stem}.mp4", v[cut:], fps=25)
 PY
 fi
-# the training folder: links to the shapes videos and 40 links to each footage video
+# the training folder: links to the shapes videos and 4 links to each footage clip
 mkdir -p data/vae-train/shapes data/vae-train/footage
 for f in data/shapes128/*.mp4; do ln -sf "../../shapes128/$(basename "$f")" data/vae-train/shapes/; done
 for f in data/footage-split/train/*.mp4; do
-    for k in $(seq -w 1 40); do ln -sf "../../footage-split/train/$(basename "$f")" "data/vae-train/footage/$(basename "$f" .mp4)-$k.mp4"; done
+    for k in 1 2 3 4; do ln -sf "../../footage-split/train/$(basename "$f")" "data/vae-train/footage/$(basename "$f" .mp4)-$k.mp4"; done
 done
 
 $VIDIFF vae train --data data/vae-train --frames 16 --size 128 --crop 64 --out $RUN --minutes 60 \

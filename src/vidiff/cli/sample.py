@@ -35,6 +35,7 @@ def corrector_options(sampler: str, snr: float | None, steps: int | None, time_r
 
 
 def sample(
+    ctx: typer.Context,
     model: Model = DEFAULT_MODEL,
     num: Num = 8,
     frames: Annotated[Optional[int], typer.Option(min=1, help="frames per video (default: the model's)")] = None,
@@ -65,8 +66,32 @@ def sample(
     overwrite: Overwrite = False,
     decode_chunk: DecodeChunk = None,
     tile: Tile = None,
+    height: Annotated[Optional[int], typer.Option(min=1, help="diffusers folders: frame height")] = None,
+    width: Annotated[Optional[int], typer.Option(min=1, help="diffusers folders: frame width")] = None,
+    fps: Annotated[Optional[float], typer.Option(help="Stable Video Diffusion: frame rate it is conditioned on "
+                                                 "and plays at (default 7)")] = None,
+    motion_bucket: Annotated[Optional[float], typer.Option(
+        help="Stable Video Diffusion: motion bucket in [0, 255], more is more motion (default 127)")] = None,
+    noise_aug: Annotated[Optional[float], typer.Option(
+        min=0, help="Stable Video Diffusion: noise added to the first frame (default 0.02)")] = None,
+    min_guidance: Annotated[Optional[float], typer.Option(
+        help="Stable Video Diffusion: guidance scale on the first frame, 1 = none (default 1)")] = None,
+    max_guidance: Annotated[Optional[float], typer.Option(
+        help="Stable Video Diffusion: guidance scale on the last frame (default 3)")] = None,
 ):
-    """Generate videos with a trained model."""
+    """Generate videos with a trained model, or with a Stable Diffusion / Stable Video Diffusion diffusers folder."""
+    from ..models.diffusers_io import is_diffusers_folder
+
+    if is_diffusers_folder(model):  # a user's SD / SVD weights (cli/sample_diffusers.py)
+        from .sample_diffusers import sample_diffusers
+
+        return sample_diffusers(model, dict(locals()), ctx)
+    diffusers_only = dict(height=height, width=width, fps=fps, motion_bucket=motion_bucket, noise_aug=noise_aug,
+                          min_guidance=min_guidance, max_guidance=max_guidance)
+    svd_only = [k for k, v in diffusers_only.items() if v is not None]
+    if svd_only:
+        raise VidiffError(f"{', '.join('--' + k.replace('_', '-') for k in svd_only)} apply to diffusers Stable "
+                          "Diffusion / Stable Video Diffusion folders; this model is a vidiff checkpoint")
     from ..pipelines import LatentVideoPipeline, load_pipeline
 
     extra = corrector_options(sampler, snr, corrector_steps, corrector_range)

@@ -19,13 +19,17 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Option(None, help="backbone preset, see `vidiff models`"),
         frames: Optional[int] = typer.Option(None), size: Optional[int] = typer.Option(None),
         stride: Optional[int] = typer.Option(None, help="frame stride when sampling clips"),
-        steps: Optional[int] = typer.Option(None, help="optimisation steps"),
+        steps: Optional[int] = typer.Option(None, min=1, help="optimisation steps (total over resumes)"),
         minutes: Optional[float] = typer.Option(None, help="wall-clock budget (total over resumes)"),
-        batch: Optional[int] = typer.Option(None), lr: Optional[float] = typer.Option(None),
+        batch: Optional[int] = typer.Option(None, min=1), lr: Optional[float] = typer.Option(None),
         seed: Optional[int] = typer.Option(None),
         bf16: Optional[bool] = typer.Option(None, "--bf16/--no-bf16", help="bf16 autocast"),
         gradient_checkpointing: Optional[bool] = typer.Option(None, "--grad-ckpt/--no-grad-ckpt"),
-        sample_every: Optional[int] = typer.Option(None), save_every: Optional[int] = typer.Option(None),
+        sample_every: Optional[int] = typer.Option(None, min=0, help="steps between previews (0: at the end)"),
+        save_every: Optional[int] = typer.Option(None, min=0, help="steps between checkpoints (0: at the end)"),
+        num_workers: Optional[int] = typer.Option(None, "--num-workers", min=0,
+                                                  help="DataLoader processes decoding clips (0: in the trainer)"),
+        device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (auto: CUDA when present)"),
         snapshot_steps: Optional[str] = typer.Option(None, "--snapshot-steps",
                                                      help="comma-separated steps whose EMA weights are kept in OUT/snapshots"),
         condition: Optional[str] = typer.Option(None, help="none | class | text | first_frame, or joined by '+'"),
@@ -37,6 +41,13 @@ def register(app: typer.Typer) -> None:
         noise_alpha: Optional[float] = typer.Option(None, "--noise-alpha", help="correlation strength of --noise"),
         self_cond: Optional[float] = typer.Option(None, "--self-cond",
                                                   help="share of samples trained with self-conditioning (Chen et al. 2022; e.g. 0.5)"),
+        init_image: Optional[str] = typer.Option(None, "--init-image", help="image checkpoint (trained with --frames 1) "
+                                                 "under which a video model gets new temporal layers (Video LDM)"),
+        trainable: Optional[str] = typer.Option(None, "--train", help="which parameters train: all | temporal (the image "
+                                            "model frozen) | comma-separated name patterns"),
+        images: Optional[str] = typer.Option(None, "--images", help="folder of images mixed into video training as "
+                                             "independent frames (joint image-video training, VDM)"),
+        image_ratio: Optional[float] = typer.Option(None, "--image-ratio", help="share of samples drawn from --images"),
         config: Optional[str] = typer.Option(None, "--config", help="recipe YAML/JSON; flags override it"),
         resume: bool = typer.Option(False, help="continue the run in --out exactly where it stopped"),
     ):
@@ -44,8 +55,9 @@ def register(app: typer.Typer) -> None:
         overrides = dict(data=data, latent=latent, out=out, model=model, frames=frames, size=size, stride=stride,
                          steps=steps, minutes=minutes, batch=batch, lr=lr, seed=seed, bf16=bf16,
                          gradient_checkpointing=gradient_checkpointing, sample_every=sample_every,
-                         save_every=save_every, condition=condition, cond_drop=cond_drop, captions=captions,
-                         init_from=init_from, noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,
+                         save_every=save_every, num_workers=num_workers, device=device, condition=condition, cond_drop=cond_drop, captions=captions,
+                         init_from=init_from, init_image=init_image, trainable=trainable, images=images,
+                         image_ratio=image_ratio, noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,
                          snapshot_steps=None if snapshot_steps is None else _int_list(snapshot_steps, "--snapshot-steps"))
         from ..train import config_from_args, train  # torch: loaded when the command runs
 

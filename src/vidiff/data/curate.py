@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io as _io
 import json
+import logging
 import math
 import socket
 import subprocess
@@ -70,37 +71,79 @@ FILTER_NAMES = ("static", "too_fast", "blurry", "dark", "aspect", "text", "capti
 
 
 # --- one source video -------------------------------------------------------------------------------------
-def _keyframes(path: Path) -> tuple[set[int], str | None]:
-    """Frame indices of the keyframes of a video file and its codec name (PyAV); empty when unknown."""
+def _keyframes(path: Path) -> tuple[dict[int, float], str | None]:
+    """{frame index: time in seconds} of the keyframes of a video file, and its codec name (PyAV);
+    empty when PyAV is not installed or cannot parse the container."""
     try:
         import av
     except ImportError:
-        return set(), None
+        return {}, None
     try:
         with av.open(str(path)) as c:
             s = c.streams.video[0]
             pts = [(p.pts, p.is_keyframe) for p in c.demux(s) if p.pts is not None and p.size > 0]
-            codec = s.codec_context.name
+            codec, tb = s.codec_context.name, float(s.time_base)
     except Exception:  # noqa: BLE001 - any container problem: re-encode instead
-        return set(), None
+        return {}, None
     order = {v: i for i, v in enumerate(sorted(p for p, _ in pts))}
-    return {order[p] for p, k in pts if k}, codec
+    return {order[p]: p * tb for p, k in pts if k}, codec
 
 
-def _ffmpeg_clip(src: Path, start: int, length: int, fps: float, copy: bool) -> bytes:
-    """Frames [start, start + length) of a video file as mp4 bytes: stream copy or H.264 re-encode."""
+def _ffmpeg_clip(src: Path, seek: float, length: int, fps: float, copy: bool) -> bytes | None:
+    """`length` frames of a video file from time `seek` as mp4 bytes (stream copy, or H.264 with constant
+    frame timing at `fps`); None on failure."""
     import imageio_ffmpeg
 
     with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
         tmp = Path(d) / "clip.mp4"
-        codec = ["-c:v", "copy"] if copy else ["-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18",
-                                               "-preset", "veryfast"]
-        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-ss", f"{start / fps:.6f}",
-               "-i", str(src), "-frames:v", str(length), "-an", *codec, "-f", "mp4", str(tmp)]
+        codec = ["-c:v", "copy"] if copy else ["-vf", f"setpts=N/({fps:.6f}*TB)", "-r", f"{fps:.6f}", "-c:v",
+                                               "libx264", "-pix_fmt", "yuv420p", "-crf", "18", "-preset", "veryfast"]
+        cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-ss", f"{seek:.6f}", "-i", str(src),
+               "-frames:v", str(length), "-an", "-fps_mode", "passthrough", *codec, "-f", "mp4", str(tmp)]
         r = subprocess.run(cmd, capture_output=True)
-        if r.returncode != 0 or tmp.stat().st_size == 0:
-            raise VidiffError(f"ffmpeg could not cut {src} at frame {start}: {r.stderr.decode()[-200:].strip()}")
-        return tmp.read_bytes()
+        return tmp.read_bytes() if r.returncode == 0 and tmp.exists() and tmp.stat().st_size else None
+
+
+def _matches(data: bytes | None, clip: list[np.ndarray]) -> bool:
+    """True when mp4 bytes decode (as vidiff reads videos) to len(clip) frames whose first and last look
+    like the clip's analysis frames."""
+    if data is None:
+        return False
+    with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
+        (Path(d) / "c.mp4").write_bytes(data)
+        try:
+            got = read_video(Path(d) / "c.mp4", max_frames=len(clip) + 1)
+        except VidiffError:
+            return False
+    if len(got) != len(clip):
+        return False
+    for g, want in ((got[0], clip[0]), (got[-1], clip[-1])):
+        g = S.analysis_frame(g)
+        if g.shape != want.shape or np.abs(g.astype(np.int16) - want).mean() > 8:
+            return False
+    return True
+
+
+def _decode_spans(path: Path, spans: list[tuple[int, int]], fps: float) -> dict[int, bytes]:
+    """Fallback: decode the file once in order and encode the frames of each span; {start: mp4 bytes}."""
+    out, todo = {}, sorted(spans)
+    cap = cv2.VideoCapture(str(path))
+    t, buf = 0, []
+    while todo:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        start, n = todo[0]
+        if t >= start:
+            buf.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            if len(buf) == n:
+                with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
+                    out[start] = write_mp4(Path(d) / "clip.mp4", np.stack(buf), fps=fps).read_bytes()
+                buf = []
+                todo.pop(0)
+        t += 1
+    cap.release()
+    return out
 
 
 def _read_analysis(path: Path, cfg: CurateConfig) -> dict:
@@ -163,18 +206,35 @@ def process_source(job: dict) -> dict:
         return {"index": job["index"], "status": "unreadable"}
     frames, fps = a["frames"], a["fps"]
     w, h = a["size"]
-    keyframes, codec = _keyframes(path) if a["is_file"] else (set(), None)
+    keyframes, codec = _keyframes(path) if a["is_file"] else ({}, None)
     summary.update(frames=len(frames), fps=fps, width=w, height=h, cuts=a["cuts"], codec=codec)
+    spans = clip_spans(len(frames), a["cuts"], cfg.min_frames, cfg.max_frames)
+    data, copied = {}, set()
+    for start, n in spans:  # a stream copy when the clip starts on a keyframe, else an exact re-encode
+        clip = frames[start:start + n]
+        if not a["is_file"]:
+            with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
+                data[start] = write_mp4(Path(d) / "clip.mp4", a["full"][start:start + n], fps=fps).read_bytes()
+            continue
+        if start in keyframes and codec in COPYABLE_CODECS:
+            b = _ffmpeg_clip(path, keyframes[start], n, fps, copy=True)
+            if _matches(b, clip):
+                data[start] = b
+                copied.add(start)
+                continue
+        b = _ffmpeg_clip(path, start / fps, n, fps, copy=False)
+        if _matches(b, clip):
+            data[start] = b
+    missing = [(st, n) for st, n in spans if st not in data]
+    if missing:  # seeking was not frame-exact in this file: decode it in order
+        data.update(_decode_spans(path, missing, fps))
     with atomic_path(part.with_suffix(".tar")) as tmp, tarfile.open(tmp, "w") as tar:
-        for k, (start, n) in enumerate(clip_spans(len(frames), a["cuts"], cfg.min_frames, cfg.max_frames)):
+        for k, (start, n) in enumerate(spans):
+            if start not in data:
+                continue
             key = f"{job['index']:06d}_{k:04d}"
             clip = frames[start:start + n]
-            copy = a["is_file"] and start in keyframes and codec in COPYABLE_CODECS
-            if a["is_file"]:
-                data = _ffmpeg_clip(path, start, n, fps, copy)
-            else:
-                with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
-                    data = write_mp4(Path(d) / "clip.mp4", a["full"][start:start + n], fps=fps).read_bytes()
+            copy = start in copied
             mid = clip[len(clip) // 2]
             scores = {"motion": S.flow_motion(clip), "sharpness": S.sharpness(clip),
                       "brightness": S.brightness(clip), "aspect": w / h,
@@ -184,7 +244,7 @@ def process_source(job: dict) -> dict:
                    "hashes": S.clip_hashes(clip), "scores": scores}
             th = cv2.resize(mid, (max(1, round(96 * mid.shape[1] / mid.shape[0])), 96), interpolation=cv2.INTER_AREA)
             png = cv2.imencode(".png", cv2.cvtColor(th, cv2.COLOR_RGB2BGR))[1].tobytes()
-            for name, payload in ((f"{key}.mp4", data), (f"{key}.json", json.dumps(rec).encode()),
+            for name, payload in ((f"{key}.mp4", data[start]), (f"{key}.json", json.dumps(rec).encode()),
                                   (f"{key}.thumb.png", png)):
                 _add(tar, name, payload)
             summary["clips"].append(rec)
@@ -222,9 +282,12 @@ def run_jobs(jobs: list[dict], workers: int, engine: str, address: str | None = 
 
         if not ray.is_initialized():
             ray.init(address=address, num_cpus=None if address else workers, include_dashboard=False,
-                     log_to_driver=False, configure_logging=False)
+                     log_to_driver=False, logging_level=logging.WARNING)
+        ctx = ray.data.DataContext.get_current()
+        ctx.enable_progress_bars = ctx.print_on_execution_start = ctx.enable_auto_log_stats = False
+        logging.getLogger("ray.data").setLevel(logging.WARNING)
         ds = ray.data.from_items(jobs, override_num_blocks=len(jobs))
-        return ds.map(process_source, num_cpus=1, concurrency=workers).take_all()
+        return ds.map(process_source, num_cpus=1, compute=ray.data.TaskPoolStrategy(size=workers)).take_all()
     from tqdm import tqdm
 
     if workers == 1:

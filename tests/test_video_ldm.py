@@ -10,8 +10,9 @@ from PIL import Image
 
 from vidiff.checkpoint import load_state_dict, read_config
 from vidiff.cli import main
-from vidiff.models.temporal import select_parameters, video_ldm_from_image
 from vidiff.models.registry import load_model
+from vidiff.models.temporal import select_parameters, video_ldm_from_image
+from vidiff.models.vae import VAEConfig, VideoAutoencoder, save_vae
 from vidiff.training import committed
 
 TINY_MODEL = {"arch": "unet3d", "base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1,
@@ -118,3 +119,20 @@ def test_init_image_must_match_condition_and_take_an_image_model(files, image_mo
                   "--init-image", str(video_run))
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: ") and "temporal='none'" in err[-1]
+
+
+def test_video_ldm_in_a_latent_space(files, tmp_path):
+    """The image model trained on a folder of images in an autoencoder's latent space, its video model over it:
+    the latent image weights stay bit-identical."""
+    torch.manual_seed(0)
+    save_vae(tmp_path / "vae", VideoAutoencoder(VAEConfig(base_channels=8, norm_groups=4, mid_attention=False,
+                                                          temporal_decoder="none")).eval())
+    image, video = tmp_path / "image", tmp_path / "video"
+    assert _train(files, image, "--data", str(files / "images"), "--latent", str(tmp_path / "vae"), "--frames", "1",
+                  "--steps", "2") == 0
+    assert read_config(image)["latent"]["latent_shape"] == [4, 1, 4, 4]
+    assert _train(files, video, "--data", str(files / "videos"), "--latent", str(tmp_path / "vae"), "--frames", "4",
+                  "--steps", "2", "--init-image", str(image), "--train", "temporal") == 0
+    assert read_config(video)["latent"]["latent_shape"] == [4, 4, 4, 4]
+    before, after = load_state_dict(image / "model.safetensors"), load_state_dict(video / "model.safetensors")
+    assert all(torch.equal(after[k], v) for k, v in before.items())

@@ -1,6 +1,7 @@
 """Curation: cuts at known splice points, flow motion of a known translation, the filters, dedupe,
 shards + manifest, re-filtering without decoding, resume, bad input."""
 import json
+import sys
 import tarfile
 
 import cv2
@@ -35,6 +36,15 @@ def test_cuts_at_splice_points():
     assert S.detect_cuts(b, "adaptive", min_scene_len=8) == []           # a pan is not a cut
     assert C.clip_spans(72, [24, 48], 16, 64) == [(0, 24), (24, 24), (48, 24)]
     assert C.clip_spans(100, [10], 16, 40) == [(10, 40), (50, 40)]       # shot 0..10 too short, tail of 10 dropped
+
+
+def test_cuts_without_scenedetect(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "scenedetect", None)               # import fails: histogram fallback
+    monkeypatch.setattr(S, "_notified", set())
+    v = np.concatenate([_panning(0, 20, 1.0), _panning(1, 20, 1.0) // 3 + 150])
+    assert S.detect_cuts(v, min_scene_len=8) == [20]
+    assert S.detect_cuts(v, min_scene_len=8) == [20]
+    assert capsys.readouterr().err.count("PySceneDetect is not installed") == 1
 
 
 def test_flow_motion_oracle():

@@ -10,7 +10,7 @@ from PIL import Image
 
 from vidiff.checkpoint import load_state_dict, read_config
 from vidiff.cli import main
-from vidiff.models.registry import load_model
+from vidiff.models.registry import build_model, load_model, save_model
 from vidiff.models.temporal import select_parameters, video_ldm_from_image
 from vidiff.models.vae import VAEConfig, VideoAutoencoder, save_vae
 from vidiff.training import committed
@@ -112,9 +112,8 @@ def test_init_image_must_match_condition_and_take_an_image_model(files, image_mo
     code = _train(files, tmp_path / "c", "--data", str(files / "videos"), "--frames", "4", "--steps", "1",
                   "--init-image", str(image_model), "--condition", "class")
     assert code == 2 and "condition 'none'" in capsys.readouterr().err
-    video_run = tmp_path / "v"
-    assert _train(files, video_run, "--data", str(files / "videos"), "--frames", "4", "--steps", "1") == 0
-    capsys.readouterr()
+    video_run = tmp_path / "v"  # a video model (temporal attention) is no image model to start from
+    save_model(video_run, build_model(TINY_MODEL), {"conditioning": {"condition": "none"}})
     code = _train(files, tmp_path / "d", "--data", str(files / "videos"), "--frames", "4", "--steps", "1",
                   "--init-image", str(video_run))
     err = capsys.readouterr().err.strip().splitlines()

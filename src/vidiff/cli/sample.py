@@ -139,7 +139,7 @@ def info(path: Annotated[str, typer.Argument(help="checkpoint folder or bundled 
     n = sum(t.numel() for t in load_state_dict(folder / WEIGHTS_NAME).values())
     typer.echo(f"checkpoint: {folder}")
     typer.echo(f"parameters: {n:,}")
-    for section in ("model", "diffusion", "video", "summary", "autoguidance", "train"):
+    for section in ("model", "diffusion", "video", "latent", "summary", "autoguidance", "train"):
         if section in cfg:
             typer.echo(f"{section}: {json.dumps(cfg[section], sort_keys=True)}")
 

@@ -143,10 +143,10 @@ def text2video_zero(model, denoiser: Callable, noise: Tensor, schedule, grid: Te
     return z
 
 
-def check_image_model(pipe: VideoPipeline, name: str, method: str) -> None:
-    """Refuse a vidiff checkpoint that is not an image model applied per frame (temporal none, per-frame
+def check_image_model(model, name: str, method: str) -> None:
+    """Refuse a vidiff backbone that is not an image model applied per frame (temporal none, per-frame
     spatial self-attention) for `method`, in one line naming what to use instead."""
-    cfg = getattr(pipe.model, "config", None)
+    cfg = getattr(model, "config", None)
     temporal = getattr(cfg, "temporal", None)
     if temporal != "none":
         raise VidiffError(f"{name} is a video model (temporal={temporal!r}); sample it with `vidiff sample --model "
@@ -155,7 +155,7 @@ def check_image_model(pipe: VideoPipeline, name: str, method: str) -> None:
     if getattr(cfg, "spatial_attention", "frame") != "frame":
         raise VidiffError(f"{name} attends jointly over frames (spatial_attention={cfg.spatial_attention!r}); "
                           f"{method} needs per-frame spatial attention")
-    check_frame_attention(pipe.model, method)
+    check_frame_attention(model, method)
 
 
 class TextToVideoZero:
@@ -166,7 +166,7 @@ class TextToVideoZero:
         self.pipe, self.name = pipe, name or getattr(pipe, "name", "")
         self.diffusers = isinstance(pipe, StableDiffusion)
         if not self.diffusers:
-            check_image_model(pipe, self.name, "Text2Video-Zero")
+            check_image_model(pipe.model, self.name, "Text2Video-Zero")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path) -> "TextToVideoZero":

@@ -65,3 +65,20 @@ def test_load_errors(tmp_path):
     (tmp_path / "config.json").write_text('{"data": {}}')
     with pytest.raises(VidiffError, match="no 'model' section"):
         load_model(tmp_path)
+
+
+def test_bundled_checkpoints_match_the_backbones_keys_and_shapes():
+    """Every shipped video model (and its guide) has exactly the state-dict keys and shapes its config builds."""
+    import json
+
+    from vidiff.bundled import available
+    from vidiff.checkpoint import WEIGHTS_NAME, load_state_dict
+
+    folders = [f for folder in available("model").values() for f in (folder, folder / "guide")
+               if (f / WEIGHTS_NAME).is_file()]
+    assert len(folders) >= 3  # the demo model, its guide, ...
+    for folder in folders:
+        with torch.device("meta"):
+            model = build_model(json.loads((folder / "config.json").read_text())["model"])
+        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        assert {k: tuple(v.shape) for k, v in load_state_dict(folder / WEIGHTS_NAME).items()} == expected, folder

@@ -25,7 +25,7 @@ def diffusers_folder(tmp_path):
     return unet.eval(), tmp_path / "unet2d"
 
 
-@pytest.mark.parametrize("temporal", ["attention", "conv", "full3d", "none"])
+@pytest.mark.parametrize("temporal", ["attention", "conv", "full3d", "videoldm", "none"])
 def test_inflated_diffusers_unet_equals_per_frame(diffusers_folder, temporal):
     unet2d, folder = diffusers_folder
     video = inflate_from_diffusers(folder, temporal=temporal).eval()

@@ -10,7 +10,7 @@ from vidiff.utils import VidiffError
 
 TINY = UNet3DConfig(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attention_levels=(1,),
                     head_dim=8, norm_groups=4)
-TEMPORAL = ["attention", "conv", "full3d"]
+TEMPORAL = ["attention", "conv", "full3d", "videoldm"]
 
 
 def tiny(**kw) -> UNet3D:
@@ -98,7 +98,7 @@ def test_identity_temporal_init_equals_per_frame_image_model(temporal, pos):
 
 
 @pytest.mark.parametrize("kw", [dict(temporal="attention", text_dim=6), dict(temporal="full3d"),
-                                dict(temporal="conv", temporal_down_levels=(0,))])
+                                dict(temporal="conv", temporal_down_levels=(0,)), dict(temporal="videoldm")])
 def test_gradient_checkpointing_same_gradients(kw, perturb):
     model = perturb(tiny(**kw), scale=0.05)
     x, t = torch.randn(2, 3, 4, 8, 8), torch.rand(2)

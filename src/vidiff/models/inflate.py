@@ -2,8 +2,8 @@
 
 The 2D layers keep their weights; the new temporal layers start as the identity (temporal
 attention with a zero output projection, temporal convs with a centred identity tap, k×k×k kernels
-with the 2D kernel in their centre time slice), so at initialisation the video model equals the
-image model applied to every frame.
+with the 2D kernel in their centre time slice, Video LDM's α-merged blocks with a zero last layer),
+so at initialisation the video model equals the image model applied to every frame.
 
 Sources:
   * a `UNet3D` with temporal="none" (or its state dict): `inflate(state, cfg)`;

@@ -27,6 +27,9 @@ PRESETS: dict[str, Any] = {
     "unet-tiny-joint-rope": dataclasses.replace(_UNET_TINY, spatial_attention="joint", spatial_pos="rope"),
     # Pseudo-3D temporal convs (Make-A-Video) instead of temporal attention.
     "unet-tiny-conv": dataclasses.replace(_UNET_TINY, temporal="conv"),
+    # An image model at the demo's width (frames never interact): the base of a Video LDM video model
+    # (vidiff.models.video_ldm_from_image adds α-merged temporal layers over it, frozen).
+    "unet-nano-image": dataclasses.replace(_UNET_TINY, base_channels=16, head_dim=16, temporal="none"),
     # A small VDM-style U-Net for 64×64 (GPU-sized).
     "unet-s": UNet3DConfig(base_channels=64, channel_mults=(1, 2, 3, 4), num_res_blocks=2,
                            attention_levels=(2, 3), head_dim=64, temporal="attention"),

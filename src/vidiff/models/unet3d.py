@@ -8,6 +8,9 @@ spatial self-attention (only at `attention_levels`; per frame, or over the whole
   "attention"  temporal self-attention at every pixel with relative position bias / RoPE (VDM)
   "conv"       a 1D temporal conv after each 2D conv, initialised to identity (Make-A-Video)
   "full3d"     the ResBlock convs are k×k×k
+  "videoldm"   the layers of "none", each ResBlock followed by a temporal 3D-conv block and each block's
+               spatial part by temporal attention, each merged with its input by a learned α (Video LDM
+               eq. 2); identity at initialisation, so an image model can be frozen under it (temporal.py)
   "none"       an image model applied frame by frame
 
 `temporal_down_levels` also halves the frame count when leaving those levels (Lumiere STUNet).
@@ -28,19 +31,21 @@ from ..conditioning.cond import Cond
 from ..utils import VidiffError
 from .backbone import Backbone
 from .layers import (
+    AlphaBlend,
     CrossAttentionBlock,
     SpatialAttentionBlock,
     TemporalAttentionBlock,
     TemporalConv,
+    TemporalResBlock,
     VideoConv3d,
     VideoCtx,
     group_norm,
     maybe_checkpoint,
 )
 
-TEMPORAL = ("attention", "conv", "full3d", "none")
+TEMPORAL = ("attention", "conv", "full3d", "videoldm", "none")
 # Module names that hold temporal layers (every parameter below one of them mixes frames).
-TEMPORAL_MODULES = frozenset({"temporal", "tconv", "tconv1", "tconv2"})
+TEMPORAL_MODULES = frozenset({"temporal", "temporal_conv", "tconv", "tconv1", "tconv2"})
 
 
 def is_temporal_key(key: str) -> bool:
@@ -69,7 +74,7 @@ class UNet3DConfig:
     # "rope": axial rotary positions in that attention (over F, H, W when joint); "none": no encoding.
     spatial_pos: Literal["none", "rope"] = "none"
     head_dim: int = 32  # heads = channels // head_dim (at least 1)
-    temporal: Literal["attention", "conv", "full3d", "none"] = "attention"
+    temporal: Literal["attention", "conv", "full3d", "videoldm", "none"] = "attention"
     temporal_pos: Literal["bias", "rope"] = "bias"
     temporal_down_levels: tuple[int, ...] = ()  # Lumiere: levels whose downsampling also halves F
     causal: bool = False  # frame t only sees frames <= t
@@ -127,7 +132,7 @@ class ResBlock(nn.Module):
 
 
 class SpaceTimeBlock(nn.Module):
-    """ResBlock → [spatial attention] → [text cross-attention] → [temporal attention]."""
+    """ResBlock → [temporal conv block] → [spatial attention] → [text cross-attention] → [temporal attn]."""
 
     def __init__(self, cin: int, cout: int, temb: int, cfg: UNet3DConfig, spatial_attention: bool):
         super().__init__()
@@ -139,11 +144,18 @@ class SpaceTimeBlock(nn.Module):
                      if spatial_attention else None)
         self.cross = (CrossAttentionBlock(cout, cfg.text_dim, heads, cfg.groups(cout), cfg.norm_eps)
                       if spatial_attention and cfg.text_dim else None)
-        self.temporal = (TemporalAttentionBlock(cout, heads, cfg.temporal_pos, cfg.causal)
-                         if cfg.temporal == "attention" else None)
+        self.temporal_conv = None  # Video LDM: a temporal 3D-conv block after the ResBlock
+        self.temporal = None
+        if cfg.temporal in ("attention", "videoldm"):
+            self.temporal = TemporalAttentionBlock(cout, heads, cfg.temporal_pos, cfg.causal)
+        if cfg.temporal == "videoldm":
+            self.temporal = AlphaBlend(self.temporal)
+            self.temporal_conv = AlphaBlend(TemporalResBlock(cout, cfg.groups(cout), cfg.norm_eps, causal=cfg.causal))
 
     def forward(self, x: Tensor, ctx: VideoCtx) -> Tensor:
         h = self.res(x, ctx)  # (B·F, Cout, H, W)
+        if self.temporal_conv is not None:
+            h = self.temporal_conv(h, ctx)
         for layer in (self.attn, self.cross, self.temporal):
             if layer is not None:
                 h = layer(h, ctx)
@@ -262,6 +274,13 @@ class UNet3D(Backbone):
         if frames < 1 or frames % mt:
             raise VidiffError(f"the frame count must be a positive multiple of {mt} for this UNet3D "
                               f"(temporal_down_levels={list(self.config.temporal_down_levels)}); got {frames}")
+
+    def temporal_parameter_names(self) -> list[str]:
+        """Names of the parameters of the temporal layers (those that mix frames); the rest is the image model."""
+        if self.config.temporal == "full3d":
+            raise VidiffError("temporal='full3d' mixes space and time in the same k×k×k kernels, so its temporal "
+                              "parameters cannot be trained alone; use temporal='videoldm', 'attention' or 'conv'")
+        return [name for name, _ in self.named_parameters() if is_temporal_key(name)]
 
     def image_keep(self, is_image: Tensor, dtype) -> Tensor | None:
         if self.config.temporal_down_levels:

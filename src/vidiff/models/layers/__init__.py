@@ -3,7 +3,7 @@
   primitives    embeddings, norms, positions (relative bias, RoPE), the FFN, the U-Net's `VideoCtx`
   attention     SDPA attention with swappable processors (cross-frame, sparse-causal); spatial,
                 temporal, joint, windowed and cross attention
-  mixing        convolutions over frames
+  mixing        convolutions over frames and Video LDM's α-merge
   conditioning  the global embedding, concat / self-conditioning channels, the learned null condition
 
 Layout conventions. Video tensors enter a backbone as (B, C, F, H, W). Inside the U-Net the
@@ -18,16 +18,16 @@ from .attention import (ROLES, Attention, AttnProcessor, CrossAttention, CrossAt
                         CrossFrameAttnProcessor, SparseCausalAttnProcessor, SpatialAttentionBlock,
                         TemporalAttention, TemporalAttentionBlock, WindowAttention3D, frame_mask, set_attn_processor)
 from .conditioning import NullCondition, apply_null_condition, concat_condition, embed_conditions, self_condition
-from .mixing import TemporalConv, VideoConv3d
+from .mixing import AlphaBlend, TemporalConv, TemporalResBlock, VideoConv3d
 from .primitives import (FeedForward, GroupNorm, RelativePositionBias, RMSNorm, TimestepEmbedder, VideoCtx, apply_rope,
                          causal_bias, count_params, frame_keep, group_norm, maybe_checkpoint, modulate, rope_angles,
                          rope_angles_grid, sincos_1d, sincos_3d, timestep_embedding)
 
 __all__ = [
-    "ROLES", "Attention", "AttnProcessor", "CrossAttention", "CrossAttentionBlock",
+    "ROLES", "AlphaBlend", "Attention", "AttnProcessor", "CrossAttention", "CrossAttentionBlock",
     "CrossFrameAttnProcessor", "FeedForward", "GroupNorm", "NullCondition", "RMSNorm", "RelativePositionBias",
     "SparseCausalAttnProcessor", "SpatialAttentionBlock", "TemporalAttention", "TemporalAttentionBlock",
-    "TemporalConv", "TimestepEmbedder", "VideoConv3d", "VideoCtx", "WindowAttention3D",
+    "TemporalConv", "TemporalResBlock", "TimestepEmbedder", "VideoConv3d", "VideoCtx", "WindowAttention3D",
     "apply_null_condition", "apply_rope", "causal_bias", "concat_condition", "count_params", "embed_conditions",
     "frame_keep", "frame_mask", "group_norm", "maybe_checkpoint", "modulate", "rope_angles", "rope_angles_grid",
     "self_condition", "set_attn_processor", "sincos_1d", "sincos_3d", "timestep_embedding",

@@ -203,7 +203,7 @@ class WindowAttention3D(nn.Module):
             coords = torch.roll(coords, shifts, dims=(0, 1, 2))
             valid = torch.roll(valid, shifts, dims=(0, 1, 2))
 
-        def windows(z: Tensor, lead: int) -> Tensor:  # '(lead) (nt wt) (nh wh) (nw ww) ... -> (lead nt nh nw) (wt wh ww) ...'
+        def windows(z: Tensor, lead: int) -> Tensor:  # '(b nt wt) ... -> (b nt nh nw) (wt wh ww) ...'
             return rearrange(z, "b (nt wt) (nh wh) (nw ww) ... -> (b nt nh nw) (wt wh ww) ...",
                              wt=win[0], wh=win[1], ww=win[2], b=lead)
 

@@ -1,5 +1,9 @@
-"""Temporal mixing on the U-Net's `(B·F, C, H, W)` layout: convolutions over frames (pseudo-3D, full-3D)."""
+"""Temporal mixing on the U-Net's `(B·F, C, H, W)` layout: convolutions over frames (pseudo-3D, full-3D,
+Video LDM's 3D-conv block) and Video LDM's learned α-merge of a temporal layer with its spatial input."""
 from __future__ import annotations
+
+import dataclasses
+import math
 
 import torch
 import torch.nn.functional as F
@@ -68,3 +72,57 @@ class VideoConv3d(nn.Module):
             g = frame_keep(ctx.keep, frames)
             y = y2d + g * (y - y2d)
         return y
+
+
+class TemporalResBlock(nn.Module):
+    """x + conv_t(SiLU(GN(conv_t(SiLU(GN(x)))))) with k×1×1 convolutions over frames: Video LDM's 3D-conv
+    temporal block (Blattmann et al. 2023 §3.1; the time stack of SVD's VideoResBlock). The second conv
+    starts at zero, so the block starts as the identity; image samples (`ctx.keep` = 0) pass through."""
+
+    def __init__(self, channels: int, groups: int = 32, eps: float = 1e-5, kernel_size: int = 3,
+                 causal: bool = False):
+        super().__init__()
+        self.norm1 = group_norm(channels, groups, eps)
+        self.conv1 = TemporalConv(channels, kernel_size, causal)
+        self.norm2 = group_norm(channels, groups, eps)
+        self.conv2 = TemporalConv(channels, kernel_size, causal)
+        with torch.no_grad():
+            nn.init.kaiming_uniform_(self.conv1.weight, a=math.sqrt(5))  # torch's Conv1d default
+            self.conv2.weight.zero_()
+
+    def forward(self, x: Tensor, ctx: VideoCtx) -> Tensor:
+        inner = dataclasses.replace(ctx, keep=None)  # the whole branch is gated below, not each conv
+        h = self.conv1(F.silu(self.norm1(x)), inner)  # (B·F, C, H, W)
+        h = self.conv2(F.silu(self.norm2(h)), inner)
+        if ctx.keep is not None:
+            h = h * frame_keep(ctx.keep, ctx.frames)
+        return x + h
+
+
+class AlphaBlend(nn.Module):
+    """z = α·z_spatial + (1 − α)·z_temporal, z_temporal = layer(z_spatial), α = sigmoid(alpha_logit) a learned
+    scalar per layer (Video LDM, Blattmann et al. 2023, eq. 2).
+
+    The sigmoid keeps α in (0, 1) with a gradient everywhere (a clamped α stops learning once it leaves
+    [0, 1]); the identity at initialisation comes from the temporal layer (a residual block whose last
+    projection is zero), not from α, so α starts at ½, where its sigmoid is steepest. The merge is
+    computed as z_t + α·(z_s − z_t), which is exactly z_s while z_t = z_s. Image samples (`ctx.keep` = 0)
+    get z_spatial: their frames stay independent (joint image–video training).
+    """
+
+    def __init__(self, layer: nn.Module, alpha_logit: float = 0.0):
+        super().__init__()
+        self.layer = layer
+        self.alpha_logit = nn.Parameter(torch.full((1,), float(alpha_logit)))
+
+    @property
+    def alpha(self) -> Tensor:
+        """α ∈ (0, 1), the weight of the spatial features, shape (1,)."""
+        return torch.sigmoid(self.alpha_logit)
+
+    def forward(self, x: Tensor, ctx: VideoCtx) -> Tensor:
+        z_temporal = self.layer(x, ctx)  # (B·F, C, H, W)
+        z = z_temporal + self.alpha.to(x.dtype) * (x - z_temporal)  # eq. 2
+        if ctx.keep is not None:
+            z = torch.where(frame_keep(ctx.keep, ctx.frames) > 0, z, x)
+        return z

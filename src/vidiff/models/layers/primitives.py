@@ -164,7 +164,7 @@ class VideoCtx:
 
     batch: int
     frames: int
-    emb: Tensor  # (B, temb)
+    emb: Tensor | None  # (B, temb); None where no block reads it (temporal layers only)
     text: Tensor | None = None  # (B, M, D_text)
     text_mask: Tensor | None = None  # (B, M)
     keep: Tensor | None = None  # (B,) 1 = video, 0 = independent images

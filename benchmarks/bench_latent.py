@@ -9,7 +9,8 @@ Measured in one run, as ratios against baselines from the same run (same backbon
     (target: latent 128² ≤ 1.3× the 32² pixel step); also the cost of encoding a batch on the fly;
   * sampling one video with 25 DDIM steps (the latent one includes decoding to pixels) for the same three;
   * peak memory (RSS growth of a fresh process) of decoding 16, 64, 256 frames with and without temporal
-    chunking (--decode-chunk 8): chunked decoding should stay flat in length;
+    chunking (--decode-chunk 8, exact: each window carries the decoder's receptive field as context, so a clip
+    that one window covers is decoded whole): chunked decoding should stay flat in length beyond that;
   * seconds to sample one 16×128×128 video with 25 steps (target ≤ 5 s on 2 cores).
 The autoencoder is `--vae` (a trained folder or bundled name) or an untrained default `VAEConfig` (4× spatial,
 4 channels, conv3d temporal decoder): speed and memory do not depend on its weights.
@@ -32,6 +33,7 @@ from vidiff.models import build_model
 from vidiff.models.presets import get_preset
 from vidiff.models.vae import VAEConfig, VideoAutoencoder
 from vidiff.pipelines import DiffusionConfig, LatentVideoPipeline, VideoFormat, VideoPipeline
+from vidiff.pipelines.latent import effective_chunk
 
 
 def autoencoder(spec: str | None):
@@ -100,8 +102,9 @@ def decode_probe(frames: int, latent: int, chunk: int, vae: str | None) -> None:
     (RSS sampled every 2 ms while decoding; the output video is included)."""
     ae = autoencoder(vae)
     z = torch.randn(1, ae.latent_channels, frames, latent, latent)
+    chunk = effective_chunk(ae, frames, chunk)  # as the latent pipeline decodes: None where one window covers all
     with torch.no_grad():
-        ae.decode(z[:, :, :1], chunk=chunk or None)  # warm-up: kernels and allocator pools
+        ae.decode(z[:, :, :1])  # warm-up: kernels and allocator pools
     before, peak, done = rss_bytes(), [0], threading.Event()
 
     def watch():
@@ -112,7 +115,7 @@ def decode_probe(frames: int, latent: int, chunk: int, vae: str | None) -> None:
     watcher = threading.Thread(target=watch)
     watcher.start()
     with torch.no_grad():
-        ae.decode(z, chunk=chunk or None)
+        ae.decode(z, chunk=chunk)
     done.set()
     watcher.join()
     print(json.dumps({"peak_mib": max(0, peak[0] - before) / 2**20}))

@@ -115,3 +115,14 @@ def test_latent_checkpoint_needs_its_own_autoencoder(tmp_path):
         load_pipeline(str(folder))
     cfg = json.loads((folder / "config.json").read_text())
     assert cfg["latent"]["fingerprint"] == sha
+
+
+def test_autoencoders_are_found_by_name_on_the_model_search_path(tmp_path, monkeypatch):
+    from vidiff.bundled import available, find_autoencoder
+
+    save_vae(tmp_path / "vae-mine", VideoAutoencoder(TINY_VAE))
+    monkeypatch.setenv("VIDIFF_MODELS", str(tmp_path))
+    assert find_autoencoder("vae-mine") == tmp_path / "vae-mine"
+    assert "vae-mine" not in available("model")  # an autoencoder is not a video model
+    with pytest.raises(VidiffError, match=f"autoencoder 'vae-other' not found: not a folder and not a name in .*{tmp_path}"):
+        find_autoencoder("vae-other")

@@ -193,6 +193,44 @@ def test_stable_diffusion_folder(sd):
     assert (moving[:, :, 1:] - moving[:, :, :1]).abs().max() > 1e-3
 
 
+def test_equals_diffusers_text_to_video_zero_pipeline(tmp_path):
+    """diffusers' (deprecated) TextToVideoZeroPipeline on the same tiny SD components, latents and settings
+    (DDIM 5 steps, guidance scale 3 = w 2, 3 frames): equal to 1e-5. Its forward_loop is replaced by the exact
+    q(x_T1 | x_T0) with our noise: diffusers multiplies alphas[k0:k1] (one index off ᾱ_k1/ᾱ_k0) and draws the
+    noise from its own generator. Its motion field m moves content by −m·w/512 latent pixels."""
+    pytest.importorskip("diffusers")
+    from diffusers.pipelines.deprecated.text_to_video_synthesis.pipeline_text_to_video_zero import (
+        TextToVideoZeroPipeline)
+
+    from .test_stable_diffusion import tiny_sd_pipeline
+
+    ref = tiny_sd_pipeline(tmp_path)
+    ref.save_pretrained(tmp_path / "sd")
+    theirs = TextToVideoZeroPipeline(vae=ref.vae, text_encoder=ref.text_encoder, tokenizer=ref.tokenizer,
+                                     unet=ref.unet, scheduler=ref.scheduler, safety_checker=None,
+                                     feature_extractor=None, requires_safety_checker=False)
+    theirs.set_progress_bar_config(disable=True)
+    ours = TextToVideoZero.from_pretrained(tmp_path / "sd")
+    gens = sample_generators(3, 1)
+    noise = stacked_randn(torch.empty(1, 4, 1, 8, 8), gens)  # what ours draws for seed 3
+    eps = stacked_randn(torch.empty(1, 4, 2, 8, 8), gens)[0].transpose(0, 1)  # ... then its re-noising noise
+    cumprod = theirs.scheduler.alphas_cumprod
+
+    def forward_loop(x_t0, t0, t1, generator):
+        a = cumprod[t1] / cumprod[t0]
+        return a.sqrt() * x_t0 + (1 - a).sqrt() * eps
+
+    theirs.forward_loop = forward_loop
+    for t0, t1, dx, dy in ((2, 2, 0, 0), (1, 3, 2, -2), (0, 4, -4, 2)):  # δ in image px; the latent is 2x smaller
+        frames = theirs("a cat", video_length=3, height=16, width=16, num_inference_steps=5, guidance_scale=3.0,
+                        latents=noise[:, :, 0].clone(), motion_field_strength_x=-dx / 2 * 512 / 8,
+                        motion_field_strength_y=-dy / 2 * 512 / 8, t0=t0, t1=t1, output_type="np").images
+        expected = torch.as_tensor(frames).permute(3, 0, 1, 2)[None] * 2 - 1  # (1, 3, F, H, W) in [-1, 1]
+        got = ours("a cat", 1, frames=3, motion=(dx, dy), t0=t0, t1=t1, steps=5, guidance=2.0, seed=3, size=16,
+                   output="float")
+        torch.testing.assert_close(got, expected.float(), atol=1e-5, rtol=0)
+
+
 # ----------------------------------------------------------------------------- command line
 
 

@@ -64,18 +64,18 @@ def motion_shifts(frames: int, motion: tuple[float, float], strength: float = 1.
 
 def warp_translate(x: Tensor, shifts: Tensor) -> Tensor:
     """One frame x (B, C, H, W) → (B, C, F, H, W) where frame k is x translated by shifts[k] = (dx, dy) pixels:
-    out(y, x) = in(y − dy, x − dx) by `grid_sample` with nearest sampling and reflection at the borders, as
-    the paper's code warps (integer shifts move pixels exactly; fractional ones are rounded per pixel)."""
+    out(y, x) = in(y − dy, x − dx) by `grid_sample` with nearest sampling and reflection about the image's
+    edges, as the paper's code warps (integer shifts move pixels exactly; fractional ones are rounded)."""
     b, c, h, w = x.shape
     frames = shifts.shape[0]
     ys = torch.arange(h, dtype=torch.float64)[None, :, None] - shifts[:, 1, None, None]  # (F, H, 1)
     xs = torch.arange(w, dtype=torch.float64)[None, None, :] - shifts[:, 0, None, None]  # (F, 1, W)
-    gx = (2 * xs / max(w - 1, 1) - 1).expand(frames, h, w)
-    gy = (2 * ys / max(h - 1, 1) - 1).expand(frames, h, w)
+    gx = ((2 * xs + 1) / w - 1).expand(frames, h, w)  # pixel centres, align_corners=False
+    gy = ((2 * ys + 1) / h - 1).expand(frames, h, w)
     grid = torch.stack([gx, gy], dim=-1).to(x.dtype)  # (F, H, W, 2) in [-1, 1]
     src = x[:, None].expand(b, frames, c, h, w).reshape(b * frames, c, h, w)
     grid = grid[None].expand(b, -1, -1, -1, -1).reshape(b * frames, h, w, 2)
-    out = F.grid_sample(src, grid, mode="nearest", padding_mode="reflection", align_corners=True)
+    out = F.grid_sample(src, grid, mode="nearest", padding_mode="reflection", align_corners=False)
     return out.reshape(b, frames, c, h, w).transpose(1, 2)  # (B, C, F, H, W)
 
 

@@ -154,9 +154,10 @@ def test_edm_denoiser_calls_the_backbone_with_edm_inputs():
 N = 50_000
 
 
-@pytest.mark.parametrize("sched", [EDM, CosineSchedule()], ids=["edm", "cosine"])
-@pytest.mark.parametrize("name,steps,kw,tol", [("euler", 200, {}, 0.02), ("heun", 40, {}, 0.02),
-                                               ("heun", 40, {"s_churn": 10.0}, 0.03)])
+@pytest.mark.parametrize("sched,name,steps,kw,tol", [
+    (EDM, "euler", 200, {}, 0.02), (EDM, "heun", 40, {}, 0.02), (EDM, "heun", 40, {"s_churn": 10.0}, 0.03),
+    # a cosine schedule on the same σ grid (t through its log-SNR; churn moves t off the grid)
+    (CosineSchedule(), "heun", 40, {"s_churn": 10.0}, 0.03)], ids=["euler", "heun", "heun-churn", "cosine-heun-churn"])
 def test_gaussian_moments(sched, name, steps, kw, tol):
     """x ~ N(μ, s²) with the exact posterior mean as the denoiser: Euler and Heun (with and without
     churn) on EDM's σ grid return μ and s (Monte Carlo error ≈ 0.4 %; starting at σ_max = 80 with

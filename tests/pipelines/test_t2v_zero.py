@@ -193,6 +193,21 @@ def test_stable_diffusion_folder(sd):
     assert (moving[:, :, 1:] - moving[:, :, :1]).abs().max() > 1e-3
 
 
+def test_cli_on_a_stable_diffusion_folder(sd, tmp_path, capsys):
+    from vidiff.cli import main
+
+    folder, _ = sd
+    code = main(["t2v-zero", "--model", str(folder), "--prompt", "a cat", "--frames", "3", "--motion", "4,0",
+                 "--size", "16", "--steps", "3", "--smooth-background", "--out", str(tmp_path), "--format", "npy"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "smoothing" in captured.err and "off" in captured.err  # no foreground mask for latents: one notice
+    assert np.load(tmp_path / "t2v_zero.npy").shape == (1, 3, 16, 16, 3)
+    assert main(["t2v-zero", "--model", str(folder), "--frames", "3", "--size", "16", "--steps", "3",
+                 "--out", str(tmp_path / "none")]) == 2
+    assert "give a text prompt" in capsys.readouterr().err
+
+
 def test_equals_diffusers_text_to_video_zero_pipeline(tmp_path):
     """diffusers' (deprecated) TextToVideoZeroPipeline on the same tiny SD components, latents and settings
     (DDIM 5 steps, guidance scale 3 = w 2, 3 frames): equal to 1e-5. Its forward_loop is replaced by the exact

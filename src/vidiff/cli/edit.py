@@ -62,12 +62,9 @@ def edit(
         help="the caption the clip is inverted under (default: the one it was tuned with)")] = None,
     steps: Annotated[int, typer.Option(min=1, help="DDIM steps of the inversion and of the sampling")] = 50,
     guidance: Annotated[float, typer.Option(help="classifier-free guidance weight w of the edit")] = 3.0,
-    seed: Seed = 0,
     fps: Annotated[float, typer.Option(help="frame rate of the file written")] = 8.0,
 ):
-    """Edit a clip with a prompt: DDIM inversion of the clip, then sampling under the edited prompt."""
-    import torch
-
+    """Edit a clip with a prompt: DDIM inversion of the clip, then sampling under the edited prompt (deterministic)."""
     from ..data.io import check_output, read_video
     from ..pipelines.tune_a_video import TuneAVideo, is_tune_a_video
     from ..utils import VidiffError
@@ -77,7 +74,6 @@ def edit(
                           "`vidiff tune-a-video CLIP --model IMAGE_MODEL --prompt ... --out FOLDER`")
     check_output(out, "--out", kind="file")
     video = read_video(clip)
-    torch.manual_seed(seed)
     start = time.perf_counter()
     edited = TuneAVideo.from_pretrained(model).edit(video, prompt, source_prompt=source_prompt, steps=steps,
                                                     guidance=guidance)

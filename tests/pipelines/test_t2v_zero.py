@@ -262,8 +262,8 @@ def image_ckpt(tmp_path_factory):
 
 
 def _vidiff(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "vidiff.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd,
-                          timeout=120)
+    return subprocess.run([sys.executable, "-m", "vidiff.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=120)
 
 
 def test_cli_writes_a_video_and_refuses_bad_input(image_ckpt, tmp_path, capsys):

@@ -115,7 +115,8 @@ def test_bad_inputs():
 def _checkpoint(folder, text: bool):
     torch.manual_seed(0)
     model = build_model({**IMAGE_TEXT, "text_dim": 384 if text else 0})
-    save_pretrained(folder, model, {"model": config_to_dict(model.config), "diffusion": config_to_dict(DiffusionConfig()),
+    save_pretrained(folder, model, {"model": config_to_dict(model.config),
+                                    "diffusion": config_to_dict(DiffusionConfig()),
                                     "video": {"channels": 3, "frames": 1, "size": 16, "fps": 8.0},
                                     "conditioning": {"condition": "text" if text else "none", "cond_drop": 0.1,
                                                      "text_encoder": "minilm" if text else None}})

@@ -61,7 +61,8 @@ def _diffusers_processor_class() -> type:
             if encoder_hidden_states is None and not attn.is_cross_attention:  # self-attention only
                 if hidden_states.ndim != 3 or attn.group_norm is not None or attn.spatial_norm is not None:
                     raise VidiffError(f"{self.mode.replace('_', '-')} attention needs token self-attention "
-                                      "((B·F, L, D), no group/spatial norm) as in Stable Diffusion's transformer blocks")
+                                      "((B·F, L, D), no group/spatial norm), as in Stable Diffusion's "
+                                      "transformer blocks")
                 encoder_hidden_states = frame_context(hidden_states, self.frames, self.mode)  # (B·F, L|2L, D)
             return super().__call__(attn, hidden_states, encoder_hidden_states, attention_mask, temb, *args, **kwargs)
 

@@ -39,6 +39,7 @@ from ..diffusion.samplers import ddim, timesteps
 from ..limits import check_positive
 from ..models.diffusers_io import is_diffusers_folder
 from ..utils import VidiffError, notice
+from . import load_pipeline
 from .base import VideoPipeline
 from .frame_attention import check_frame_attention, frame_attention
 from .stable_diffusion import StableDiffusion, scheduler_grid
@@ -171,8 +172,6 @@ class TextToVideoZero:
     @classmethod
     def from_pretrained(cls, name_or_path: str | Path) -> "TextToVideoZero":
         """A diffusers Stable Diffusion folder, or a vidiff image checkpoint (folder or model name)."""
-        from . import load_pipeline
-
         if is_diffusers_folder(name_or_path):
             return cls(StableDiffusion.from_pretrained(name_or_path), Path(name_or_path).name)
         return cls(load_pipeline(str(name_or_path)), Path(str(name_or_path)).name)
@@ -254,7 +253,8 @@ class TextToVideoZero:
         cond = Cond(text=text)
         den = Denoiser(pipe.unet, pipe.parameterization)
         if guidance:
-            den = ClassifierFreeGuidance(den, w=guidance, null_cond=Cond(text=pipe.encode_prompt([negative_prompt] * num)))
+            null = Cond(text=pipe.encode_prompt([negative_prompt] * num))
+            den = ClassifierFreeGuidance(den, w=guidance, null_cond=null)
         gens = sample_generators(seed, num)
         noise = stacked_randn(torch.empty(num, pipe.latent_channels, 1, size // f, size // f), gens)
         clip = (pipe.scheduler_config.get("clip_sample_range", 1.0) if pipe.scheduler_config.get("clip_sample")

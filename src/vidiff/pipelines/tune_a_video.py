@@ -38,12 +38,15 @@ from ..data.io import from_uint8, to_uint8
 from ..diffusion import ClassifierFreeGuidance, Denoiser
 from ..diffusion.loss import diffusion_loss
 from ..diffusion.samplers import ddim, ddim_invert
+from ..models.diffusers_io import is_diffusers_folder
 from ..models.layers import Attention, CrossAttention
 from ..models.temporal import video_ldm_from_image
 from ..models.unet3d import UNet3D
 from ..utils import VidiffError
+from . import load_pipeline, resolve_model
 from .base import DiffusionConfig, VideoPipeline
 from .frame_attention import frame_attention
+from .latent import is_latent_checkpoint
 from .t2v_zero import check_image_model
 
 __all__ = ["TuneAVideo", "inflate_tune_a_video", "tunable_parameters", "tune", "save_tuned", "clip_tensor",
@@ -213,9 +216,6 @@ class TuneAVideo:
 
 def load_image_model(name_or_path: str) -> VideoPipeline:
     """A vidiff pixel image model for Tune-A-Video (temporal none, per-frame spatial attention)."""
-    from . import is_latent_checkpoint, load_pipeline, resolve_model
-    from ..models.diffusers_io import is_diffusers_folder
-
     if is_diffusers_folder(name_or_path):
         raise VidiffError(f"{name_or_path} is a diffusers folder; Tune-A-Video here tunes vidiff image models "
                           "(trained with `vidiff train --frames 1`)")

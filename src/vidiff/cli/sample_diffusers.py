@@ -58,6 +58,8 @@ def sample_diffusers(folder: str, params: dict, ctx=None) -> None:
     opts = {**(SVD_DEFAULTS if svd else SD_DEFAULTS), **given}
     if svd and params.get("image") is None:
         raise VidiffError(f"{folder} is a Stable Video Diffusion folder: give the first frame with --image FILE")
+    if svd and not Path(params["image"]).is_file():
+        raise VidiffError(f"image {params['image']} not found; give a PNG/JPEG file for --image")
     if not svd and not params.get("prompt"):
         raise VidiffError(f"{folder} is a Stable Diffusion folder: give a text prompt with --prompt \"...\"")
     if svd and opts.get("fps") is not None and not opts["fps"] >= 1:

@@ -140,3 +140,15 @@ def test_a_joint_run_of_a_few_steps(files, tmp_path):
     assert len(losses) == 3 and all(np.isfinite(losses))
     cfg = json.loads((out / "config.json").read_text())["train"]
     assert cfg["images"] == str(files / "images") and cfg["image_ratio"] == 0.5
+
+
+def test_images_with_an_autoencoder_that_compresses_time_are_refused(files, tmp_path, capsys):
+    from vidiff.models.vae import VAEConfig, VideoAutoencoder, save_vae
+
+    save_vae(tmp_path / "vae", VideoAutoencoder(VAEConfig(base_channels=8, norm_groups=4, causal=True,
+                                                          temporal_compression=4, mid_attention=False)))
+    code = main(["train", "--data", str(files / "videos"), "--images", str(files / "images"), "--image-ratio", "0.5",
+                 "--latent", str(tmp_path / "vae"), "--model", str(files / "model.json"), "--frames", "5",
+                 "--size", "16", "--steps", "1", "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith("error: --images:") and "compresses time" in err[-1]

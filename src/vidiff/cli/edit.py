@@ -17,7 +17,8 @@ Clip = Annotated[Path, typer.Argument(help="the clip: mp4/gif/npy or a folder of
 def tune_a_video(
     clip: Clip,
     model: Annotated[str, typer.Option(help="image model: a vidiff checkpoint trained with --frames 1 (temporal "
-                                            "none), text-conditioned for --prompt")],
+                                            "none; text-conditioned for --prompt) or a diffusers Stable "
+                                            "Diffusion folder")],
     prompt: Prompt = None,
     steps: Annotated[int, typer.Option(min=1, help="fine-tuning steps")] = 300,
     lr: Annotated[float, typer.Option(help="AdamW learning rate")] = 3e-5,

@@ -77,9 +77,10 @@ def diffusers_frame_processor(mode: str, frames: int):
 
 
 def _diffusers_unet(model: nn.Module):
-    """The diffusers UNet2DConditionModel inside `model` (an SDUNet), or None for a vidiff backbone."""
-    unet = getattr(model, "unet", None)
-    return unet if unet is not None and hasattr(unet, "set_attn_processor") else None
+    """The diffusers UNet2DConditionModel inside `model` (an SDUNet, or Video LDM layers around one), or None
+    for a vidiff backbone."""
+    return next((m for m in model.modules() if hasattr(m, "set_attn_processor") and hasattr(m, "attn_processors")),
+                None)
 
 
 def check_frame_attention(model: nn.Module, what: str) -> None:

@@ -122,7 +122,6 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
     Console(quiet=quiet).print(table)
 
     if report_dir:
-
         d = Path(report_dir)
         try:
             d.mkdir(parents=True, exist_ok=True)

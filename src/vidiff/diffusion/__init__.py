@@ -2,6 +2,7 @@
 
 Time runs from t = 0 (clean data) to t = 1 (pure noise); z_t = α_t x + σ_t ε, α² + σ² = 1.
 """
+from .config import DiffusionConfig, VideoFormat
 from .edm import EDMDenoiser, edm_loss, karras_sigmas
 from .guidance import (
     AutoGuidance,
@@ -13,7 +14,7 @@ from .guidance import (
     expand_mask,
 )
 from .loss import diffusion_loss, min_snr_weight
-from .noise import NOISE_KINDS, FrameNoise
+from .noise import NOISE_KINDS, FrameNoise, rand, randn
 from .param import (
     PARAMETERIZATIONS,
     Denoiser,
@@ -62,7 +63,8 @@ __all__ = [
     "Schedule", "CosineSchedule", "LinearSchedule", "ShiftedCosineSchedule", "EDMSchedule", "SCHEDULES", "get_schedule",
     "PARAMETERIZATIONS", "Prediction", "Denoiser", "convert", "apply_clip", "dynamic_threshold",
     "x0_from_eps", "eps_from_x0", "v_from_eps_x0", "x0_from_v", "eps_from_v", "v_from_x0", "v_from_eps",
-    "diffusion_loss", "min_snr_weight", "FrameNoise", "NOISE_KINDS",
+    "DiffusionConfig", "VideoFormat",
+    "diffusion_loss", "min_snr_weight", "FrameNoise", "NOISE_KINDS", "randn", "rand",
     "SAMPLERS", "SPACINGS", "sample", "ddpm", "ddim", "dpmpp_2m", "ddim_invert", "timesteps",
     "ddim_step", "ddim_step_angular", "ddpm_posterior", "pc", "langevin_step", "euler", "heun", "stacked_randn",
     "sample_generators",

@@ -5,7 +5,6 @@ checkpoint folder (model.safetensors + config.json, the layout `vidiff train` wr
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -15,40 +14,9 @@ from torch import Tensor
 from ..checkpoint import read_config
 from ..conditioning import Cond
 from ..config import config_from_dict, config_to_dict
+from ..diffusion.config import DiffusionConfig, VideoFormat
 from ..limits import check_positive, check_sampling
 from ..utils import VidiffError
-
-
-@dataclass(frozen=True)
-class DiffusionConfig:
-    """How a backbone was trained: the noise schedule and what the network predicts."""
-
-    schedule: str = "cosine"
-    schedule_kwargs: dict = field(default_factory=dict)
-    parameterization: str = "v"
-    noise: str = "iid"  # the noise prior, correlated across frames or not (diffusion/noise.py)
-    noise_alpha: float = 1.0
-
-    def build_schedule(self):
-        from ..diffusion import get_schedule
-
-        return get_schedule(self.schedule, **self.schedule_kwargs)
-
-    def build_noise(self):
-        """The `FrameNoise` prior the model was trained with (iid unless the recipe chose PYoCo noise)."""
-        from ..diffusion.noise import FrameNoise
-
-        return FrameNoise(self.noise, self.noise_alpha)
-
-
-@dataclass(frozen=True)
-class VideoFormat:
-    """The video a model produces: channels, frames, size and playback rate."""
-
-    channels: int = 3
-    frames: int = 16
-    size: int = 32
-    fps: float = 8.0
 
 
 def check_checkpoint_config(config: dict, folder: str | Path) -> None:

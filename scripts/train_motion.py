@@ -19,6 +19,16 @@ import time
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
+
+from vidiff.dynamics.motion_model import (MotionModel, MotionModelConfig, coordinated_from_independent,
+                                          load_motion_model, sample_motion, save_motion_model, train_diffusion,
+                                          train_vae)
+from vidiff.dynamics.normalize import FrequencyNormalizer
+from vidiff.dynamics.procedural import ProceduralDataset
+from vidiff.dynamics.spectral import amplitude_error
+from vidiff.training import StepBatches, TensorItems, step_seed
+from vidiff.utils import seed_everything
 
 
 def parse(argv=None):
@@ -53,30 +63,19 @@ def parse(argv=None):
 
 
 def main(argv=None) -> dict:
-    from tqdm import tqdm
-
-    from vidiff.dynamics.motion_model import (MotionModel, MotionModelConfig, coordinated_from_independent,
-                                              load_motion_model, sample_motion, save_motion_model, train_diffusion,
-                                              train_vae)
-    from vidiff.dynamics.normalize import FrequencyNormalizer
-    from vidiff.dynamics.procedural import ProceduralDataset
-    from vidiff.dynamics.spectral import amplitude_error
-    from vidiff.utils import seed_everything
-
     args = parse(argv)
-    g = seed_everything(args.seed)
+    seed_everything(args.seed)
     dev = torch.device(args.device)
     t0 = time.time()
     ds = ProceduralDataset(args.scenes + args.heldout, (args.size, args.size), args.frames, args.k, seed=args.seed)
     items = [ds[i] for i in tqdm(range(len(ds)), desc="scenes")]
     train, held = items[:args.scenes], items[args.scenes:]
-    images = torch.stack([it["image"] for it in train]).to(dev)
-    vols = torch.stack([it["spectral_volume"] for it in train]).to(dev)
-
-    def batches():
-        while True:
-            idx = torch.randint(len(train), (args.batch,), generator=g)
-            yield {"image": images[idx], "spectral_volume": vols[idx]}
+    images = torch.stack([it["image"] for it in train])
+    vols = torch.stack([it["spectral_volume"] for it in train])
+    # each stage's batches: a pure function of (seed, stage, step) — the trainer core's StepBatches
+    batches = {stage: StepBatches(TensorItems(image=images, spectral_volume=vols), args.batch,
+                                  seed=step_seed(args.seed, stage))
+               for stage in range(3)}
 
     cfg = MotionModelConfig(k=args.k, size=args.size, period=args.frames,
                             mode="independent" if args.mode == "coordinated" else args.mode,
@@ -92,11 +91,11 @@ def main(argv=None) -> dict:
         model.vae.load_state_dict(donor.vae.state_dict())
         args.vae_steps = 0
     else:
-        model = MotionModel(cfg, FrequencyNormalizer.fit(vols.cpu())).to(dev)
+        model = MotionModel(cfg, FrequencyNormalizer.fit(vols)).to(dev)
     bar = tqdm(total=args.vae_steps + args.stage1_steps + args.stage2_steps, desc="training")
     cb = lambda step, loss: (bar.update(1), bar.set_postfix(loss=f"{loss:.4f}"))  # noqa: E731
-    vae_losses = train_vae(model, (b["spectral_volume"] for b in batches()), args.vae_steps, generator=g, callback=cb)
-    s1 = train_diffusion(model, batches(), args.stage1_steps, lr=args.lr, generator=g, callback=cb)
+    vae_losses = train_vae(model, batches[0], args.vae_steps, seed=step_seed(args.seed, 0), callback=cb)
+    s1 = train_diffusion(model, batches[1], args.stage1_steps, lr=args.lr, seed=step_seed(args.seed, 1), callback=cb)
     report = {"mode": args.mode, "vae_loss": vae_losses[-1] if vae_losses else None,
               "stage1_loss": sum(s1[-50:]) / max(1, len(s1[-50:]))}
 
@@ -116,7 +115,8 @@ def main(argv=None) -> dict:
         save_motion_model(Path(args.out) / "independent", model)
         report["heldout_amplitude_error_rel_independent"] = heldout_error(model)
         model = coordinated_from_independent(model).to(dev)
-        s2 = train_diffusion(model, batches(), args.stage2_steps, lr=args.lr, generator=g, callback=cb)
+        s2 = train_diffusion(model, batches[2], args.stage2_steps, lr=args.lr, seed=step_seed(args.seed, 2),
+                             callback=cb)
         report["stage2_loss"] = sum(s2[-50:]) / max(1, len(s2[-50:]))
     bar.close()
     model.eval()

@@ -3,8 +3,8 @@
     python scripts/train_renderer.py --out runs/renderer [--scenes 256 --steps 4000 --batch 8 --channels 12,24,48] [--vgg vgg16.pth]
 
 Training pairs are (I_0, F_t, I_t) from `make_scene` seeds 0..scenes-1 (64x64, one 60-frame period,
-K = 16), t drawn at random; the loss is L1 + multi-scale gradient (+ VGG16 perceptual loss when a
-local torchvision VGG16 file is given). The score uses the protocol of benchmarks/bench_dynamics.py
+K = 16), scene and t drawn at random by the trainer core's `StepBatches`; the loss is L1 + multi-scale
+gradient (+ VGG16 perceptual loss when a local torchvision VGG16 file is given). The score uses the protocol of benchmarks/bench_dynamics.py
 on its held-out seeds 1000..1005: PSNR against the true frame t = 5, 11, ..., 59 when rendering the
 true motion, for the learned renderer, the non-learned `SplatRenderer` and the frozen input frame,
 all in the same run. Writes OUT (model.safetensors + config.json; `vidiff animate --renderer OUT`)
@@ -24,14 +24,15 @@ from vidiff.dynamics.render import (
     ImageRenderer,
     PerceptualLoss,
     RendererConfig,
+    ScenePairs,
     SplatRenderer,
     load_vgg16_features,
     save_renderer,
-    scene_pairs,
     train_renderer,
 )
 from vidiff.dynamics.spectral import motion_texture
 from vidiff.metrics.image import psnr
+from vidiff.training import StepBatches
 from vidiff.utils import atomic_write_text
 
 SIZE, PERIOD, K = (64, 64), 60, 16
@@ -84,8 +85,8 @@ def main() -> None:
             bar.set_postfix(loss=f"{loss:.4f}")
 
     t0 = time.perf_counter()
-    losses = train_renderer(model, scene_pairs(scenes, args.batch, torch.Generator().manual_seed(args.seed)),
-                            args.steps, lr=args.lr, perceptual=perceptual, callback=show)
+    losses = train_renderer(model, StepBatches(ScenePairs(scenes), args.batch, seed=args.seed), args.steps,
+                            lr=args.lr, perceptual=perceptual, callback=show, seed=args.seed)
     bar.close()
     minutes = (time.perf_counter() - t0) / 60
     out = Path(args.out)

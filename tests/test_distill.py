@@ -96,7 +96,7 @@ def teacher_and_data(tmp_path_factory):
 
 def test_tiny_distillation_rounds_lower_the_loss_and_checkpoints_load(teacher_and_data, tmp_path):
     from vidiff.data.dataset import VideoDataset
-    from vidiff.train import sample_batch
+    from vidiff.training import StepBatches
 
     teacher, data = teacher_and_data
     folders = distill(str(teacher), str(tmp_path / "d"), data=str(data), start_steps=4, rounds=2, steps_per_round=6,
@@ -113,8 +113,7 @@ def test_tiny_distillation_rounds_lower_the_loss_and_checkpoints_load(teacher_an
     # round 1's student matches its teacher's 4 steps better than the teacher itself does in 2 steps
     t_pipe, s_pipe = load_pipeline(str(teacher)), load_pipeline(str(folders[0]))
     schedule = t_pipe.diffusion.build_schedule()
-    x0 = sample_batch(VideoDataset(data, frames=4, size=16, cache=False, progress=False), 8,
-                      torch.Generator().manual_seed(99), 0)["video"]
+    x0 = StepBatches(VideoDataset(data, frames=4, size=16, cache=False, progress=False), 8, seed=99).at(0)["video"]
     t_den, s_den = Denoiser(t_pipe.model, "v"), Denoiser(s_pipe.model, "v")
     with torch.no_grad():
         before = distill_loss(t_den, t_den, x0, schedule, 2, generator=torch.Generator().manual_seed(5))
@@ -196,3 +195,30 @@ def test_a_self_conditioned_teacher_is_refused_clearly(teacher_and_data, tmp_pat
         "video": config_to_dict(VideoFormat(frames=4, size=16, fps=6)), "summary": {"steps": 0}})
     with pytest.raises(VidiffError, match="self-conditioned"):
         distill(str(sc), str(tmp_path / "d"), data=str(data), start_steps=4, rounds=1, steps_per_round=1)
+
+
+def test_an_interrupted_distillation_resumes_exactly(teacher_and_data, tmp_path, monkeypatch):
+    """Ctrl-C in round 2 saves that round's state; --resume loads round 1's student and continues round 2
+    where it stopped: every round's losses equal the uninterrupted run's."""
+    import vidiff.distill as distill_mod
+
+    teacher, data = teacher_and_data
+    kw = dict(data=str(data), start_steps=4, rounds=2, steps_per_round=3, batch=2, lr=2e-3, cache=False,
+              progress=False)
+    full = distill(str(teacher), str(tmp_path / "full"), **kw)
+    real = distill_mod.DistillTask.losses
+
+    def interrupt_round_2(self, trainer, batch, step, generator):
+        if self.steps == 1 and step == 1:
+            raise KeyboardInterrupt
+        return real(self, trainer, batch, step, generator)
+
+    monkeypatch.setattr(distill_mod.DistillTask, "losses", interrupt_round_2)
+    with pytest.raises(KeyboardInterrupt):
+        distill(str(teacher), str(tmp_path / "part"), **kw)
+    monkeypatch.undo()
+    with pytest.raises(VidiffError, match="already holds a distillation; pass --resume"):
+        distill(str(teacher), str(tmp_path / "part"), **kw)
+    part = distill(str(teacher), str(tmp_path / "part"), resume=True, **kw)
+    losses = lambda f: json.loads((f / "losses.json").read_text())  # noqa: E731
+    assert [losses(f) for f in part] == [losses(f) for f in full] and len(losses(part[1])) == 3

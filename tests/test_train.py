@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from vidiff.train import TrainConfig, train
+from vidiff.training import committed
 from vidiff.utils import VidiffError
 
 TINY_MODEL = {
@@ -48,8 +49,13 @@ def _cfg(data_dir, model_file, out, **kw):
     return TrainConfig(**base)
 
 
+def _state(out):
+    """The committed training state's state.json."""
+    return json.loads((committed(out) / "state.json").read_text())
+
+
 def _losses(out):
-    return json.loads((Path(out) / "train_state" / "state.json").read_text())["losses"]
+    return _state(out)["losses"]
 
 
 def test_resume_reproduces_uninterrupted_losses(data_dir, model_file, tmp_path):
@@ -150,7 +156,7 @@ def test_accelerate_two_processes_hold_identical_weights(data_dir, model_file, t
            "--sample-every", "0", "--save-every", "0"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    state = json.loads((out / "train_state" / "state.json").read_text())
+    state = _state(out)
     sums = state["rank_checksums"]
     assert len(sums) == 2 and sums[0] == sums[1]
     assert state["step"] == 3
@@ -173,7 +179,7 @@ def test_interrupt_saves_resumable_checkpoint(data_dir, model_file, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-1500:]
     assert "continue with --resume" in err
-    state = json.loads((out / "train_state" / "state.json").read_text())
+    state = _state(out)
     assert state["step"] >= 2 and len(state["losses"]) == state["step"]
     # and the run continues from there
     train(_cfg(data_dir, model_file, out, steps=state["step"] + 1), resume=True)
@@ -238,3 +244,34 @@ def test_init_from_widens_input_layers_and_names_tensors_whose_shape_differs(tmp
     wide = build_model({**TINY_MODEL, "base_channels": 16})
     init_weights_from(wide, str(tmp_path / "plain"))
     assert "not copied: conv_in.bias, conv_in.weight" in capsys.readouterr().err
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "vidiff.cli", "train", *map(str, args)], capture_output=True,
+                          text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=300)
+
+
+def test_cli_stops_a_diverging_run_and_refuses_a_damaged_or_foreign_state_with_one_line(data_dir, model_file, tmp_path):
+    base = ["--data", data_dir, "--frames", "4", "--size", "16", "--batch", "2", "--sample-every", "0"]
+    # an absurd learning rate: the loss leaves the floats within a few steps; the last good state is kept
+    out = tmp_path / "diverge"
+    r = _cli(*base, "--model", model_file, "--out", out, "--steps", "50", "--lr", "1e30", "--save-every", "1")
+    err = r.stderr.strip().splitlines()[-1]
+    assert r.returncode == 2 and err.startswith("error: the model loss became") and "Traceback" not in r.stderr
+    step = int(err.split(" at step ")[1].split(",")[0])
+    assert f"keeps the checkpoint of step {step}" in err and committed(out).name == f"step_{step:07d}"
+    json.loads((out / "config.json").read_text(), parse_constant=lambda c: pytest.fail(f"bare {c}"))
+    # a truncated optimizer state, or another network than the run's: one line each, nothing trained
+    run = tmp_path / "run"
+    train(_cfg(data_dir, model_file, run, steps=1))
+    wide = tmp_path / "wide.json"
+    wide.write_text(json.dumps({**json.loads(model_file.read_text()), "base_channels": 16}))
+    r = _cli(*base, "--model", wide, "--out", run, "--steps", "2", "--resume")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: cannot resume: ") and "another network" in r.stderr
+    opt = committed(run) / "model.optimizer.pt"
+    opt.write_bytes(opt.read_bytes()[:100])
+    r = _cli(*base, "--model", model_file, "--out", run, "--steps", "2", "--resume")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "model.optimizer.pt does not match the checksum" in r.stderr.strip().splitlines()[-1]
+    assert _state(run)["step"] == 1

@@ -15,8 +15,10 @@ The teacher's steps use `vidiff.diffusion.ddim_step` (η = 0: z_s = α_s x̂ + �
 consistent prediction; x̃ inverts that same step (it is not a DDIM update, so it lives here). The grid
 t = i/N is the samplers' "uniform" spacing, ending at t = 0 where α = 1, σ = 0, so the student of round r
 is sampled with `--steps N --sampler ddim`. Each round is saved as a checkpoint folder OUT/steps-N
-(model.safetensors + config.json with a "distill" section). The learning rate decays linearly to 0
-within each round; the student is saved as trained (no EMA).
+(model.safetensors + config.json with a "distill" section, its losses.json, log.jsonl and the round's resumable
+`train_state/`; `--resume` continues an interrupted run: finished rounds are loaded, the current one resumes
+exactly). The learning rate decays linearly to 0 within each round; the student is saved as trained (no EMA).
+Every round runs on the trainer core (`vidiff.training`).
 
 Guided distillation (Meng et al. 2023, "On distillation of guided diffusion models"): a teacher that
 ships an autoguidance guide (`vidiff export --guide`) is distilled *with* its guidance — the
@@ -29,7 +31,6 @@ from __future__ import annotations
 import copy
 import json
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -37,7 +38,20 @@ from typing import Any, Optional
 import torch
 from torch import Tensor
 
-from .utils import VidiffError
+from .checkpoint import save_pretrained
+from .conditioning.tasks import training_cond
+from .conditioning.text import get_text_encoder
+from .config import config_from_dict, config_to_dict
+from .data.dataset import VideoDataset
+from .diffusion import Denoiser, ddim_step
+from .diffusion.noise import randn
+from .diffusion.param import broadcast
+from .pipelines import load_pipeline, resolve_model
+from .pipelines.base import is_self_conditioned
+from .training import LoopConfig, OptimizerSpec, StepBatches, Task, Trainer, make_accelerator, step_seed
+from .training import state as train_state
+from .training.loop import summary
+from .utils import VidiffError, atomic_write_text
 
 __all__ = ["DistillConfig", "distill", "distill_loss", "two_step_target", "grid_alpha_sigma"]
 
@@ -69,8 +83,6 @@ class DistillConfig:
 def grid_alpha_sigma(schedule, t: Tensor, like: Tensor) -> tuple[Tensor, Tensor]:
     """(α_t, σ_t) for per-sample grid times t (B,), broadcast to `like`; t = 0 is the data (α = 1, σ = 0),
     the end point the samplers use."""
-    from .diffusion.param import broadcast
-
     a, s = schedule.alpha_sigma(t.double())  # (B,) float64
     end = t == 0
     a, s = torch.where(end, torch.ones_like(a), a), torch.where(end, torch.zeros_like(s), s)
@@ -82,8 +94,6 @@ def two_step_target(teacher, z: Tensor, i: Tensor, steps: int, schedule, cond: A
     """Algorithm 2 (Salimans & Ho 2022): from z_t at t = i/N (i (B,) in 1..N, N = `steps` student steps)
     take two DDIM steps of the `teacher` denoiser to t'' = (i − 1)/N; return (x̃, z_t''), x̃ being the
     x̂ with which one DDIM step from t lands exactly on z_t''."""
-    from .diffusion import ddim_step
-
     i = i.to(torch.float64)
     t, t1, t2 = i / steps, (2 * i - 1) / (2 * steps), (i - 1) / steps  # (B,) t > t' > t''
     a, s = grid_alpha_sigma(schedule, t, z)
@@ -99,8 +109,6 @@ def distill_loss(student, teacher, x0: Tensor, schedule, steps: int, *, cond: An
                  generator: torch.Generator | None = None, noise_prior=None) -> Tensor:
     """One batch of Algorithm 2: E_i,ε max(SNR_t, 1) ‖x̃ − x̂_θ(z_t)‖² with t = i/N, i ~ U{1..N};
     `student`, `teacher` are `Denoiser`s, x0 (B, C, F, H, W); ε follows the teacher's `noise_prior`."""
-    from .diffusion.loss import randn
-
     B = x0.shape[0]
     i = torch.randint(1, steps + 1, (B,), generator=generator).to(x0.device)  # (B,) student step index
     eps = randn(x0.shape, generator, x0)
@@ -120,18 +128,16 @@ def distill_loss(student, teacher, x0: Tensor, schedule, steps: int, *, cond: An
 
 def distill(teacher: str, out: str, *, data: str, start_steps: int = 64, rounds: int = 3,
             steps_per_round: int | None = None, minutes_per_round: float | None = None, batch: int = 8,
-            lr: float = 1e-4, progress: bool = True, **options) -> list[Path]:
+            lr: float = 1e-4, progress: bool = True, resume: bool = False, **options) -> list[Path]:
     """Distil `teacher` (bundled name or checkpoint folder) from `start_steps` DDIM steps to
     start_steps / 2^rounds (Salimans & Ho 2022, Algorithm 2); returns the round folders OUT/steps-N.
-    `options`: the other fields of `DistillConfig` (grad_clip, stride, seed, autoguidance, log_every, cache,
-    device)."""
-    from .config import config_from_dict
-
+    `resume` continues an interrupted run in `out`. `options`: the other fields of `DistillConfig`
+    (grad_clip, stride, seed, autoguidance, log_every, cache, device)."""
     cfg = config_from_dict(DistillConfig, dict(teacher=teacher, out=out, data=data, start_steps=start_steps,
                                                rounds=rounds, steps_per_round=steps_per_round,
                                                minutes_per_round=minutes_per_round, batch=batch, lr=lr, **options),
                            where="distill")
-    return run_distill(cfg, progress=progress)
+    return run_distill(cfg, progress=progress, resume=resume)
 
 
 def _check(cfg: DistillConfig) -> None:
@@ -150,28 +156,44 @@ def _check(cfg: DistillConfig) -> None:
         raise VidiffError(f"unknown device {cfg.device!r}; use auto, cpu or cuda")
 
 
-def run_distill(cfg: DistillConfig, progress: bool = True) -> list[Path]:
+class DistillTask(Task):
+    """One round: the student's loss against two DDIM steps of the frozen teacher (`distill_loss`); the
+    export is the round's checkpoint folder (student weights, config with a "distill" section, losses.json)."""
+
+    def __init__(self, teacher, param: str, steps: int, schedule, prior, kinds, text_encoder, cond_drop: float,
+                 config: dict):
+        self.teacher, self.param, self.steps, self.schedule, self.prior = teacher, param, steps, schedule, prior
+        self.kinds, self.text_encoder, self.cond_drop, self.config = kinds, text_encoder, cond_drop, config
+
+    def losses(self, trainer, batch, step, generator):
+        x0 = batch["video"].to(trainer.device)  # (B, C, F, H, W)
+        cond = training_cond(self.kinds, x0=x0, class_ids=batch["class_id"], captions=batch["caption"],
+                             text_encoder=self.text_encoder, drop_prob=self.cond_drop, generator=generator)
+        student = Denoiser(trainer.modules["student"], self.param)
+        return {"student": distill_loss(student, self.teacher, x0, self.schedule, self.steps, cond=cond,
+                                        generator=generator, noise_prior=self.prior)}
+
+    def export(self, trainer, folder):
+        losses = trainer.state["losses"]
+        config = {**self.config, "summary": {**summary(trainer.state, {"student": trainer.raw["student"]}),
+                                             "first_loss": losses[0] if losses else None}}
+        save_pretrained(folder, trainer.raw["student"], config)
+        atomic_write_text(Path(folder) / "losses.json", json.dumps(losses) + "\n")
+
+
+def run_distill(cfg: DistillConfig, progress: bool = True, resume: bool = False) -> list[Path]:
     """Run every round of `cfg`; see `distill`."""
-    from tqdm.auto import tqdm
-
-    from .checkpoint import save_pretrained
-    from .conditioning.tasks import training_cond
-    from .config import config_to_dict
-    from .data.dataset import VideoDataset
-    from .diffusion import Denoiser
-    from .pipelines import load_pipeline, resolve_model
-    from .pipelines.base import is_self_conditioned
-    from .train import sample_batch, step_generator
-    from .utils import atomic_write_text
-
     _check(cfg)
+    out = Path(cfg.out)
+    if not resume and any(train_state.committed(d) is not None for d in out.glob("steps-*")):
+        raise VidiffError(f"{out} already holds a distillation; pass --resume to continue it or choose another --out")
     folder = resolve_model(cfg.teacher)
     pipe = load_pipeline(str(folder))
     if is_self_conditioned(pipe.model):
         raise VidiffError(f"{cfg.teacher} is self-conditioned (it reads its previous x̂₀), which progressive "
                           "distillation does not handle yet; distil a model trained without --self-cond")
-    device = torch.device("cuda" if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-                          else "cpu")
+    accelerator = make_accelerator(cfg.device)
+    device = accelerator.device
     param = pipe.diffusion.parameterization
     if param == "eps":
         print("note: ε-prediction students are unstable at few steps (x̂ = (z − σ ε̂)/α blows up as α → 0; "
@@ -180,86 +202,47 @@ def run_distill(cfg: DistillConfig, progress: bool = True) -> list[Path]:
     prior = pipe.diffusion.build_noise()
     kinds = pipe.condition
     cond_drop = float(pipe.config.get("conditioning", {}).get("cond_drop", 0.1))
-    text_encoder = None
-    if "text" in kinds:
-        from .conditioning.text import get_text_encoder
-
-        text_encoder = get_text_encoder()
+    text_encoder = get_text_encoder() if "text" in kinds else None
     dataset = VideoDataset(cfg.data, frames=pipe.video.frames, size=pipe.video.size, stride=cfg.stride,
-                           cache="auto" if cfg.cache else False, seed=cfg.seed, progress=progress)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    student = copy.deepcopy(pipe.model).to(device).train().requires_grad_(True)
+                           cache="auto" if cfg.cache else False, seed=cfg.seed,
+                           progress=progress and accelerator.is_main_process)
+    student = copy.deepcopy(pipe.model).train().requires_grad_(True)
     # guided distillation: round 1 learns the guided teacher; later students inherit its guidance
     ag_spec = pipe.autoguidance_spec(cfg.autoguidance)
     if ag_spec is not None:
         pipe.guide.to(device).requires_grad_(False)
         print(f"round 1 distils the autoguided teacher ({ag_spec}); the students need no guide", file=sys.stderr)
-    budget_s = cfg.minutes_per_round * 60 if cfg.minutes_per_round is not None else float("inf")
     teacher_steps, teacher_name, folders = cfg.start_steps, str(folder), []
+    base = {k: v for k, v in pipe.config.items() if k != "autoguidance"}  # the student ships no guide
 
     for r in range(1, cfg.rounds + 1):
         n = teacher_steps // 2  # the student's DDIM steps
-        teacher = copy.deepcopy(student).eval().requires_grad_(False)
-        den_t, den_s = Denoiser(teacher, param), Denoiser(student, param)
+        teacher = copy.deepcopy(student).to(device).eval().requires_grad_(False)
+        den_t = Denoiser(teacher, param)
         if r == 1:
             den_t = pipe.with_autoguidance(den_t, ag_spec)
-        opt = torch.optim.AdamW(student.parameters(), lr=cfg.lr, weight_decay=0.0)
-        losses: list[float] = []
-        bar = tqdm(total=cfg.steps_per_round, disable=not progress, unit="step", dynamic_ncols=True,
-                   desc=f"round {r}/{cfg.rounds}: {teacher_steps} -> {n} steps")
-        t0, step = time.perf_counter(), 0
-        while True:
-            elapsed = time.perf_counter() - t0
-            done = max(step / cfg.steps_per_round if cfg.steps_per_round else 0.0, elapsed / budget_s)
-            if done >= 1:
-                break
-            g = step_generator(cfg.seed, r * 10_000_000 + step, 0)  # every draw of (round, step)
-            b = sample_batch(dataset, cfg.batch, g, step)
-            x0 = b["video"].to(device)  # (B, C, F, H, W)
-            cond = training_cond(kinds, x0=x0, class_ids=b["class_id"], captions=b["caption"],
-                                 text_encoder=text_encoder, drop_prob=cond_drop, generator=g)
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * (1 - done)  # linear decay to 0 over the round
-            loss = distill_loss(den_s, den_t, x0, schedule, n, cond=cond, generator=g,
-                                     noise_prior=prior)
-            if not torch.isfinite(loss):
-                raise VidiffError(f"the distillation loss became {loss.item()} in round {r} at step {step}; "
-                                  f"lower --lr (now {cfg.lr:g})")
-            loss.backward()
-            if cfg.grad_clip:
-                torch.nn.utils.clip_grad_norm_(student.parameters(), cfg.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            step += 1
-            bar.update(1)
-            if step % cfg.log_every == 0:
-                recent = losses[-cfg.log_every:]
-                bar.set_postfix(loss=f"{sum(recent) / len(recent):.4f}")
-                with open(out / "log.jsonl", "a") as fh:
-                    fh.write(json.dumps({"round": r, "student_steps": n, "step": step,
-                                         "loss": sum(recent) / len(recent),
-                                         "elapsed": round(time.perf_counter() - t0, 2)}) + "\n")
-        bar.close()
-        elapsed = time.perf_counter() - t0
-        tail = losses[-50:]
-        summary = {"steps": step, "elapsed_s": round(elapsed, 1), "final_loss": sum(tail) / len(tail) if tail else None,
-                   "first_loss": losses[0] if losses else None,
-                   "params": sum(p.numel() for p in student.parameters())}
-        base = {k: v for k, v in pipe.config.items() if k != "autoguidance"}  # the student ships no guide
+        dest = out / f"steps-{n}"
         config = {**base, "diffusion": config_to_dict(pipe.diffusion), "video": config_to_dict(pipe.video),
-                  "summary": summary,
                   "distill": {"steps": n, "teacher_steps": teacher_steps, "round": r, "rounds": cfg.rounds,
                               "teacher": teacher_name, "sampler": "ddim", "spacing": "uniform",
                               "weighting": "truncated_snr", "autoguidance": ag_spec,
                               "recipe": config_to_dict(cfg)}}
-        dest = out / f"steps-{n}"
-        save_pretrained(dest, student.eval(), config)
-        student.train()
-        atomic_write_text(dest / "losses.json", json.dumps(losses) + "\n")
-        print(f"round {r}: distilled {teacher_steps} -> {n} DDIM steps in {step} updates ({elapsed / 60:.1f} min, "
-              f"loss {summary['final_loss']}); checkpoint: {dest} (sample with --steps {n})", file=sys.stderr)
+        task = DistillTask(den_t, param, n, schedule, prior, kinds, text_encoder, cond_drop, config)
+        seed = step_seed(cfg.seed, r)  # every round draws its own batches and noise
+        loop = LoopConfig(steps=cfg.steps_per_round, minutes=cfg.minutes_per_round, seed=seed,
+                          log_every=cfg.log_every, device=cfg.device, progress=progress,
+                          desc=f"round {r}/{cfg.rounds}: {teacher_steps} -> {n} steps")
+        spec = OptimizerSpec("student", lr=cfg.lr, grad_clip=cfg.grad_clip,
+                             schedule=lambda step, done: cfg.lr * (1 - done))  # linear decay to 0 over the round
+        trainer = Trainer({"student": student}, {"student": spec}, task, config=loop, run_dir=dest,
+                          accelerator=accelerator)
+        state = trainer.fit(StepBatches(dataset, cfg.batch, seed=seed),
+                            resume=resume and train_state.committed(dest) is not None)
+        tail = state["losses"][-50:]
+        if accelerator.is_main_process:
+            print(f"round {r}: distilled {teacher_steps} -> {n} DDIM steps in {state['step']} updates "
+                  f"({state['elapsed'] / 60:.1f} min, loss {sum(tail) / len(tail) if tail else None}); "
+                  f"checkpoint: {dest} (sample with --steps {n})", file=sys.stderr)
         folders.append(dest)
         teacher_steps, teacher_name = n, str(dest)
     return folders

@@ -221,7 +221,7 @@ def test_schedule_shift_trains_and_samples_on_the_shifted_cosine_and_round_trips
     import dataclasses
     import math
 
-    import vidiff.diffusion.loss as loss_mod
+    import vidiff.dynamics.motion_model as loss_mod  # the module whose diffusion_loss training calls
     from vidiff.diffusion.schedule import get_schedule
 
     cfg = dataclasses.replace(_cfg("independent"), schedule_shift=4.0)

@@ -6,8 +6,9 @@ import torch
 
 from vidiff.dynamics.procedural import make_scene
 from vidiff.dynamics.render import (ImageRenderer, PerceptualLoss, RendererConfig, SplatRenderer, fill_holes,
-                                    gradient_loss, load_renderer, load_vgg16_features, render_loss, save_renderer, scene_pairs,
+                                    gradient_loss, load_renderer, load_vgg16_features, render_loss, save_renderer, ScenePairs,
                                     train_renderer, vgg16_features)
+from vidiff.training import StepBatches
 from vidiff.utils import VidiffError
 
 
@@ -39,7 +40,7 @@ def test_learned_renderer_starts_as_splat_renderer_and_training_lowers_loss(tmp_
     torch.manual_seed(0)
     scenes = [make_scene(s, (32, 32), frames=16, k=6, n_plants=2) for s in range(2)]
     model = ImageRenderer(RendererConfig(channels=(8, 16)))
-    b = next(scene_pairs(scenes, batch=8, generator=torch.Generator().manual_seed(7)))  # a fixed batch
+    b = StepBatches(ScenePairs(scenes), 8, seed=7).at(0)  # a fixed batch
     torch.testing.assert_close(model(b["image"], b["flow"]), SplatRenderer()(b["image"], b["flow"]), atol=1e-2, rtol=0)
     with torch.no_grad():
         before = float(render_loss(model(b["image"], b["flow"]), b["target"]))

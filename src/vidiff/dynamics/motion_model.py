@@ -17,6 +17,7 @@ Pieces, following the paper:
 """
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Literal
@@ -26,6 +27,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..conditioning.cond import Cond
+from ..diffusion.loss import diffusion_loss
+from ..training import LoopConfig, OptimizerSpec, StepBatches, Task, Trainer
 from ..utils import VidiffError
 from .normalize import FrequencyNormalizer
 from .spectral import canonical_phase, rotate_phases
@@ -223,63 +226,85 @@ def coordinated_from_independent(model: MotionModel) -> MotionModel:
     return new
 
 
-def train_diffusion(model: MotionModel, batches: Iterable[dict], steps: int, lr: float = 2e-4, schedule=None,
-                    generator: torch.Generator | None = None,
-                    callback: Callable[[int, float], None] | None = None) -> list[float]:
-    """v-prediction denoising loss on latents of {"image", "spectral_volume"} batches; trains the parameters
-    with requires_grad (all of the backbone in stage 1, the cross-frequency attention in stage 2)."""
-    from ..diffusion.loss import diffusion_loss
+class _LatentDiffusionTask(Task):
+    """v-prediction denoising loss on the latents of {"image", "spectral_volume"} batches, the image
+    dropped (zeroed) at the model's `p_uncond` for classifier-free guidance."""
 
-    schedule = schedule or model.schedule()
-    g = generator or torch.Generator().manual_seed(0)
-    params = [p for n, p in model.named_parameters()
-              if p.requires_grad and n.startswith(("backbone.", "image_encoder."))]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    model.vae.eval()
-    losses, it = [], iter(batches)
-    for step in range(steps):
-        b = next(it)
+    def __init__(self, model: MotionModel, schedule):
+        self.model, self.schedule = model, schedule
+
+    def setup(self, trainer: Trainer) -> None:
+        self.model.vae.eval()
+
+    def losses(self, trainer: Trainer, batch: dict, step: int, generator: torch.Generator) -> dict:
+        model = self.model
         with torch.no_grad():
-            sv = b["spectral_volume"]
+            sv = batch["spectral_volume"].to(trainer.device)  # (B, K, 4, H, W)
             z0 = model.encode(canonical_phase(sv) if model.cfg.phase == "canonical" else sv)
-        drop = torch.rand(z0.shape[0], generator=g) < model.cfg.p_uncond
-        image = b["image"] * (~drop).float().view(-1, 1, 1, 1)  # zeros = the null image (CFG)
-        loss = diffusion_loss(model.backbone_fn, z0, schedule, parameterization="v",
-                              cond=model.condition(image, z0.shape[0]), generator=g)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        if callback is not None:
-            callback(step, losses[-1])
-    return losses
+        drop = torch.rand(z0.shape[0], generator=generator) < model.cfg.p_uncond
+        image = batch["image"].to(trainer.device) * (~drop).float().to(trainer.device).view(-1, 1, 1, 1)
+        loss = diffusion_loss(model.backbone_fn, z0, self.schedule, parameterization="v",
+                              cond=model.condition(image, z0.shape[0]), generator=generator)
+        return {"denoiser": loss}
 
 
-def train_vae(model: MotionModel, volumes: Iterable[Tensor], steps: int, lr: float = 1e-3,
-              generator: torch.Generator | None = None,
-              callback: Callable[[int, float], None] | None = None) -> list[float]:
-    """Train the slice VAE on normalised slices of (B, K, 4, H, W) batches; then set latent_scale = 1/std."""
-    g = generator or torch.Generator().manual_seed(0)
-    opt = torch.optim.Adam(model.vae.parameters(), lr=lr)
-    losses, it, seen = [], iter(volumes), []
-    model.vae.train()
-    for step in range(steps):
-        sv = next(it)
-        y = model.normalizer.normalize(sv).flatten(0, 1)  # (B·K, 4, H, W)
-        loss = model.vae.loss(y, generator=g)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        seen.append(sv[:2])
-        if callback is not None:
-            callback(step, losses[-1])
+class _SliceVAETask(Task):
+    """The slice VAE's loss on normalised slices of (B, K, 4, H, W) volumes; keeps the last 8 batches'
+    first volumes to set the latent scale from."""
+
+    def __init__(self, model: MotionModel):
+        self.model, self.seen = model, collections.deque(maxlen=8)
+
+    def losses(self, trainer: Trainer, batch: Tensor | dict, step: int, generator: torch.Generator) -> dict:
+        sv = (batch["spectral_volume"] if isinstance(batch, dict) else batch).to(trainer.device)
+        y = self.model.normalizer.normalize(sv).flatten(0, 1)  # (B·K, 4, H, W)
+        self.seen.append(sv[:2])
+        return {"vae": self.model.vae.loss(y, generator=generator)}
+
+
+def _device_of(model: nn.Module) -> str:
+    return "cuda" if next(model.parameters()).is_cuda else "cpu"
+
+
+def _callback(callback: Callable[[int, float], None] | None, name: str):
+    return None if callback is None else (lambda step, values: callback(step, values[name]))
+
+
+def train_diffusion(model: MotionModel, batches: Iterable[dict] | StepBatches, steps: int, lr: float = 2e-4,
+                    schedule=None, seed: int = 0, callback: Callable[[int, float], None] | None = None,
+                    progress: bool = False) -> list[float]:
+    """Train the latent denoiser (v-prediction) on {"image", "spectral_volume"} batches for `steps` steps
+    with AdamW on the trainer core; trains the backbone and image-encoder parameters that require grad
+    (all in stage 1, the cross-frequency attention in stage 2), the rest stays frozen. Returns the losses."""
+    if steps == 0:
+        return []
+    task = _LatentDiffusionTask(model, schedule or model.schedule())
+    trainer = Trainer({"motion": model}, {"denoiser": OptimizerSpec("motion", lr=lr)}, task,
+                      config=LoopConfig(steps=steps, seed=seed, device=_device_of(model), progress=progress,
+                                        desc="motion denoiser"),
+                      trainable=lambda name, p: p.requires_grad and name.startswith(("motion.backbone.",
+                                                                                     "motion.image_encoder.")),
+                      callback=_callback(callback, "denoiser"))
+    return trainer.fit(batches)["losses"]
+
+
+def train_vae(model: MotionModel, volumes: Iterable[Tensor | dict] | StepBatches, steps: int, lr: float = 1e-3,
+              seed: int = 0, callback: Callable[[int, float], None] | None = None,
+              progress: bool = False) -> list[float]:
+    """Train the slice VAE (Adam, on the trainer core) on normalised slices of (B, K, 4, H, W) batches (or
+    of their "spectral_volume"); then set latent_scale = 1/std of the latents of the last batches seen."""
+    if steps == 0:  # keep the VAE and its latent scale as they are
+        return []
+    task = _SliceVAETask(model)
+    trainer = Trainer({"vae": model.vae}, {"vae": OptimizerSpec("vae", lr=lr, kind="adam")}, task,
+                      config=LoopConfig(steps=steps, seed=seed, device=_device_of(model), progress=progress,
+                                        desc="slice VAE"),
+                      callback=_callback(callback, "vae"))
+    losses = trainer.fit(volumes)["losses"]
     model.vae.eval()
-    if not seen:  # steps == 0: keep the VAE and its latent scale as they are
-        return losses
     with torch.no_grad():
         model.vae.latent_scale.fill_(1.0)
-        z = model.encode(torch.cat(seen[-8:]))
+        z = model.encode(torch.cat(list(task.seen)))
         model.vae.latent_scale.fill_(1.0 / float(z.std().clamp_min(1e-4)))
     return losses
 

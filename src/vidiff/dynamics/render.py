@@ -12,6 +12,7 @@ Two renderers share one call signature ``renderer(image (B, 3, H, W) in [-1, 1],
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..training import LoopConfig, OptimizerSpec, StepBatches, Task, Trainer
 from ..utils import VidiffError
 from .splat import motion_metric, splat
 
@@ -189,40 +191,59 @@ def render_loss(pred: Tensor, target: Tensor, perceptual: PerceptualLoss | None 
     return loss
 
 
-def scene_pairs(scenes: list, batch: int, generator: torch.Generator | None = None) -> Iterable[dict]:
-    """Endless batches {"image", "flow", "target"} from ProceduralScene's (I_0, D(t), I_t), t random."""
-    from .spectral import motion_texture
-    g = generator or torch.Generator().manual_seed(0)
-    while True:
-        ims, fls, tgs = [], [], []
-        for _ in range(batch):
-            sc = scenes[int(torch.randint(len(scenes), (1,), generator=g))]
-            t = int(torch.randint(1, sc.period, (1,), generator=g))
-            ims.append(torch.from_numpy(sc.image).permute(2, 0, 1).float() / 127.5 - 1)
-            tgs.append(torch.from_numpy(sc.video[t]).permute(2, 0, 1).float() / 127.5 - 1)
-            fls.append(motion_texture(sc.spectral_volume, float(t), sc.period))
-        yield {"image": torch.stack(ims), "flow": torch.stack(fls), "target": torch.stack(tgs)}
+class ScenePairs(torch.utils.data.Dataset):
+    """Every training pair {"image", "flow", "target"} = (I_0, D(t), I_t) of procedural scenes, t = 1..T−1:
+    item i is pair number i in scene order (uniform draws of i are uniform over scenes and times)."""
+
+    def __init__(self, scenes: list):
+        self.scenes = scenes
+        self.offsets = [0]
+        for sc in scenes:
+            self.offsets.append(self.offsets[-1] + sc.period - 1)
+
+    def __len__(self) -> int:
+        return self.offsets[-1]
+
+    def __getitem__(self, i: int) -> dict:
+        from .spectral import motion_texture
+
+        s = bisect.bisect_right(self.offsets, i) - 1
+        sc, t = self.scenes[s], i - self.offsets[s] + 1
+        return {"image": torch.from_numpy(sc.image).permute(2, 0, 1).float() / 127.5 - 1,  # (3, H, W)
+                "flow": motion_texture(sc.spectral_volume, float(t), sc.period),  # (2, H, W)
+                "target": torch.from_numpy(sc.video[t]).permute(2, 0, 1).float() / 127.5 - 1}
 
 
-def train_renderer(model: nn.Module, batches: Iterable[dict], steps: int, lr: float = 1e-3,
+class _RenderTask(Task):
+    """`render_loss` of the renderer's frame against the true frame."""
+
+    def __init__(self, perceptual: PerceptualLoss | None):
+        self.perceptual = perceptual
+
+    def setup(self, trainer: Trainer) -> None:
+        if self.perceptual is not None:
+            self.perceptual.to(trainer.device)
+
+    def losses(self, trainer: Trainer, batch: dict, step: int, generator: torch.Generator) -> dict:
+        b = {k: v.to(trainer.device) for k, v in batch.items()}
+        return {"renderer": render_loss(trainer.modules["renderer"](b["image"], b["flow"]), b["target"],
+                                        self.perceptual)}
+
+
+def train_renderer(model: nn.Module, batches: Iterable[dict] | StepBatches, steps: int, lr: float = 1e-3,
                    perceptual: PerceptualLoss | None = None, device: str | torch.device = "cpu",
-                   callback: Callable[[int, float], None] | None = None) -> list[float]:
-    """Adam on ``render_loss`` over ``steps`` batches {"image", "flow", "target"}; returns the losses."""
-    model.to(device).train()
-    if perceptual is not None:
-        perceptual.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    losses: list[float] = []
-    it = iter(batches)
-    for step in range(steps):
-        b = {k: v.to(device) for k, v in next(it).items()}
-        loss = render_loss(model(b["image"], b["flow"]), b["target"], perceptual)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
-        if callback is not None:
-            callback(step, losses[-1])
+                   callback: Callable[[int, float], None] | None = None, seed: int = 0,
+                   progress: bool = False) -> list[float]:
+    """Adam on ``render_loss`` over ``steps`` batches {"image", "flow", "target"} (the trainer core);
+    returns the losses. The model is left in eval mode."""
+    if steps == 0:
+        return []
+    trainer = Trainer({"renderer": model}, {"renderer": OptimizerSpec("renderer", lr=lr, kind="adam")},
+                      _RenderTask(perceptual),
+                      config=LoopConfig(steps=steps, seed=seed, device=torch.device(device).type, progress=progress,
+                                        desc="training renderer"),
+                      callback=None if callback is None else (lambda step, values: callback(step, values["renderer"])))
+    losses = trainer.fit(batches)["losses"]
     model.eval()
     return losses
 

@@ -3,7 +3,9 @@ import os
 
 import numpy as np
 import pytest
-import torch
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `import vidiff` does, before torch loads OpenMP
+import torch  # noqa: E402
 
 torch.set_num_threads(int(os.environ.get("VIDIFF_TEST_THREADS", "2")))
 

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 
 from ..training import LoopConfig, OptimizerSpec, StepBatches, Task, Trainer
 from ..utils import VidiffError
+from .spectral import motion_texture
 from .splat import motion_metric, splat
 
 
@@ -205,8 +206,6 @@ class ScenePairs(torch.utils.data.Dataset):
         return self.offsets[-1]
 
     def __getitem__(self, i: int) -> dict:
-        from .spectral import motion_texture
-
         s = bisect.bisect_right(self.offsets, i) - 1
         sc, t = self.scenes[s], i - self.offsets[s] + 1
         return {"image": torch.from_numpy(sc.image).permute(2, 0, 1).float() / 127.5 - 1,  # (3, H, W)

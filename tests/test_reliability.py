@@ -267,7 +267,7 @@ def test_cli_eval_reads_sample_npy_and_checks_outputs_first(work):
 
 def test_cli_refusals_are_one_line(work):
     d, res = work
-    _one_line_error(*res["train_batch_0"], "--batch must be at least 1")
+    _one_line_error(*res["train_batch_0"], "--batch", "1")
     _one_line_error(*res["info_wrong_type"], "video.frames: expected an integer")
     _one_line_error(*res["check_json_dir"], "--json", "is a folder")
     _one_line_error(*res["sample_huge"], "GiB of memory but 2.0 GiB are free")

@@ -25,6 +25,7 @@ demo: $(STAMP)
 	$(BIN)/vidiff sample --model shapes-tiny --num 8 --frames 16 --sampler ddpm --steps 50 --seed 0 --out outputs --name demo --format mp4,gif --overwrite
 
 test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks scripts
 	OMP_NUM_THREADS=2 $(BIN)/python -m pytest tests
 
 clean:

@@ -41,7 +41,8 @@ def build(name: str, checkpointing: bool = False):
 
         model = UNet3DConditionModel(
             block_out_channels=(32, 64), layers_per_block=1, in_channels=3, out_channels=3,
-            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"), up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
+            down_block_types=("CrossAttnDownBlock3D", "DownBlock3D"),
+            up_block_types=("UpBlock3D", "CrossAttnUpBlock3D"),
             cross_attention_dim=32, attention_head_dim=8, norm_num_groups=32)
 
         def forward(x, t):

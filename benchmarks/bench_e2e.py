@@ -7,7 +7,8 @@ Measured in one run, each against a baseline from the same run:
     loop of the same backbone (`--model`, default the demo's unet-nano-joint) on a fixed batch: the ratio
     is the trainer's overhead;
   * one 16×32×32 video with 25 DDIM steps through `VideoPipeline` (the bundled shapes-tiny, or an
-    untrained `--model` if none is bundled; with and without its autoguidance) vs. 25 forwards of diffusers' UNet3DConditionModel
+    untrained `--model` if none is bundled; with and without its autoguidance) vs. 25 forwards of diffusers'
+    UNet3DConditionModel
     (~1.3 M params, the baseline of bench_backbones.py) at B=1.
 Target: one video in under 3 s on 2 CPU cores.
 """
@@ -87,7 +88,8 @@ def main() -> None:
     print("\n| one 16×32×32 video, 25 DDIM steps, B=1 | seconds |\n|---|---:|")
     print(f"| diffusers UNet3DConditionModel 1.3 M, 25 forwards (baseline) | {base_s:.2f} |")
     print(f"| vidiff `VideoPipeline` ({name}), autoguidance off | {plain_s:.2f} |")
-    print(f"| vidiff `VideoPipeline` ({name}), its default sampling (autoguidance when it ships a guide) | {vid_s:.2f} |")
+    print(f"| vidiff `VideoPipeline` ({name}), its default sampling "
+          f"(autoguidance when it ships a guide) | {vid_s:.2f} |")
     print(f"| speed-up vs baseline | {base_s / vid_s:.1f}× |")
     print(f"| target: under 3 s | {'met' if vid_s < 3 else 'NOT met'} |")
 

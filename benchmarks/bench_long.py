@@ -72,7 +72,8 @@ def main() -> None:
     p.add_argument("--window", type=int, default=16)
     p.add_argument("--overlap", type=int, default=8)
     p.add_argument("--steps", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=1, help="windows per forward pass (peak memory ~ this many windows)")
+    p.add_argument("--batch-size", type=int, default=1,
+                   help="windows per forward pass (peak memory ~ this many windows)")
     p.add_argument("--modes", default="windows,full")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--device", default="cpu")

@@ -43,7 +43,8 @@ def spectrum_scores(pred: torch.Tensor, true: torch.Tensor) -> tuple[float, floa
     return err, float(torch.minimum(ea, eb).sum() / eb.sum().clamp_min(1e-12)), corr
 
 
-def render_scores(image: np.ndarray, video: np.ndarray, sv: torch.Tensor, period: int, every: int) -> tuple[float, float]:
+def render_scores(image: np.ndarray, video: np.ndarray, sv: torch.Tensor, period: int, every: int) -> tuple[float,
+        float]:
     """Mean PSNR, SSIM of frames rendered from `sv` against the true frames t = every, 2·every, ..."""
     times = np.arange(every, period, every)
     img = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 127.5 - 1  # (1, 3, H, W)
@@ -59,7 +60,8 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", action="append", default=[], help="NAME=FOLDER (repeatable)")
     ap.add_argument("--scenes", type=int, default=16)
-    ap.add_argument("--seed", type=int, default=12345, help="scene seeds seed*1000+i (training uses ProceduralDataset seeds)")
+    ap.add_argument("--seed", type=int, default=12345,
+                    help="scene seeds seed*1000+i (training uses ProceduralDataset seeds)")
     ap.add_argument("--steps", type=int, default=25)
     ap.add_argument("--guidance", type=float, default=0.0, help="classifier-free guidance weight w (0: conditional)")
     ap.add_argument("--every", type=int, default=10, help="render every n-th frame of the period")
@@ -83,11 +85,13 @@ def main(argv=None) -> dict:
     for i, sc in enumerate(scenes):
         g = torch.Generator().manual_seed(i)
         true = sc.spectral_volume
-        rows["zero motion"].append((1.0, 0.0, 0.0) + render_scores(sc.image, sc.video, torch.zeros_like(true), period, args.every))
+        rows["zero motion"].append((1.0, 0.0, 0.0) + render_scores(sc.image, sc.video, torch.zeros_like(true), period,
+                args.every))
         rand = rotate_phases(true, 2 * torch.pi * torch.rand(k, generator=g))  # the reference frame kept
         rows["true motion, random phase"].append(spectrum_scores(rand, true)
                                                  + render_scores(sc.image, sc.video, rand, period, args.every))
-        rows["true motion"].append(spectrum_scores(true, true) + render_scores(sc.image, sc.video, true, period, args.every))
+        rows["true motion"].append(spectrum_scores(true, true) + render_scores(sc.image, sc.video, true, period,
+                args.every))
         img = torch.from_numpy(sc.image).permute(2, 0, 1)[None].float() / 127.5 - 1
         for name, m in models.items():
             t0 = time.perf_counter()
@@ -97,7 +101,8 @@ def main(argv=None) -> dict:
             seconds[name] += time.perf_counter() - t0
             rows[name].append(spectrum_scores(pred, true) + render_scores(sc.image, sc.video, pred, period, args.every))
 
-    print(f"\n{args.scenes} held-out scenes {size}x{size}, K={k}, period {period}; {args.steps} DDIM steps, w={args.guidance}")
+    print(f"\n{args.scenes} held-out scenes {size}x{size}, K={k}, period {period}; "
+          f"{args.steps} DDIM steps, w={args.guidance}")
     print("\n| motion | amplitude error ↓ | spectrum overlap ↑ | motion-map corr ↑ | PSNR dB ↑ | SSIM ↑ | s / sample |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     report = {"scenes": args.scenes, "size": size, "k": k, "period": period, "steps": args.steps,

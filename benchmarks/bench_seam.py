@@ -57,7 +57,8 @@ def main() -> None:
     real, _, _ = shapes_tensor(args.num, frames=F, size=S, seed=1)  # (N, C, F, H, W) in [-1, 1]
     given = real[:, :, :ctx]
     print(f"model {pipe.name} ({F} frames, {S}x{S}), {args.num} shapes clips (seed 1), context {ctx}, "
-          f"{F - ctx} new frames, {args.sampler} {args.steps} steps, seed {args.seed}, autoguidance {args.autoguidance:g}; "
+          f"{F - ctx} new frames, {args.sampler} {args.steps} steps, seed {args.seed}, "
+          f"autoguidance {args.autoguidance:g}; "
           "|Δ| on uint8/255 ([0, 1] scale)\n")
     rows = [("real data", *stats(real, ctx), 0.0)]
     weights = [float(w) for w in args.weights.split(",") if w.strip()]

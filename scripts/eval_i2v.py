@@ -36,7 +36,8 @@ def score(videos: np.ndarray, given: np.ndarray, meta: list[dict]) -> dict:
     errs = [centroid_distance(v[0], g) for v, g in zip(videos, given)]
     res = s["results"]
     return {"first_frame_psnr": float(np.median(db)), "colour_acc": s["colour_acc"], "shape_acc": s["shape_acc"],
-            "colour_and_shape": float(np.mean([r.colour == m["colour"] and r.shape == m["shape"] for r, m in zip(res, meta)])),
+            "colour_and_shape": float(np.mean([r.colour == m["colour"] and r.shape == m["shape"] for r,
+                                               m in zip(res, meta)])),
             "median_start_error_px": float(np.median(errs)), "ok": s["ok"], "smooth_motion": s["smooth_motion"],
             "directions": dict(Counter(r.direction for r in res if r.direction)),
             "shape_confusion": dict(Counter(f"{m['shape']} -> {r.shape}" for r, m in zip(res, meta)))}
@@ -72,7 +73,8 @@ def main(argv=None) -> int:
               "real_directions": dict(real), "rows": []}
     print(f"{args.model}: {args.num} held-out first frames, {args.sampler} {args.steps} steps; "
           f"real continuations take {len(real)} directions")
-    print("| CFG w | autoguidance | frame-0 PSNR | colour | shape | both | start error | passes checker | smooth | directions |")
+    print("| CFG w | autoguidance | frame-0 PSNR | colour | shape | both "
+          "| start error | passes checker | smooth | directions |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     real_row = score(clips, given, meta)  # the checker's own ceiling: the real continuations
     report["real"] = real_row

@@ -47,7 +47,8 @@ def main(argv=None) -> int:
     enc = get_text_encoder()
     report = {"model": args.model, "num": args.num, "steps": args.steps, "sampler": args.sampler,
               **{k: list(v) if isinstance(v, tuple) else v for k, v in extra.items()}, "rows": []}
-    print(f"{'prompts':<12}{'w':>5}{'AG':>5}{'colour':>9}{'shape':>9}{'direction':>11}{'all three':>11}{'checker ok':>12}")
+    print(f"{'prompts':<12}{'w':>5}{'AG':>5}{'colour':>9}{'shape':>9}{'direction':>11}"
+          f"{'all three':>11}{'checker ok':>12}")
     sets = []  # (name, prompts, expected attributes, Cond): encoded once for every weight
     for name, gen in (("canonical", canonical_prompts), ("paraphrase", paraphrase_prompts)):
         prompts, expected = zip(*gen(args.num, seed=args.seed))

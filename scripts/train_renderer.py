@@ -1,10 +1,12 @@
 """Train the learned renderer of Generative Image Dynamics on procedural frame pairs and score it.
 
-    python scripts/train_renderer.py --out runs/renderer [--scenes 256 --steps 4000 --batch 8 --channels 12,24,48] [--vgg vgg16.pth]
+    python scripts/train_renderer.py --out runs/renderer [--scenes 256 --steps 4000 --batch 8 --channels 12,24,48]
+        [--vgg vgg16.pth]
 
 Training pairs are (I_0, F_t, I_t) from `make_scene` seeds 0..scenes-1 (64x64, one 60-frame period,
 K = 16), scene and t drawn at random by the trainer core's `StepBatches`; the loss is L1 + multi-scale
-gradient (+ VGG16 perceptual loss when a local torchvision VGG16 file is given). The score uses the protocol of benchmarks/bench_dynamics.py
+gradient (+ VGG16 perceptual loss when a local torchvision VGG16 file is given). The score uses the protocol of
+benchmarks/bench_dynamics.py
 on its held-out seeds 1000..1005: PSNR against the true frame t = 5, 11, ..., 59 when rendering the
 true motion, for the learned renderer, the non-learned `SplatRenderer` and the frozen input frame,
 all in the same run. Writes OUT (model.safetensors + config.json; `vidiff animate --renderer OUT`)

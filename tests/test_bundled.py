@@ -113,7 +113,8 @@ def test_bundled_model_loads_and_samples(name):
             bases = [b for b in bases if b.get("train", {}).get("out") == guide["train"]["out"]]
             assert len(bases) == 1 and guide["summary"]["steps"] < bases[0]["summary"]["steps"]
         else:  # an earlier snapshot of the same run
-            assert guide["train"]["out"] == config["train"]["out"] and guide["summary"]["steps"] < config["summary"]["steps"]
+            assert guide["train"]["out"] == config["train"]["out"]
+            assert guide["summary"]["steps"] < config["summary"]["steps"]
         assert pipe.guide is not None and pipe.autoguidance == config["autoguidance"]["w"]
         assert not torch.equal(a, pipe(num=1, steps=2, seed=0, autoguidance=0, **kw))
 
@@ -203,7 +204,8 @@ def test_bundled_t2v_model_follows_the_prompt():
     prompts, expected = zip(*canonical_prompts(16, seed=0))
     emb = get_text_encoder().encode(list(prompts))
     pipe = load_pipeline("shapes-t2v-tiny")
-    videos = pipe(16, steps=10, sampler="ddpm", seed=0, cond=Cond(text=emb.tokens, text_mask=emb.mask, pooled=emb.pooled))
+    videos = pipe(16, steps=10, sampler="ddpm", seed=0,
+                  cond=Cond(text=emb.tokens, text_mask=emb.mask, pooled=emb.pooled))
     s = check_batch(videos.numpy(), list(expected))
     assert s["colour_acc"] >= 14 / 16 and s["shape_acc"] >= 9 / 16 and s["direction_acc"] >= 10 / 16
 

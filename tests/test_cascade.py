@@ -144,8 +144,10 @@ def test_upsample_errors_are_one_line(sr_models):
     tsr, ssr = load_pipeline(str(sr_models["tsr"])), load_pipeline(str(sr_models["ssr"]))
     video = torch.zeros(1, 3, 2, 8, 8)
     cases = [
-        (dict(tsr=None, ssr=ssr, space=2, time=2), "--time 2 needs a temporal super-resolution model: pass --tsr-model"),
-        (dict(tsr=tsr, ssr=None, space=2, time=1), "--space 2 needs a spatial super-resolution model: pass --ssr-model"),
+        (dict(tsr=None, ssr=ssr, space=2, time=2),
+         "--time 2 needs a temporal super-resolution model: pass --tsr-model"),
+        (dict(tsr=tsr, ssr=None, space=2, time=1),
+         "--space 2 needs a spatial super-resolution model: pass --ssr-model"),
         (dict(tsr=tsr, ssr=ssr, space=3, time=2), "power of 2"),
         (dict(tsr=ssr, ssr=None, space=1, time=2), "is not a temporal super-resolution model"),
         (dict(tsr=None, ssr=None, space=1, time=1), "nothing to upsample"),

@@ -131,9 +131,11 @@ def test_first_frame_pipeline_resizes_with_notice(capsys):
     img = np.zeros((16, 24, 3), np.uint8)
     img[:, :, 0] = 255
     x = load_image(img, 8)
-    assert x.shape == (3, 8, 8) and torch.allclose(x[0], torch.ones(8, 8)) and "resizing the 24x16" in capsys.readouterr().err
+    assert x.shape == (3, 8, 8) and torch.allclose(x[0],
+                                                   torch.ones(8, 8)) and "resizing the 24x16" in capsys.readouterr().err
     m = _model(cond_channels=4)
-    pipe = VideoPipeline(m, DiffusionConfig(), VideoFormat(frames=4, size=8), {"conditioning": {"condition": "first_frame"}})
+    pipe = VideoPipeline(m, DiffusionConfig(), VideoFormat(frames=4, size=8),
+                         {"conditioning": {"condition": "first_frame"}})
     v1 = pipe(1, steps=3, seed=0, image=img, guidance=1.0)
     v2 = pipe(1, steps=3, seed=0, image=255 - img, guidance=1.0)
     assert v1.shape == (1, 4, 8, 8, 3) and not torch.equal(v1, v2)

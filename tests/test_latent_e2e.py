@@ -64,7 +64,8 @@ def test_recon_encode_decode(world, capsys, tmp_path):
     assert code == 0 and "PSNR" in out and "SSIM" in out
     assert read_video(tmp_path / "recon.mp4").shape == (5, 32, 64, 3)  # input | reconstruction
     index = json.loads((world / "cache" / "index.json").read_text())
-    assert index["latent_shape"] == [4, 5, 8, 8] and index["autoencoder"]["fingerprint"] == vae_fingerprint(world / "vae")
+    assert index["latent_shape"] == [4, 5, 8,
+                                     8] and index["autoencoder"]["fingerprint"] == vae_fingerprint(world / "vae")
     code, out, _ = run(capsys, "vae", "decode", world / "cache", "--vae", world / "vae", "--out", tmp_path / "dec",
                        "--num", "2", "--decode-chunk", "2", "--format", "mp4,npy")
     assert code == 0 and read_video(tmp_path / "dec" / "decoded" / "001.mp4").shape == (5, 32, 32, 3)

@@ -106,7 +106,8 @@ def check_ranges(cfg: Any, where: str | None = None) -> None:
             continue
         lo, hi, strict = rng
         if (value <= lo if strict else value < lo) or (hi is not None and value > hi):
-            want = (f"greater than {lo:g}" if strict else f"at least {lo:g}") + (f" and at most {hi:g}" if hi is not None else "")
+            want = ((f"greater than {lo:g}" if strict else f"at least {lo:g}")
+                    + (f" and at most {hi:g}" if hi is not None else ""))
             raise VidiffError(f"--{f.name.replace('_', '-')} must be {want}; got {value:g} ({where}.{f.name})")
 
 

@@ -85,7 +85,8 @@ def test_ddpm_fresh_noise_follows_the_prior():
     schedule = get_schedule("cosine")
 
     def den(z, t, schedule, cond=None):
-        return Prediction.from_output("x0", torch.zeros_like(z), z, *[v.to(z) for v in schedule.alpha_sigma(torch.tensor(t))])
+        return Prediction.from_output("x0", torch.zeros_like(z), z,
+                                      *[v.to(z) for v in schedule.alpha_sigma(torch.tensor(t))])
 
     z = sample(den, torch.zeros(16, 1, 5, 32, 32), schedule, 1, sampler="ddpm", noise_prior=prior,
                spacing=torch.tensor([1.0, 0.5]), generator=torch.Generator().manual_seed(0))

@@ -45,7 +45,8 @@ def test_v_is_the_angular_derivative():
     v = v_from_eps_x0(eps, x, a, s)
     assert torch.allclose(v, torch.cos(phi) * eps - torch.sin(phi) * x, atol=1e-12)
     h = 1e-6
-    dz = ((torch.cos(phi + h) * x + torch.sin(phi + h) * eps) - (torch.cos(phi - h) * x + torch.sin(phi - h) * eps)) / (2 * h)
+    dz = ((torch.cos(phi + h) * x + torch.sin(phi + h) * eps)
+          - (torch.cos(phi - h) * x + torch.sin(phi - h) * eps)) / (2 * h)
     assert torch.allclose(v, dz, atol=1e-7)
     assert torch.allclose(z, torch.cos(phi) * x + torch.sin(phi) * eps, atol=1e-12)
 

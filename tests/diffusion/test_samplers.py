@@ -89,7 +89,8 @@ def test_angular_ddim_equals_eps_form():
         z, x0 = torch.randn(2, 1000, generator=g, dtype=torch.float64)
         for t, s in [(0.9, 0.7), (0.31, 0.3), (0.05, 0.0), (1.0, 0.2)]:
             a_t, s_t = sched.alpha_sigma(torch.tensor(t, dtype=torch.float64))
-            a_s, s_s = sched.alpha_sigma(torch.tensor(s, dtype=torch.float64)) if s > 0 else (torch.tensor(1.0), torch.tensor(0.0))
+            a_s, s_s = sched.alpha_sigma(torch.tensor(s, dtype=torch.float64)) if s > 0 else (torch.tensor(1.0),
+                    torch.tensor(0.0))
             pred = Prediction.from_output("x0", x0, z, a_t, s_t)
             ang = ddim_step_angular(z, pred.v, torch.atan2(s_t, a_t), torch.atan2(s_s, a_s).double())
             assert torch.allclose(ang, ddim_step(pred, a_s, s_s), atol=1e-10)

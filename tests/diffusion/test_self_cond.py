@@ -86,7 +86,8 @@ def test_loss_first_pass_bypasses_a_ddp_wrapper():
             return inner(z, t, cond)
 
     x0 = torch.zeros(2, 3, 2, 4, 4)
-    diffusion_loss(Wrapped(), x0, get_schedule("cosine"), self_cond_prob=1.0, generator=torch.Generator().manual_seed(0))
+    diffusion_loss(Wrapped(), x0, get_schedule("cosine"), self_cond_prob=1.0,
+                   generator=torch.Generator().manual_seed(0))
     assert Wrapped.calls == 1 and len(inner.calls) == 2
 
 

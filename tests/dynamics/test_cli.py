@@ -21,20 +21,23 @@ def scene_files(tmp_path_factory):
 
 def test_extract_writes_volume_and_plot(scene_files):
     d, sc = scene_files
-    assert main(["dynamics", "extract", str(d / "v.mp4"), "--out", str(d / "sv.npz"), "--frames", "32", "--k", "8"]) == 0
+    assert main(["dynamics", "extract", str(d / "v.mp4"), "--out", str(d / "sv.npz"), "--frames", "32", "--k",
+                 "8"]) == 0
     data = load_spectral_volume(d / "sv.npz")
     assert data["spectral_volume"].shape == (8, 4, 32, 48)
     assert data["period"] == 32 and abs(data["fps"] - 16) < 1e-6 and data["reference"].shape == (32, 48, 3)
     assert (d / "sv.png").stat().st_size > 1000
 
 
-@pytest.mark.parametrize("args,n", [(["--frames", "12", "--loop"], 12), (["--frames", "7", "--slowmo", "2", "--magnify", "1.5"], 7)])
+@pytest.mark.parametrize("args,n", [(["--frames", "12", "--loop"], 12), (["--frames", "7", "--slowmo", "2",
+        "--magnify", "1.5"], 7)])
 def test_animate_with_spectral_volume(scene_files, args, n):
     d, _ = scene_files
     if not (d / "sv.npz").exists():
         main(["dynamics", "extract", str(d / "v.mp4"), "--out", str(d / "sv.npz"), "--frames", "32", "--k", "8"])
     out = d / f"anim{n}.mp4"
-    assert main(["animate", str(d / "photo.png"), "--out", str(out), "--spectral-volume", str(d / "sv.npz"), *args]) == 0
+    assert main(["animate", str(d / "photo.png"), "--out", str(out), "--spectral-volume", str(d / "sv.npz"),
+                 *args]) == 0
     assert io.read_video(out).shape == (n, 32, 48, 3)
 
 
@@ -73,7 +76,8 @@ def test_clear_errors(scene_files, capsys, monkeypatch, tmp_path):
                  str(d / "true.npz"), "--out", str(d / "x.mp4")]) == 2
     assert "x,y,dx,dy" in capsys.readouterr().err
     assert main(["dynamics", "xt", str(d / "v.mp4"), "--row", "99", "--out", str(d / "x.png")]) == 2
-    assert main(["animate", str(d / "photo.png"), "--out", str(d / "x.mp4"), "--spectral-volume", str(d / "nope.npz")]) == 2
+    assert main(["animate", str(d / "photo.png"), "--out", str(d / "x.mp4"), "--spectral-volume",
+                 str(d / "nope.npz")]) == 2
     assert not (d / "x.mp4").exists()
 
 

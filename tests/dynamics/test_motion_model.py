@@ -188,7 +188,6 @@ def test_conv_image_encoder_is_trained_in_stage1_frozen_in_stage2_and_round_trip
 def test_canonical_phase_model_trains_on_canonical_targets_and_samples_random_phases(tmp_path, monkeypatch):
     import dataclasses
 
-    import vidiff.dynamics.motion_model as mm
     from vidiff.dynamics.spectral import canonical_phase, spectral_to_complex
 
     cfg = dataclasses.replace(_cfg("independent"), phase="canonical")

@@ -6,7 +6,8 @@ import torch
 
 from vidiff.dynamics.procedural import make_scene
 from vidiff.dynamics.render import (ImageRenderer, PerceptualLoss, RendererConfig, SplatRenderer, fill_holes,
-                                    gradient_loss, load_renderer, load_vgg16_features, render_loss, save_renderer, ScenePairs,
+                                    gradient_loss, load_renderer, load_vgg16_features, render_loss, save_renderer,
+                                    ScenePairs,
                                     train_renderer, vgg16_features)
 from vidiff.training import StepBatches
 from vidiff.utils import VidiffError

@@ -129,12 +129,14 @@ def test_rotate_phases_is_a_time_shift_per_frequency_and_canonical_phase_removes
     th[f] = theta[0, f]
     moved = rotate_phases(one, th)
     delta = motion_texture(moved, t, T) - motion_texture(moved, 0.0, T)
-    expect = motion_texture(one, t + th[f].item() * T / (2 * math.pi * f), T) - motion_texture(one, th[f].item() * T / (2 * math.pi * f), T)
+    expect = motion_texture(one, t + th[f].item() * T / (2 * math.pi * f), T) - motion_texture(one,
+            th[f].item() * T / (2 * math.pi * f), T)
     torch.testing.assert_close(delta, expect)
     # canonical: invariant under rotation, real and positive for one mode with a shared phase
     torch.testing.assert_close(canonical_phase(rot), canonical_phase(sv))
     mode = torch.zeros(k, 2, 3, 4, dtype=torch.complex128)
-    mode[2, 0] = torch.rand(3, 4, generator=g, dtype=torch.float64) * torch.exp(torch.tensor(1.1j, dtype=torch.complex128))
+    mode[2, 0] = torch.rand(3, 4, generator=g,
+                            dtype=torch.float64) * torch.exp(torch.tensor(1.1j, dtype=torch.complex128))
     c = spectral_to_complex(canonical_phase(complex_to_spectral(mode)))
     torch.testing.assert_close(c[2, 0].real, mode[2, 0].abs())
     assert float(c[2].imag.abs().max()) < 1e-12

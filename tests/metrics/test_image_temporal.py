@@ -37,7 +37,8 @@ def test_psnr_ssim_match_scikit_image():
     assert p.shape == s.shape == (2, 3)
     for i in range(2):
         for t in range(3):
-            assert p[i, t].item() == pytest.approx(skm.peak_signal_noise_ratio(a[i, t], b[i, t], data_range=255), rel=1e-5)
+            assert p[i, t].item() == pytest.approx(skm.peak_signal_noise_ratio(a[i, t], b[i, t], data_range=255),
+                                                   rel=1e-5)
             ref = skm.structural_similarity(a[i, t], b[i, t], gaussian_weights=True, sigma=1.5,
                                             use_sample_covariance=False, data_range=255, channel_axis=-1)
             assert s[i, t].item() == pytest.approx(ref, abs=1e-5)

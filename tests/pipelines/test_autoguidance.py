@@ -137,7 +137,8 @@ def test_extend_and_interpolate_use_the_guide(guided_ckpt, tiny_pipe):
 def _export_with_guide(tmp_path, model, condition: str, tiny_pipe, tiny_ckpt) -> tuple[Path, Path]:
     """Save `model` as a `condition` run and export it with the unconditional tiny checkpoint as its guide."""
     run, dest = tmp_path / condition, tmp_path / "exported"
-    save_pretrained(run, model, {"model": config_to_dict(model.config), "diffusion": config_to_dict(tiny_pipe.diffusion),
+    save_pretrained(run, model, {"model": config_to_dict(model.config),
+                                 "diffusion": config_to_dict(tiny_pipe.diffusion),
                                  "video": config_to_dict(tiny_pipe.video), "summary": {"steps": 5},
                                  "conditioning": {"condition": condition}})
     r = subprocess.run([sys.executable, "-m", "vidiff.cli", "export", str(run), str(dest),
@@ -172,7 +173,8 @@ def test_unconditional_guide_is_widened_for_a_first_frame_model(tmp_path, tiny_p
     # a guide of another backbone cannot be widened: one line naming the problem
     other = tmp_path / "other"
     wide = build_model({**TINY, "base_channels": 16, "norm_groups": 8})
-    save_pretrained(other, wide, {"model": config_to_dict(wide.config), "diffusion": config_to_dict(tiny_pipe.diffusion),
+    save_pretrained(other, wide, {"model": config_to_dict(wide.config),
+                                  "diffusion": config_to_dict(tiny_pipe.diffusion),
                                   "video": config_to_dict(tiny_pipe.video), "summary": {"steps": 1}})
     r = subprocess.run([sys.executable, "-m", "vidiff.cli", "export", str(run), str(tmp_path / "bad"),
                         "--guide", str(other)], capture_output=True, text=True)
@@ -199,4 +201,5 @@ def test_unconditional_guide_gets_zero_text_layers_for_a_text_model(tmp_path, ti
     cond = Cond(text=torch.randn(2, 5, 12), text_mask=torch.ones(2, 5, dtype=torch.bool), pooled=torch.randn(2, 12))
     with torch.no_grad():
         assert torch.allclose(pipe.guide(x, t, cond), tiny_pipe.model(x, t), atol=1e-5)
-        assert not torch.allclose(pipe.model(x, t, cond), pipe.model(x, t, Cond(drop=torch.ones(2, dtype=torch.bool))), atol=1e-3)
+        assert not torch.allclose(pipe.model(x, t, cond), pipe.model(x, t, Cond(drop=torch.ones(2, dtype=torch.bool))),
+                                  atol=1e-3)

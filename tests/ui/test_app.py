@@ -32,7 +32,8 @@ def test_clicks_on_the_upscaled_canvas_map_to_photo_pixels(tmp_path):
     app = App(runs_dir=None, out_root=tmp_path)
     photo = np.zeros((48, 64, 3), np.uint8)
     s = animate.display_scale(photo)
-    poke, canvas, x, y, dx, dy = app.click(photo, {"start": None, "end": None}, SimpleNamespace(index=[10 * s + 1, 5 * s]))
+    poke, canvas, x, y, dx, dy = app.click(photo, {"start": None, "end": None},
+                                           SimpleNamespace(index=[10 * s + 1, 5 * s]))
     assert (x, y, dx, dy) == (10, 5, 0.0, 0.0) and canvas.shape == (48 * s, 64 * s, 3)
     poke, canvas, x, y, dx, dy = app.click(photo, poke, SimpleNamespace(index=[30 * s, 1 * s]))
     assert (x, y, dx, dy) == (10, 5, 20, -4)

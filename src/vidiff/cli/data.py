@@ -55,7 +55,8 @@ def _load_for_check(path: Path, limit: int | None):
     return videos, (expected if any(expected) else None), skipped
 
 
-app = typer.Typer(no_args_is_help=True, help="Datasets: synthetic generators, the shapes quality checker and curation into shards.")
+app = typer.Typer(no_args_is_help=True,
+                  help="Datasets: synthetic generators, the shapes quality checker and curation into shards.")
 synth_app = typer.Typer(no_args_is_help=True, help="Generate synthetic video datasets.")
 app.add_typer(synth_app, name="synth")
 
@@ -136,13 +137,17 @@ def curate(
     min_frames: Annotated[int, typer.Option(min=2, help="Shortest clip in frames.")] = 16,
     max_frames: Annotated[int, typer.Option(min=2, help="Longer shots are cut into clips of this many frames.")] = 64,
     detector: Annotated[str, typer.Option(help="PySceneDetect detector: adaptive or content.")] = "adaptive",
-    cut_threshold: Annotated[Optional[float], typer.Option(help="Detector threshold (adaptive 3.0, content 27).")] = None,
+    cut_threshold: Annotated[Optional[float],
+                             typer.Option(help="Detector threshold (adaptive 3.0, content 27).")] = None,
     ocr: Annotated[bool, typer.Option("--ocr/--no-ocr", help="Measure on-screen text with tesseract.")] = True,
     shard_size: Annotated[int, typer.Option(min=1, help="Clips per shard.")] = 256,
-    min_motion: Annotated[Optional[float], typer.Option(help="Drop clips with less optical flow (px/frame at 256 px).")] = 0.05,
-    max_motion: Annotated[Optional[float], typer.Option(help="Drop clips with more optical flow (px/frame at 256 px).")] = 24.0,
+    min_motion: Annotated[Optional[float],
+                          typer.Option(help="Drop clips with less optical flow (px/frame at 256 px).")] = 0.05,
+    max_motion: Annotated[Optional[float],
+                          typer.Option(help="Drop clips with more optical flow (px/frame at 256 px).")] = 24.0,
     caption_query: Annotated[Optional[str], typer.Option(help="Keep captioned clips similar to this text.")] = None,
-    min_caption_similarity: Annotated[Optional[float], typer.Option(help="MiniLM cosine bound for --caption-query.")] = None,
+    min_caption_similarity: Annotated[Optional[float],
+                                      typer.Option(help="MiniLM cosine bound for --caption-query.")] = None,
 ) -> None:
     """Stable Video Diffusion's curation: shot cuts, clips, motion / blur / darkness / aspect / text / caption
     filters and near-duplicate removal, written as WebDataset shards with every clip's scores in manifest.json."""

@@ -10,11 +10,13 @@ from ..utils import VidiffError
 from .options import Seed, Steps, positive
 from .output import check_video_path, write_video_file
 
-RENDERER_HELP = "learned renderer folder, or 'splat' for the non-learned softmax splat (default: the bundled learned one)"
+RENDERER_HELP = ("learned renderer folder, or 'splat' for the non-learned softmax splat "
+                 "(default: the bundled learned one)")
 
 OutVideo = Annotated[Path, typer.Option("--out", callback=check_video_path, help="output video (.mp4/.gif/.npy)")]
 Photo = Annotated[Path, typer.Argument(help="input photo (or a video, whose first frame is used)")]
-SpectralVolume = Annotated[Optional[Path], typer.Option(help="motion from `vidiff dynamics extract` instead of a model")]
+SpectralVolume = Annotated[Optional[Path],
+                           typer.Option(help="motion from `vidiff dynamics extract` instead of a model")]
 MotionModel = Annotated[Optional[Path], typer.Option(help="motion model folder (default: the bundled one)")]
 Renderer = Annotated[Optional[str], typer.Option(help=RENDERER_HELP)]
 

@@ -31,19 +31,26 @@ def register(app: typer.Typer) -> None:
                                                   help="DataLoader processes decoding clips (0: in the trainer)"),
         device: Optional[str] = typer.Option(None, help="auto | cpu | cuda (auto: CUDA when present)"),
         snapshot_steps: Optional[str] = typer.Option(None, "--snapshot-steps",
-                                                     help="comma-separated steps whose EMA weights are kept in OUT/snapshots"),
+                                                     help="comma-separated steps whose EMA weights are kept "
+                                                          "in OUT/snapshots"),
         condition: Optional[str] = typer.Option(None, help="none | class | text | first_frame, or joined by '+'"),
         cond_drop: Optional[float] = typer.Option(None, help="condition dropout rate for classifier-free guidance"),
         captions: Optional[str] = typer.Option(None, help="first: metadata's \"caption\"; random: one of it and its "
                                                "\"captions\" list per step (caption augmentation)"),
         init_from: Optional[str] = typer.Option(None, "--init-from", help="checkpoint whose weights start the run"),
-        noise: Optional[str] = typer.Option(None, help="noise prior: iid | mixed | progressive (PYoCo, correlated across frames)"),
+        noise: Optional[str] = typer.Option(None,
+                                            help="noise prior: iid | mixed | progressive (PYoCo, "
+                                                 "correlated across frames)"),
         noise_alpha: Optional[float] = typer.Option(None, "--noise-alpha", help="correlation strength of --noise"),
         self_cond: Optional[float] = typer.Option(None, "--self-cond",
-                                                  help="share of samples trained with self-conditioning (Chen et al. 2022; e.g. 0.5)"),
-        init_image: Optional[str] = typer.Option(None, "--init-image", help="image checkpoint (trained with --frames 1) "
+                                                  help="share of samples trained with self-conditioning "
+                                                       "(Chen et al. 2022; "
+                                                       "e.g. 0.5)"),
+        init_image: Optional[str] = typer.Option(None, "--init-image",
+                                                 help="image checkpoint (trained with --frames 1) "
                                                  "under which a video model gets new temporal layers (Video LDM)"),
-        trainable: Optional[str] = typer.Option(None, "--train", help="which parameters train: all | temporal (the image "
+        trainable: Optional[str] = typer.Option(None, "--train",
+                                                help="which parameters train: all | temporal (the image "
                                             "model frozen) | comma-separated name patterns"),
         images: Optional[str] = typer.Option(None, "--images", help="folder of images mixed into video training as "
                                              "independent frames (joint image-video training, VDM)"),
@@ -55,10 +62,12 @@ def register(app: typer.Typer) -> None:
         overrides = dict(data=data, latent=latent, out=out, model=model, frames=frames, size=size, stride=stride,
                          steps=steps, minutes=minutes, batch=batch, lr=lr, seed=seed, bf16=bf16,
                          gradient_checkpointing=gradient_checkpointing, sample_every=sample_every,
-                         save_every=save_every, num_workers=num_workers, device=device, condition=condition, cond_drop=cond_drop, captions=captions,
+                         save_every=save_every, num_workers=num_workers, device=device, condition=condition,
+                         cond_drop=cond_drop, captions=captions,
                          init_from=init_from, init_image=init_image, trainable=trainable, images=images,
                          image_ratio=image_ratio, noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,
-                         snapshot_steps=None if snapshot_steps is None else _int_list(snapshot_steps, "--snapshot-steps"))
+                         snapshot_steps=None if snapshot_steps is None else _int_list(snapshot_steps,
+                                 "--snapshot-steps"))
         from ..train import config_from_args, train  # torch: loaded when the command runs
 
         cfg = config_from_args(config, overrides)

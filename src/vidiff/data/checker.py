@@ -171,7 +171,8 @@ def check_video(video: np.ndarray, cfg: CheckerConfig = CheckerConfig()) -> Chec
     drift = float(np.abs(rgbs - np.median(rgbs, axis=0)).max())
     areas = np.array(areas)
     rel = float(areas.std() / max(areas.mean(), 1e-6))
-    res.update(colour_drift=drift, area_rel_std=rel, constant_colour=drift <= cfg.colour_drift and res["colour_spread"] <= cfg.colour_spread,
+    res.update(colour_drift=drift, area_rel_std=rel,
+               constant_colour=drift <= cfg.colour_drift and res["colour_spread"] <= cfg.colour_spread,
                constant_size=rel <= cfg.area_rel_std)
     med = np.median(rgbs, axis=0)
     res.update(rgb=tuple(float(c) for c in med), colour=nearest_colour(med))

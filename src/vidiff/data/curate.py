@@ -272,7 +272,8 @@ def _check_ray_address(address: str) -> None:
                           "ray://host:10001) or leave --ray out to run locally") from None
 
 
-def run_jobs(jobs: list[dict], workers: int, engine: str, address: str | None = None, progress: bool = True) -> list[dict]:
+def run_jobs(jobs: list[dict], workers: int, engine: str, address: str | None = None,
+             progress: bool = True) -> list[dict]:
     """Run process_source over jobs: engine "ray" (Ray Data, local when address is None), "process" (a
     process pool; in-process with 1 worker)."""
     if not jobs:
@@ -319,7 +320,6 @@ def pick_engine(engine: str, address: str | None) -> str:
 # --- filters -------------------------------------------------------------------------------------------------
 def failed_filters(scores: dict, f: Filters) -> list[str]:
     """Names of the per-clip filters a clip's scores fail (duplicates are decided across clips)."""
-    out = []
 
     def below(x, lo):
         return lo is not None and x is not None and x < lo

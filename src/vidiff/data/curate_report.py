@@ -89,7 +89,8 @@ def write_report(out: Path, manifest: dict, per_side: int = 16) -> None:
     write_histograms(rep / "histograms.png", clips, manifest["filters"])
     kept = [c for c in clips if c["keep"]]
     dropped = [c for c in clips if not c["keep"]]
-    pick = [kept[i] for i in np.linspace(0, len(kept) - 1, min(per_side, len(kept))).round().astype(int)] if kept else []
+    pick = [kept[i] for i in np.linspace(0, len(kept) - 1,
+                                         min(per_side, len(kept))).round().astype(int)] if kept else []
     pick += [dropped[i] for i in np.linspace(0, len(dropped) - 1, min(per_side, len(dropped))).round().astype(int)] \
         if dropped else []
     thumbs = read_thumbnails(out, [c["key"] for c in pick])

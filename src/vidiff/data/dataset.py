@@ -62,7 +62,8 @@ def num_frames(path: Path) -> int:
     except VidiffError:
         raise
     except Exception as e:  # noqa: BLE001 - decoders raise many types
-        raise VidiffError(f"cannot read video {path}: {(str(e).strip() or type(e).__name__).splitlines()[0][:200]}") from None
+        raise VidiffError(f"cannot read video {path}: "
+                          f"{(str(e).strip() or type(e).__name__).splitlines()[0][:200]}") from None
 
 
 class VideoDataset(torch.utils.data.Dataset):
@@ -92,7 +93,8 @@ class VideoDataset(torch.utils.data.Dataset):
         sources = list_videos(self.root)
         if not sources:
             exts = "/".join(e.lstrip(".") for e in READABLE)
-            raise VidiffError(f"no videos found in {self.root}; expected .{exts.replace('/', '/.')} files or folders of frames")
+            raise VidiffError(f"no videos found in {self.root}; "
+                              f"expected .{exts.replace('/', '/.')} files or folders of frames")
         meta = read_metadata(self.root) if self.root.is_dir() else {}
 
         self.paths: list[Path] = []
@@ -118,7 +120,8 @@ class VideoDataset(torch.utils.data.Dataset):
 
         chunk = 64
         with tqdm(total=len(sources), desc="decoding videos" if cache else "probing videos", unit="video",
-                  disable=not progress or len(sources) < 2) as bar, ThreadPoolExecutor(min(4, os.cpu_count() or 1)) as pool:
+                  disable=not progress or len(sources) < 2) as bar, ThreadPoolExecutor(min(4,
+                          os.cpu_count() or 1)) as pool:
             for c in range(0, len(sources), chunk):
                 part = sources[c:c + chunk]
                 decode = self.cached is not None

@@ -144,7 +144,8 @@ class ShardDataset(torch.utils.data.IterableDataset):
         else:
             y, x = (h - self.size) // 2, (w - self.size) // 2
         v = v[:, y:y + self.size, x:x + self.size]
-        item["video"] = torch.from_numpy(np.ascontiguousarray(v)).permute(3, 0, 1, 2).float() / 127.5 - 1  # (C, F, H, W)
+        item["video"] = torch.from_numpy(np.ascontiguousarray(v)).permute(3, 0, 1,
+                2).float() / 127.5 - 1  # (C, F, H, W)
         return item
 
     def __iter__(self) -> Iterator[dict]:

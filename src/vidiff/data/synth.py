@@ -415,5 +415,6 @@ def read_metadata(root: str | Path) -> dict[str, dict]:
             rec = json.loads(line)
             out[str(rec["file"])] = rec
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise VidiffError(f"{path}:{n}: bad metadata line; each line must be a JSON object with a \"file\" key") from None
+            raise VidiffError(f"{path}:{n}: bad metadata line; "
+                              "each line must be a JSON object with a \"file\" key") from None
     return out

@@ -69,6 +69,7 @@ __all__ = [
     "ddim_step", "ddim_step_angular", "ddpm_posterior", "pc", "langevin_step", "euler", "heun", "stacked_randn",
     "sample_generators",
     "EDMDenoiser", "edm_loss", "karras_sigmas",
-    "ClassifierFreeGuidance", "FrameRampGuidance", "AutoGuidance", "ReconstructionGuidance", "GradientGuidance", "expand_mask",
+    "ClassifierFreeGuidance", "FrameRampGuidance", "AutoGuidance", "ReconstructionGuidance", "GradientGuidance",
+    "expand_mask",
     "SelfConditioning",
 ]

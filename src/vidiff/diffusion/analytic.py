@@ -84,7 +84,8 @@ class GaussianMixtureData(_Analytic):
         out_num, logs = [], []
         for w, m, s in zip(self.weights, self.means, self.stds):
             var = alpha**2 * s**2 + sigma**2
-            logs.append(torch.log(torch.as_tensor(w, dtype=z.dtype)) - 0.5 * torch.log(var) - 0.5 * (z - alpha * m) ** 2 / var)
+            logs.append(torch.log(torch.as_tensor(w, dtype=z.dtype)) - 0.5 * torch.log(var)
+                        - 0.5 * (z - alpha * m) ** 2 / var)
             out_num.append(m + alpha * s**2 * (z - alpha * m) / var)
         r = torch.softmax(torch.stack(torch.broadcast_tensors(*logs)), dim=0)
         return (r * torch.stack(torch.broadcast_tensors(*out_num))).sum(0)

@@ -165,7 +165,8 @@ def expand_mask(mask: Tensor, x: Tensor) -> Tensor:
     try:
         return mask.expand_as(x)
     except RuntimeError:
-        raise VidiffError(f"mask of shape {tuple(mask.shape)} fits neither (B, F) frames nor x {tuple(x.shape)}") from None
+        raise VidiffError(f"mask of shape {tuple(mask.shape)} fits neither (B, F) frames "
+                          f"nor x {tuple(x.shape)}") from None
 
 
 class GradientGuidance:

@@ -24,7 +24,8 @@ def _grad(f: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def loop_loss(sv: Tensor, period: float, end_time: float) -> Tensor:
-    """GID eq. 5: ||F_0 − F_L||_1 + ||∇F_0 − ∇F_L||_1 (L1 norms: sums over pixels); ``sv (B, K, 4, H, W)`` -> ``(B,)``."""
+    """GID eq. 5: ||F_0 − F_L||_1 + ||∇F_0 − ∇F_L||_1 (L1 norms: sums over pixels);
+    ``sv (B, K, 4, H, W)`` -> ``(B,)``."""
     if sv.ndim == 4:
         sv = sv.unsqueeze(0)
     f = motion_texture(sv, torch.tensor([0.0, float(end_time)]), period)  # (B, 2, 2, H, W)

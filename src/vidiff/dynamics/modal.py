@@ -52,7 +52,8 @@ class ModalSimulator:
     def __init__(self, spectral_volume: Tensor | np.ndarray, fps: float = 30.0, damping: float | Sequence[float] = 0.05,
                  freqs: Sequence[int] | None = None, period: float = 150.0, source_fps: float | None = None,
                  gain: float = 1.0):
-        sv = torch.as_tensor(np.asarray(spectral_volume) if isinstance(spectral_volume, np.ndarray) else spectral_volume)
+        sv = torch.as_tensor(np.asarray(spectral_volume) if isinstance(spectral_volume,
+                np.ndarray) else spectral_volume)
         if sv.ndim != 4 or sv.shape[1] != 4:
             raise VidiffError(f"spectral volume must be (K, 4, H, W), got {tuple(sv.shape)}")
         k, _, h, w = sv.shape

@@ -170,7 +170,8 @@ class MotionModel(nn.Module):
 
     # ---- spectral volume <-> latent (B, C_z, K, h, w) (the frame axis is the frequency axis)
     def encode(self, sv: Tensor, sample: bool = False, generator: torch.Generator | None = None) -> Tensor:
-        """Spectral volumes (B, K, 4, H, W) -> scaled latents (B, C_z, K, h, w) (or (B, K·C_z, 1, h, w) for "volume")."""
+        """Spectral volumes (B, K, 4, H, W) -> scaled latents (B, C_z, K, h, w)
+        (or (B, K·C_z, 1, h, w) for "volume")."""
         b, k = sv.shape[:2]
         y = self.normalizer.normalize(sv).flatten(0, 1)  # (B·K, 4, H, W)
         mean, logvar = self.vae.encode(y)

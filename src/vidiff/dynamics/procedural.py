@@ -27,7 +27,8 @@ from torch import Tensor
 from ..utils import VidiffError
 
 # hue palette (RGB base colours) of plants; index i -> frequency slot i
-PLANT_COLOURS = np.array([[60, 170, 60], [200, 60, 60], [230, 200, 40], [150, 80, 200], [40, 160, 200], [240, 130, 30]], float)
+PLANT_COLOURS = np.array([[60, 170, 60], [200, 60, 60], [230, 200, 40], [150, 80, 200], [40, 160, 200],
+                          [240, 130, 30]], float)
 BALL_COLOURS = np.array([[220, 220, 230], [250, 120, 160], [90, 90, 240], [200, 160, 110]], float)
 
 
@@ -126,7 +127,8 @@ def _parts(h: int, w: int, k: int, rng: np.random.Generator, n_plants: int, n_ha
             side = 1 if j % 2 else -1
             leaves.append((side * a * 0.8, y0 - s * length, a, b, side * rng.uniform(0.2, 0.6)))
         parts.append(_Part(PLANT_COLOURS[c], "plant", x0, y0, length, f, amp=0.08 * length,
-                           phase=float(rng.uniform(0, 2 * math.pi)), leaves=leaves, curve=float(rng.uniform(-0.2, 0.2))))
+                           phase=float(rng.uniform(0, 2 * math.pi)), leaves=leaves,
+                           curve=float(rng.uniform(-0.2, 0.2))))
     for _ in range(n_hanging):
         c = int(rng.integers(len(BALL_COLOURS)))
         length = h * rng.uniform(0.25, 0.55)

@@ -96,7 +96,8 @@ class ImageRenderer(nn.Module):
             fl = flow if lvl == 0 else F.adaptive_avg_pool2d(flow, f.shape[-2:]) * (f.shape[-1] / w)
             s, cov = splat(f, fl, "softmax", motion_metric(fl, self.cfg.metric_scale), return_weight=True)
             warped.append(torch.cat([s, cov.clamp(max=1.0)], 1))  # (B, C_l + 1, h_l, w_l)
-        base_out, base_cov = splat(image, flow, "softmax", motion_metric(flow, self.cfg.metric_scale), return_weight=True)
+        base_out, base_cov = splat(image, flow, "softmax", motion_metric(flow, self.cfg.metric_scale),
+                                   return_weight=True)
         base = fill_holes(base_out, base_cov)  # (B, 3, H, W)
         y = None
         for i, dec in zip(reversed(range(len(feats))), self.dec):

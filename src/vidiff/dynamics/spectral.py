@@ -26,7 +26,8 @@ from ..utils import VidiffError
 
 
 def trajectories_to_spectral(traj: Tensor | np.ndarray, k: int = 16) -> Tensor:
-    """Per-pixel trajectories ``(T, 2, H, W)`` -> spectral volume ``(K, 4, H, W)`` (one-sided amplitudes, module doc)."""
+    """Per-pixel trajectories ``(T, 2, H, W)`` -> spectral volume ``(K, 4, H, W)``
+    (one-sided amplitudes, module doc)."""
     traj = torch.as_tensor(np.asarray(traj) if isinstance(traj, np.ndarray) else traj)
     if traj.ndim < 4 or traj.shape[-3] != 2:
         raise VidiffError(f"trajectories must be (T, 2, H, W), got {tuple(traj.shape)}")
@@ -67,8 +68,10 @@ def motion_texture(sv: Tensor, t: float | Tensor, period: float, magnify: float 
     phase = 2 * math.pi * f * t.reshape(-1, 1) / period  # (n, K)
     cos, sin = torch.cos(phase), torch.sin(phase)
     # Re((a + ib)(cos + i sin)) = a cos - b sin, for x (channels 0,1) and y (channels 2,3)
-    x = torch.einsum("...khw,nk->...nhw", sv[..., 0, :, :], cos) - torch.einsum("...khw,nk->...nhw", sv[..., 1, :, :], sin)
-    y = torch.einsum("...khw,nk->...nhw", sv[..., 2, :, :], cos) - torch.einsum("...khw,nk->...nhw", sv[..., 3, :, :], sin)
+    x = torch.einsum("...khw,nk->...nhw", sv[..., 0, :, :], cos) - torch.einsum("...khw,nk->...nhw", sv[..., 1, :, :],
+            sin)
+    y = torch.einsum("...khw,nk->...nhw", sv[..., 2, :, :], cos) - torch.einsum("...khw,nk->...nhw", sv[..., 3, :, :],
+            sin)
     out = magnify * torch.stack([x, y], dim=-3)  # (..., n, 2, H, W)
     return out[..., 0, :, :, :] if t.ndim == 0 else out
 
@@ -135,12 +138,14 @@ def save_spectral_volume(path, sv: Tensor, period: int, fps: float, reference: n
 
 
 def load_spectral_volume(path) -> dict:
-    """Read a file written by ``save_spectral_volume`` -> {"spectral_volume": Tensor, "period", "fps"[, "reference"]}."""
+    """Read a file written by ``save_spectral_volume``
+    -> {"spectral_volume": Tensor, "period", "fps"[, "reference"]}."""
     from pathlib import Path
 
     path = Path(path)
     if not path.is_file():
-        raise VidiffError(f"spectral volume file not found: {path}; make one with `vidiff dynamics extract VIDEO --out sv.npz`")
+        raise VidiffError(f"spectral volume file not found: {path}; "
+                          "make one with `vidiff dynamics extract VIDEO --out sv.npz`")
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}

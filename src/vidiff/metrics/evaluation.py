@@ -68,7 +68,8 @@ def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: s
 
     def proto(ex: FeatureExtractor | None, **kw) -> dict:
         p = EvalProtocol(**base, **kw) if ex is None else EvalProtocol(
-            **base, resize_size=ex.input_size, extractor=ex.name, extractor_kind=ex.kind, extractor_weights_sha256=ex.weights_sha256,
+            **base, resize_size=ex.input_size, extractor=ex.name, extractor_kind=ex.kind,
+            extractor_weights_sha256=ex.weights_sha256,
             comparable_to_published=ex.comparable, **kw)
         return config_to_dict(p)
 
@@ -103,7 +104,8 @@ def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: s
                 nr, nf = r.shape[0], f.shape[0]
                 fr3, ff3 = fr.reshape(nr, frames, -1), ff.reshape(nf, frames, -1)
                 over_time["fid"] = [
-                    (s, frechet_distance_features(fr3[:, s:e].reshape(-1, fr.shape[1]), ff3[:, s:e].reshape(-1, ff.shape[1])))
+                    (s, frechet_distance_features(fr3[:, s:e].reshape(-1, fr.shape[1]), ff3[:, s:e].reshape(-1,
+                            ff.shape[1])))
                     for s, e in temporal.sliding_windows(frames, window)]
         if "kid" in names:
             mean, std = kernel_distance(fr, ff, kid_subsets, kid_subset_size)
@@ -154,8 +156,9 @@ def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: s
         entry["protocol"] = proto(None, resize_method="none", resize_size=int(f.shape[3]))
         scores[m] = entry
         if m == "flicker":
-            over_time["flicker"] = [(t, float(np.mean([np.abs(v[t + 1].astype(np.float32) - v[t]).mean() for v in f]) / 255))
-                                    for t in range(frames - 1)]
+            over_time["flicker"] = [
+                (t, float(np.mean([np.abs(v[t + 1].astype(np.float32) - v[t]).mean() for v in f]) / 255))
+                for t in range(frames - 1)]
     return {"scores": scores, "over_time": over_time}
 
 

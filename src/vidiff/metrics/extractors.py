@@ -190,7 +190,8 @@ def motion_statistics(x: Tensor) -> Tensor:
     """Hand-made motion features (B, 9): per channel mean |Δ_t x|, mean temporal std, mean |∇_xy x|."""
     dt = (x[:, :, 1:] - x[:, :, :-1]).abs().mean(dim=(2, 3, 4)) if x.shape[2] > 1 else x.new_zeros(x.shape[:2])
     st = x.std(dim=2, unbiased=False).mean(dim=(2, 3)) if x.shape[2] > 1 else x.new_zeros(x.shape[:2])
-    gs = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(2, 3, 4)) + (x[..., 1:] - x[..., :-1]).abs().mean(dim=(2, 3, 4))
+    gs = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(dim=(2, 3, 4)) + (x[..., 1:] - x[..., :-1]).abs().mean(dim=(2, 3,
+            4))
     return torch.cat([dt, st, gs], 1)
 
 

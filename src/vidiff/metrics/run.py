@@ -134,7 +134,8 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
         write_mp4(d / "real_vs_generated.mp4",  # up to 4 pairs stacked vertically, real left
                   np.concatenate([side_by_side(real_v[i], fake_v[i]) for i in range(n)], axis=1))
         for m, pts in res["over_time"].items():
-            plot_over_time(d / f"{m}_over_time.png", {m: pts}, "frame (window start)" if m in ("fvd", "fid") else "frame",
+            plot_over_time(d / f"{m}_over_time.png", {m: pts},
+                           "frame (window start)" if m in ("fvd", "fid") else "frame",
                            m, title=f"{m} over time")
         console.print(f"wrote report files to {d}")
     if out:

@@ -152,7 +152,8 @@ def diffusers_unet2d_state_dict(state: dict[str, Tensor]) -> dict[str, Tensor]:
     for key, value in state.items():
         name = _rename(key)
         if name is None:
-            raise VidiffError(f"cannot map UNet2DModel weight {key!r}; see vidiff.models.inflate for the supported subset")
+            raise VidiffError(f"cannot map UNet2DModel weight {key!r}; "
+                              "see vidiff.models.inflate for the supported subset")
         out[name] = value
     for key in [k for k in out if ".attn.to_q." in k]:
         stem, kind = key.split(".attn.to_q.")

@@ -222,7 +222,8 @@ class UNet3D(Backbone):
             raise VidiffError("causal=True is not supported with temporal_down_levels (frame pooling mixes "
                               "frames 2t and 2t+1); drop one of them")
         if levels - 1 in cfg.temporal_down_levels:
-            raise VidiffError(f"temporal_down_levels cannot include the last level {levels - 1} (it has no downsampling)")
+            raise VidiffError(f"temporal_down_levels cannot include the last level {levels - 1} "
+                              "(it has no downsampling)")
         self.gradient_checkpointing = cfg.gradient_checkpointing
         ch = [cfg.base_channels * m for m in cfg.channel_mults]
         c0, temb = ch[0], 4 * ch[0]

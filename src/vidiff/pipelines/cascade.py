@@ -63,7 +63,8 @@ class CascadeConfig:
         for where, name in [("sampler", self.sampler)] + [(f"{k}.sampler", getattr(self, k).sampler)
                                                            for k in ("base", "tsr", "ssr") if getattr(self, k)]:
             if name is not None and name not in SAMPLERS:
-                raise VidiffError(f"cascade config: unknown {where} {name!r}; choose one of {', '.join(sorted(SAMPLERS))}")
+                raise VidiffError(f"cascade config: unknown {where} {name!r}; "
+                                  f"choose one of {', '.join(sorted(SAMPLERS))}")
 
     @classmethod
     def load(cls, path: str | Path) -> "CascadeConfig":
@@ -74,7 +75,8 @@ class CascadeConfig:
         path = resolve_cascade(path)
         data = load_yaml_or_json(path)
         if "base" not in data:
-            raise VidiffError(f"cascade config {path} has no 'base' stage; add e.g. base: {{model: shapes-tiny, steps: 25}}")
+            raise VidiffError(f"cascade config {path} has no 'base' stage; "
+                              f"add e.g. base: {{model: shapes-tiny, steps: 25}}")
         for key in ("base", "tsr", "ssr"):
             stage = data.get(key)
             if isinstance(stage, str):

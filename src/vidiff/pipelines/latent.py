@@ -125,7 +125,8 @@ class LatentVideoPipeline(VideoPipeline):
 
     @torch.no_grad()
     def decode(self, z: Tensor) -> Tensor:
-        """Scaled latents → videos in [−1, 1]: z/scale + shift, decoded `decode_chunk` frames and `tile` pixels at a time."""
+        """Scaled latents → videos in [−1, 1]: z/scale + shift, decoded `decode_chunk` frames
+        and `tile` pixels at a time."""
         ae = self.autoencoder
         device = next(ae.parameters(), torch.empty(0)).device
         chunk = effective_chunk(ae, z.shape[2], self.decode_chunk)
@@ -195,5 +196,6 @@ def is_latent_checkpoint(folder: str | Path) -> bool:
         return False
 
 
-__all__ = ["DEFAULT_DECODE_CHUNK", "DEFAULT_TILE", "LatentVideoPipeline", "effective_chunk", "find_checkpoint_autoencoder",
+__all__ = ["DEFAULT_DECODE_CHUNK", "DEFAULT_TILE", "LatentVideoPipeline", "effective_chunk",
+           "find_checkpoint_autoencoder",
            "is_latent_checkpoint"]

@@ -133,7 +133,8 @@ class TemporalWindows:
 def sample_long(pipeline, num: int = 1, *, frames: int, window: int | None = None, overlap: int | None = None,
                 steps: int = 25, sampler: str = "ddim", seed: int = 0, cond: Cond | None = None,
                 prompt: str | None = None, class_id: int | None = None, guidance: float = 0.0,
-                autoguidance: float | None = None, weighting: str = "triangular", batch_size: int = 8, size: int | None = None,
+                autoguidance: float | None = None, weighting: str = "triangular", batch_size: int = 8,
+                size: int | None = None,
                 callback: Callable | None = None, **sampler_kwargs) -> Tensor:
     """Sample `num` videos of `frames` frames with a model trained on shorter clips, by MultiDiffusion
     over time (Bar-Tal et al. 2023): returns (num, C, frames, H, W) float in [-1, 1].

@@ -50,7 +50,7 @@ from ..models.temporal import VideoLDM, video_ldm_from_image
 from ..models.unet3d import UNet3D
 from ..utils import VidiffError, atomic_write_text
 from . import load_pipeline, resolve_model
-from .base import DiffusionConfig, VideoPipeline
+from .base import VideoPipeline
 from .frame_attention import frame_attention
 from .latent import is_latent_checkpoint
 from .stable_diffusion import StableDiffusion

@@ -182,7 +182,8 @@ def build_model_for(cfg: TrainConfig, num_classes: int = 0, channels: int = 3, f
         mcfg = dataclasses.replace(mcfg, in_channels=channels, out_channels=channels)
     mcfg = dataclasses.replace(mcfg, **model_overrides(parse_condition(cfg.condition), num_classes, channels))
     if not 0.0 <= cfg.self_cond < 1.0:
-        raise VidiffError(f"self_cond is the share of samples trained with self-conditioning, in [0, 1); got {cfg.self_cond}")
+        raise VidiffError(f"self_cond is the share of samples trained with self-conditioning, "
+                          f"in [0, 1); got {cfg.self_cond}")
     if cfg.self_cond > 0:
         mcfg = dataclasses.replace(mcfg, self_cond=True)
     model = build_model(mcfg)
@@ -204,7 +205,8 @@ def video_model_from_image(cfg: TrainConfig, kinds: tuple[str, ...], frames: int
                           f"{trained} to train its video model")
     if bool(image_cfg.get("latent")) != bool(cfg.latent):
         raise VidiffError(f"--init-image {cfg.init_image} is a {'latent' if image_cfg.get('latent') else 'pixel'} "
-                          f"model; train its video model {'with the same --latent' if image_cfg.get('latent') else 'without --latent'}")
+                          f"model; train its video model "
+                          f"{'with the same --latent' if image_cfg.get('latent') else 'without --latent'}")
     overrides = {"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}
     model = video_ldm_from_image(cfg.init_image, **overrides)
     model.check_size(frames, size, size)

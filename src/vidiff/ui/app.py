@@ -188,11 +188,13 @@ def build_app(runs_dir: str | Path | None = "runs", out_root: str | Path | None 
             controls = [prompt, class_id, first, guidance, autoguidance, model_info]
             model.change(h["model_controls"], model, controls, queue=False)
             demo.load(h["model_controls"], model, controls, queue=False)
-            run.click(h["generate"], [model, prompt, class_id, first, sampler, steps, seed, guidance, autoguidance, num],
+            run.click(h["generate"], [model, prompt, class_id, first, sampler, steps, seed, guidance, autoguidance,
+                                      num],
                       [video, files, summary], **ONE_AT_A_TIME)
 
         with gr.Tab("Animate a photo", elem_id="tab-animate"):
-            photo_state, motion_state, poke_state = gr.State(None), gr.State(None), gr.State({"start": None, "end": None})
+            photo_state, motion_state, poke_state = gr.State(None), gr.State(None), gr.State({"start": None,
+                    "end": None})
             with gr.Row():
                 with gr.Column():
                     photo = photo_upload(label="photo", height=280,

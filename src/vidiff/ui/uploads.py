@@ -114,6 +114,7 @@ def _decode_ffmpeg(path: Path) -> tuple[np.ndarray, float]:
         try:
             frames = io.read_video(link, max_frames=MAX_VIDEO_FRAMES + 1)
         except VidiffError:
-            raise VidiffError("the uploaded file is not a video vidiff can decode; upload an MP4, WebM or GIF") from None
+            raise VidiffError("the uploaded file is not a video vidiff can decode; "
+                              "upload an MP4, WebM or GIF") from None
         fps = io.video_fps(link, default=8.0)
     return frames, fps

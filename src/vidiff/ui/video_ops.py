@@ -40,7 +40,8 @@ def sr_choices() -> dict[str, Path]:
     out: dict[str, Path] = {}
     for name in bundled_models():
         folder = resolve_model(name)
-        kinds = parse_condition(json.loads((folder / "config.json").read_text()).get("conditioning", {}).get("condition"))
+        kinds = parse_condition(json.loads((folder / "config.json").read_text()).get("conditioning",
+                {}).get("condition"))
         if len(kinds) == 1 and kinds[0] in ("tsr", "ssr"):
             out.setdefault(kinds[0], folder)
     return out

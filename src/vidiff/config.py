@@ -158,3 +158,10 @@ def load_yaml_or_json(path: str | Path) -> dict:
     if not isinstance(data, dict):
         raise VidiffError(f"config {path} must hold a mapping of keys to values")
     return data
+
+
+def recipe_from_args(cls: type[T], config_file: str | None, overrides: dict, where: str) -> T:
+    """A recipe file (YAML/JSON) as `cls`, with the command line's flags (not None) taking precedence."""
+    base = load_yaml_or_json(config_file) if config_file else {}
+    base.update({k: v for k, v in overrides.items() if v is not None})
+    return config_from_dict(cls, base, where=where)

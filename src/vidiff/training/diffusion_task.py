@@ -27,7 +27,7 @@ from .. import __version__
 from ..checkpoint import read_config, save_pretrained
 from ..conditioning.tasks import model_overrides, parse_condition, training_cond
 from ..conditioning.text import get_text_encoder
-from ..config import config_from_dict, config_to_dict, load_yaml_or_json
+from ..config import config_to_dict, load_yaml_or_json, recipe_from_args
 from ..data.dataset import VideoDataset
 from ..data.io import tile_videos, to_uint8, write_gif
 from ..diffusion.config import DiffusionConfig, VideoFormat
@@ -344,6 +344,4 @@ def train(cfg: TrainConfig, resume: bool = False, sample_fn: SampleFn | None = N
 
 def config_from_args(config_file: Optional[str], overrides: dict) -> TrainConfig:
     """A recipe file (YAML/JSON) with command-line flags taking precedence."""
-    base = load_yaml_or_json(config_file) if config_file else {}
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return config_from_dict(TrainConfig, base, where="train config")
+    return recipe_from_args(TrainConfig, config_file, overrides, "train config")

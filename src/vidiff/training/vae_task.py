@@ -29,7 +29,7 @@ import torch
 from torch import Tensor
 
 from .. import __version__
-from ..config import config_from_dict, config_to_dict, load_yaml_or_json
+from ..config import config_to_dict, recipe_from_args
 from ..data.dataset import VideoDataset
 from ..data.io import to_uint8, write_mp4
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator3D
@@ -248,9 +248,7 @@ def train_vae(cfg: VAETrainConfig, resume: bool = False) -> Path:
 
 def vae_config_from_args(config_file: Optional[str], overrides: dict) -> VAETrainConfig:
     """A recipe file (YAML/JSON) with command-line flags taking precedence."""
-    base = load_yaml_or_json(config_file) if config_file else {}
-    base.update({k: v for k, v in overrides.items() if v is not None})
-    return config_from_dict(VAETrainConfig, base, where="vae train config")
+    return recipe_from_args(VAETrainConfig, config_file, overrides, "vae train config")
 
 
 __all__ = ["VAETask", "VAETrainConfig", "check_vae_config", "random_crop", "train_vae", "vae_config_from_args"]

@@ -281,3 +281,15 @@ def test_cli_sample_runs_do_not_mix(work):
     assert res["sample_2_overwrite"][0] == 0, res["sample_2_overwrite"][1]
     assert np.load(d / "runs" / "samples.npy").shape[0] == 2
     assert sorted(p.name for p in (d / "runs" / "samples").iterdir()) == ["000.gif", "001.gif"]
+
+
+def test_train_refuses_a_step_that_cannot_fit_before_decoding(tmp_path, monkeypatch, capsys):
+    from vidiff.cli import main
+
+    monkeypatch.setenv("VIDIFF_MAX_MEMORY", "3G")
+    rc = main(["train", "--data", str(tmp_path / "no_videos_needed"), "--out", str(tmp_path / "run"),
+               "--size", "4096", "--steps", "1"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "needs about" in err and "lower --batch, --frames or --size" in err, err
+    assert not (tmp_path / "run").exists()  # refused before the run folder (or its lock) is made

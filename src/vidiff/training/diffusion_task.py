@@ -33,6 +33,7 @@ from ..data.io import tile_videos, to_uint8, write_gif
 from ..diffusion.config import DiffusionConfig, VideoFormat
 from ..diffusion.loss import diffusion_loss
 from ..diffusion.noise import FrameNoise
+from ..limits import check_training
 from ..models import build_model, model_config_from_dict
 from ..models.presets import get_preset
 from ..models.temporal import WHICH as SELECTIONS
@@ -165,15 +166,19 @@ def trainable_selection(which: str, model) -> tuple[str, ...] | None:
     return tuple(f"model.{n}" for n in names)
 
 
+def base_model_config(cfg: TrainConfig):
+    """The backbone config named by `cfg.model`: a preset name or a model-config file (.json/.yaml)."""
+    if cfg.model.endswith((".json", ".yaml", ".yml")):
+        return model_config_from_dict(load_yaml_or_json(cfg.model))
+    return get_preset(cfg.model)
+
+
 def build_model_for(cfg: TrainConfig, num_classes: int = 0, channels: int = 3, frames: int | None = None,
                     size: int | None = None):
     """A backbone from a preset name or a model-config file (.json/.yaml, the "model" section format),
     widened for `cfg.condition` (class embedding, text cross-attention, concat channels), for videos of
     `channels` × `frames` × `size`² (default: RGB at the recipe's frames and size; latents for latent models)."""
-    if cfg.model.endswith((".json", ".yaml", ".yml")):
-        mcfg = model_config_from_dict(load_yaml_or_json(cfg.model))
-    else:
-        mcfg = get_preset(cfg.model)
+    mcfg = base_model_config(cfg)
     if cfg.gradient_checkpointing:
         mcfg = dataclasses.replace(mcfg, gradient_checkpointing=True)
     if (frames or cfg.frames) == 1 and isinstance(mcfg, UNet3DConfig):  # an image model (Video LDM's first stage)
@@ -283,6 +288,8 @@ def train(cfg: TrainConfig, resume: bool = False, sample_fn: SampleFn | None = N
     FrameNoise(cfg.noise, cfg.noise_alpha)  # a bad prior fails here, before data and model are built
     out = Path(cfg.out)
     check_run_folder(out, resume)
+    if not cfg.latent and not cfg.init_image:  # a step that cannot fit is refused before any video is decoded
+        check_training(base_model_config(cfg), batch=cfg.batch, frames=cfg.frames, size=cfg.size)
     latent = LatentSpace.open(cfg.latent, cfg.data, cfg.frames, cfg.size)  # None: pixel space
     if latent is not None:
         cfg = latent.recipe(cfg)  # a latent cache fixes frames and size

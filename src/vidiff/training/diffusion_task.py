@@ -44,7 +44,7 @@ from . import state as train_state
 from .data import StepBatches
 from .joint import ImageFrames, is_image_folder, joint_dataset, with_is_image
 from .latent_task import LatentSpace
-from .loop import LoopConfig, OptimizerSpec, Task, Trainer, make_accelerator, summary
+from .loop import LoopConfig, OptimizerSpec, Task, Trainer, check_budget, make_accelerator, summary
 from .surgery import init_weights_from
 
 
@@ -128,12 +128,7 @@ def lr_at(cfg: TrainConfig, step: int) -> float:
 
 def check_config(cfg: TrainConfig) -> None:
     """One-line errors for a recipe that cannot train, before any data or model is built."""
-    if cfg.steps is None and cfg.minutes is None:
-        raise VidiffError("give a training budget: --steps N or --minutes M")
-    if cfg.steps is not None and cfg.steps < 1:
-        raise VidiffError(f"--steps must be at least 1; got {cfg.steps}")
-    if cfg.minutes is not None and not cfg.minutes > 0:
-        raise VidiffError(f"--minutes must be > 0; got {cfg.minutes}")
+    check_budget(cfg.steps, cfg.minutes)
     if cfg.batch < 1:
         raise VidiffError(f"--batch must be at least 1; got {cfg.batch}")
     if not (cfg.lr > 0 and math.isfinite(cfg.lr)):

@@ -110,6 +110,16 @@ class Task:
         pass
 
 
+def check_budget(steps: int | None, minutes: float | None) -> None:
+    """One-line errors for a training budget that cannot run: none given, or not positive."""
+    if steps is None and minutes is None:
+        raise VidiffError("give a training budget: --steps N or --minutes M")
+    if steps is not None and steps < 1:
+        raise VidiffError(f"--steps must be at least 1; got {steps}")
+    if minutes is not None and not minutes > 0:
+        raise VidiffError(f"--minutes must be > 0; got {minutes}")
+
+
 def update_ema(ema: nn.Module, model: nn.Module, decay: float) -> None:
     """ema <- decay · ema + (1 − decay) · model for trainable parameters (frozen ones are equal already);
     buffers are copied."""

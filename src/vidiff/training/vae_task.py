@@ -37,7 +37,7 @@ from ..models.vae import VAEConfig, VideoAutoencoder, save_vae
 from ..utils import VidiffError
 from . import state as train_state
 from .data import StepBatches
-from .loop import LoopConfig, OptimizerSpec, Task, Trainer, make_accelerator, summary
+from .loop import LoopConfig, OptimizerSpec, Task, Trainer, check_budget, make_accelerator, summary
 from .vae_loss import VAELoss, VAELossConfig, latent_scaling_factor
 
 TEMPORAL_CHOICES = ("conv3d", "attention", "both", "none")
@@ -105,12 +105,7 @@ class VAETrainConfig:
 
 def check_vae_config(cfg: VAETrainConfig) -> VideoAutoencoder:
     """One-line errors for a recipe that cannot train, before data is read; returns the (fresh) autoencoder."""
-    if cfg.steps is None and cfg.minutes is None:
-        raise VidiffError("give a training budget: --steps N or --minutes M")
-    if cfg.steps is not None and cfg.steps < 1:
-        raise VidiffError(f"--steps must be at least 1; got {cfg.steps}")
-    if cfg.minutes is not None and not cfg.minutes > 0:
-        raise VidiffError(f"--minutes must be > 0; got {cfg.minutes}")
+    check_budget(cfg.steps, cfg.minutes)
     if not cfg.data:
         raise VidiffError("give the training data: --data DIR (a folder of videos)")
     if cfg.batch < 1 or not cfg.lr > 0:

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from .utils import VidiffError, atomic_path, atomic_write_text
+from .utils import VidiffError, atomic_path, atomic_write_text, read_json
 
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
@@ -85,7 +85,4 @@ def read_config(folder: str | Path) -> dict[str, Any]:
     path = folder / CONFIG_NAME
     if not path.is_file():
         raise VidiffError(f"{folder} is not a vidiff checkpoint: {CONFIG_NAME} is missing")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise VidiffError(f"{path} is not valid JSON: {e}") from None
+    return read_json(path)

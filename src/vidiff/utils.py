@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import random
 import sys
@@ -83,6 +84,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write text to `path` atomically (temp file + rename)."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: str | os.PathLike):
+    """Parse a JSON file; malformed JSON is a one-line VidiffError naming the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise VidiffError(f"{path} is not valid JSON: {e}") from None
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -26,7 +26,7 @@ from safetensors import safe_open
 from tqdm import tqdm
 
 from ..checkpoint import save_state_dict
-from ..utils import VidiffError, atomic_write_text
+from ..utils import VidiffError, atomic_write_text, read_json
 from .dataset import pick_caption
 
 INDEX_NAME = "index.json"
@@ -145,10 +145,7 @@ def read_latent_index(root: str | Path) -> dict:
     path = Path(root) / INDEX_NAME
     if not path.is_file():
         raise VidiffError(f"{root} is not a latent cache ({INDEX_NAME} is missing); write one with `vidiff vae encode`")
-    try:
-        index = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise VidiffError(f"{path} is not valid JSON: {e}") from None
+    index = read_json(path)
     if not isinstance(index, dict) or index.get("format") != FORMAT:
         raise VidiffError(f"{path} is not a vidiff latent cache index (format {FORMAT!r})")
     if index.get("version") != VERSION:

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..config import config_from_dict, config_to_dict
-from ..utils import VidiffError, atomic_write_text
+from ..utils import VidiffError, atomic_write_text, read_json
 from .spectral import spectral_to_complex
 
 
@@ -72,8 +72,4 @@ class FrequencyNormalizer:
         path = Path(path)
         if not path.is_file():
             raise VidiffError(f"normalizer file not found: {path}")
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise VidiffError(f"{path} is not valid JSON: {e}") from None
-        return config_from_dict(cls, data)
+        return config_from_dict(cls, read_json(path))

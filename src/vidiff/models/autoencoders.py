@@ -15,7 +15,6 @@ is only ever decoded by the autoencoder it was trained with.
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -24,7 +23,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import CONFIG_NAME, WEIGHTS_NAME, load_state_dict
 from ..config import config_from_dict
-from ..utils import VidiffError
+from ..utils import VidiffError, read_json
 from .vae import Autoencoder, DiagonalGaussian, VAEConfig, VideoAutoencoder
 
 DIFFUSERS_WEIGHTS = "diffusion_pytorch_model.safetensors"
@@ -100,10 +99,7 @@ def _resolve(path: str | Path) -> Path:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise VidiffError(f"{path} is not valid JSON: {e}") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise VidiffError(f"{path} must hold a JSON object")
     return data

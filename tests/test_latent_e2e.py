@@ -127,3 +127,29 @@ def test_bad_inputs_are_one_line(world, capsys, tmp_path):
                        "--out", tmp_path / "nan_run", "--sample-every", "0")
     assert code == 2 and err.startswith("error: ") and "shard-00000.safetensors holds NaN" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "nan_run").exists()  # refused before training
+
+
+def test_video_ldm_two_stages_per_frame_then_temporal_decoder(world, capsys, tmp_path):
+    """A per-frame autoencoder initialises a conv3d one whose output it keeps; `--train temporal` then changes only
+    the decoder's temporal layers (Video LDM §3.1.1)."""
+    flags = [*VAE_FLAGS, "--sample-every", "0", "--disc-weight", "0"]
+    assert main(["vae", "train", "--data", str(world / "shapes"), "--out", str(tmp_path / "frame"), "--steps", "2",
+                 "--temporal", "none", *flags]) == 0
+    code, _, err = run(capsys, "vae", "train", "--data", world / "shapes", "--out", tmp_path / "video", "--steps", "2",
+                       "--temporal", "conv3d", "--init", tmp_path / "frame", "--train", "temporal", *flags)
+    assert code == 0, err
+    frame, video = load_autoencoder(tmp_path / "frame"), load_autoencoder(tmp_path / "video")
+    own, theirs = video.state_dict(), frame.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in theirs.items())  # everything but the temporal layers is frozen
+    temporal = [k for k in own if ".temporal." in k and k not in theirs]
+    assert temporal and any(own[k].abs().sum() > 0 for k in temporal if k.endswith("conv2.weight"))
+    from vidiff.training.vae_task import VAETrainConfig, check_vae_config
+    fresh = check_vae_config(VAETrainConfig(data="x", steps=1, frames=5, size=32, base_channels=8,
+                                            temporal="conv3d", init=str(tmp_path / "frame")))
+    x = torch.rand(1, 3, 5, 32, 32) * 2 - 1
+    with torch.no_grad():
+        z = frame.encode(x).mode()
+        assert torch.allclose(fresh.eval().decode(z), frame.decode(z), atol=1e-5)  # identity-initialised
+    code, _, err = run(capsys, "vae", "train", "--data", world / "shapes", "--out", tmp_path / "bad", "--steps", "1",
+                       "--temporal", "conv3d", "--init", tmp_path / "frame", *flags, "--base-channels", "16")
+    assert code == 2 and "does not fit this recipe" in err and len(err.strip().splitlines()) == 1

@@ -63,6 +63,9 @@ def train_cmd(
                         typer.Option(help="decoder's temporal layers: conv3d | attention | both | none")] = None,
     causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="causal 3D variant")] = None,
     temporal_compression: Annotated[Optional[int], typer.Option(help="1, or 4 with --causal (1 + 4k frames)")] = None,
+    init: Annotated[Optional[str], typer.Option(help="start from this autoencoder's weights (a per-frame one: "
+                                                     "its temporal layers start as identity)")] = None,
+    train: Annotated[Optional[str], typer.Option("--train", help="all | decoder | temporal (what trains)")] = None,
     kl_weight: Annotated[Optional[float], typer.Option()] = None,
     disc_start: Annotated[Optional[int], typer.Option(min=0, help="steps before the discriminator starts")] = None,
     disc_weight: Annotated[Optional[float], typer.Option(min=0, help="GAN weight (0: no discriminator)")] = None,
@@ -79,7 +82,8 @@ def train_cmd(
     overrides = dict(data=data, out=out, frames=frames, size=size, crop=crop, steps=steps, minutes=minutes,
                      batch=batch, lr=lr, spatial_factor=spatial_factor, latent_channels=latent_channels,
                      base_channels=base_channels, temporal=temporal, causal=causal,
-                     temporal_compression=temporal_compression, kl_weight=kl_weight, disc_start=disc_start,
+                     temporal_compression=temporal_compression, init=init, trainable=train, kl_weight=kl_weight,
+                     disc_start=disc_start,
                      disc_weight=disc_weight, seed=seed, sample_every=sample_every, save_every=save_every,
                      device=device)
     cfg = vae_config_from_args(config, overrides)

@@ -32,6 +32,7 @@ from .. import __version__
 from ..config import config_to_dict, recipe_from_args
 from ..data.dataset import VideoDataset
 from ..data.io import to_uint8, write_mp4
+from ..models.autoencoders import load_autoencoder
 from ..models.discriminator import DiscriminatorConfig, PatchDiscriminator3D
 from ..models.vae import VAEConfig, VideoAutoencoder, save_vae
 from ..utils import VidiffError
@@ -69,6 +70,9 @@ class VAETrainConfig:
     causal: bool = False
     temporal_compression: int = 1
     mid_attention: bool = True
+    # Video LDM's two stages: a per-frame autoencoder first, then its decoder fine-tuned on video with temporal layers
+    init: Optional[str] = None  # an autoencoder folder whose weights start this one (missing temporal layers: identity)
+    trainable: str = "all"  # all | decoder | temporal (the decoder's temporal layers); the discriminator always trains
     # the loss
     kl_weight: float = 1e-6
     ssim_weight: float = 0.2
@@ -122,7 +126,40 @@ def check_vae_config(cfg: VAETrainConfig) -> VideoAutoencoder:
         except VidiffError as e:
             raise VidiffError(f"--crop: {e}") from None
     cfg.loss_config()
+    if cfg.trainable not in TRAINABLE:
+        raise VidiffError(f"unknown --train {cfg.trainable!r}; choose one of {', '.join(TRAINABLE)}")
+    if cfg.trainable == "temporal" and cfg.temporal == "none":
+        raise VidiffError("--train temporal needs temporal layers: pass --temporal conv3d, attention or both")
+    if cfg.init:
+        init_from(vae, cfg.init)
     return vae
+
+
+TRAINABLE = ("all", "decoder", "temporal")
+
+
+def init_from(vae: VideoAutoencoder, folder: str) -> None:
+    """Copy the weights of the vidiff autoencoder in `folder` into `vae`: every tensor must match by name and shape
+    except the temporal layers `folder` lacks, which keep their identity initialisation (Video LDM §3.1.1: a
+    per-frame decoder becomes a video decoder without changing its output)."""
+    source = load_autoencoder(folder)
+    if not isinstance(source, VideoAutoencoder):
+        raise VidiffError(f"--init {folder}: a vidiff autoencoder folder is needed, not a diffusers one")
+    own, theirs = vae.state_dict(), source.state_dict()
+    bad = [k for k, v in theirs.items() if k not in own or own[k].shape != v.shape]
+    missing = [k for k in own if k not in theirs and ".temporal." not in k]
+    if bad or missing:
+        raise VidiffError(f"--init {folder}: its autoencoder does not fit this recipe ({(bad or missing)[0]} differs); "
+                          "use the same --spatial-factor, --latent-channels, --base-channels and --causal")
+    vae.load_state_dict(theirs, strict=False)
+
+
+def trainable_names(cfg: VAETrainConfig) -> tuple[str, ...] | None:
+    """The `Trainer` selection for --train: None (everything), the decoder, or the decoder's temporal layers."""
+    if cfg.trainable == "all":
+        return None
+    vae = "vae.decoder." if cfg.trainable == "decoder" else "vae.decoder.*.temporal.*"
+    return (vae, "disc.")
 
 
 def random_crop(x: Tensor, crop: int | None, generator: torch.Generator) -> Tensor:
@@ -230,7 +267,8 @@ def train_vae(cfg: VAETrainConfig, resume: bool = False) -> Path:
                       save_every=cfg.save_every, sample_every=cfg.sample_every, device=cfg.device,
                       desc="training the autoencoder")
     trainer = Trainer(modules, optimizers, task, config=loop, run_dir=out,
-                      ema={"vae": cfg.ema_decay} if cfg.ema_decay > 0 else None, accelerator=accelerator)
+                      ema={"vae": cfg.ema_decay} if cfg.ema_decay > 0 else None, accelerator=accelerator,
+                      trainable=trainable_names(cfg))
     trainer.fit(StepBatches(dataset, cfg.batch, seed=cfg.seed, num_workers=cfg.num_workers), resume=resume)
     if trainer.is_main:
         task.scaling_factor = task.measure_scaling_factor(trainer)

@@ -32,6 +32,8 @@ class Cond:
                  built with `self_cond=True` read zeros when it is None.
       micro:     (B, K) float micro-conditions embedded like the timestep (Stable Video Diffusion: fps − 1
                  and motion bucket); kept by `null_like`, as SVD's unconditional branch keeps them.
+      content:   (B, C, H, W) a reference image in [-1, 1] (Gen-1 content): backbones built with
+                 `content_channels` turn it into `text` tokens and `pooled` (conditioning.content).
     """
 
     class_ids: Tensor | None = None
@@ -44,6 +46,7 @@ class Cond:
     drop: Tensor | None = None
     self_cond: Tensor | None = None
     micro: Tensor | None = None
+    content: Tensor | None = None
 
     def map(self, fn: Callable[[Tensor], Tensor]) -> "Cond":
         """Apply `fn` to every tensor field (e.g. `.to(device)`, indexing)."""

@@ -7,6 +7,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from ..conditioning.cond import Cond
+from ..conditioning.content import ContentEncoder, encode_content
 from ..utils import VidiffError
 from .layers import (NullCondition, TimestepEmbedder, apply_null_condition, concat_condition, embed_conditions,
                      self_condition)
@@ -30,6 +31,7 @@ class Backbone(nn.Module):
         self.pooled_proj = nn.Linear(cfg.text_dim, width) if cfg.text_dim else None
         self.null_cond = NullCondition(cfg.text_dim) if cfg.text_dim else None
         self.noise_aug_embed = TimestepEmbedder(freq_dim, width) if cfg.cond_channels else None
+        self.content_encoder = ContentEncoder(cfg.content_channels, cfg.text_dim) if cfg.content_channels else None
 
     @property
     def input_channels(self) -> int:
@@ -66,6 +68,7 @@ class Backbone(nn.Module):
         self.check_size(frames, h, w)
         if c != cfg.in_channels:
             raise VidiffError(f"expected {cfg.in_channels} input channels, got {c}")
+        cond = encode_content(cond, self.content_encoder)  # Gen-1: reference image -> text tokens, pooled
         cond = apply_null_condition(cond, self.null_cond, cfg.num_classes)  # CFG: flagged samples -> null
         x = self_condition(x, cond, cfg.self_cond)  # (B, C [+ C], F, H, W)
         x = concat_condition(x, cond, cfg.cond_channels)  # (B, C_in, F, H, W)

@@ -12,7 +12,9 @@ def register(app: typer.Typer) -> None:
     @app.command("train")
     def train_cmd(
         data: Optional[str] = typer.Option(None, help="folder of videos (mp4/avi/webm/mov/gif/npy or frame folders), "
-                                           "or a latent cache written by `vidiff vae encode`"),
+                                           "a latent cache written by `vidiff vae encode`, or the WebDataset "
+                                           "shards of `vidiff data curate` (DATASET or 'DATASET/{000000..000009}.tar'"
+                                           ", streamed epoch by epoch)"),
         latent: Optional[str] = typer.Option(None, help="train in this autoencoder's latent space (vidiff VAE folder, "
                                              "bundled name or diffusers folder); videos are encoded per step"),
         out: Optional[str] = typer.Option(None, help="run folder (checkpoint, samples, logs)"),
@@ -52,13 +54,6 @@ def register(app: typer.Typer) -> None:
         trainable: Optional[str] = typer.Option(None, "--train",
                                                 help="which parameters train: all | temporal (the image "
                                             "model frozen) | comma-separated name patterns"),
-        temporal: Optional[str] = typer.Option(None, "--temporal",
-                                               help="UNet3D temporal layer instead of the model's: attention | conv | "
-                                                    "full3d | videoldm | none | convgru | biconvgru | "
-                                                    "hierarchical | dwconv | motion"),
-        temporal_consistency: Optional[float] = typer.Option(None, "--temporal-consistency",
-                                                             help="weight of a flicker penalty on x̂₀ against the "
-                                                                  "data's frame changes (0: off)"),
         images: Optional[str] = typer.Option(None, "--images", help="folder of images mixed into video training as "
                                              "independent frames (joint image-video training, VDM)"),
         image_ratio: Optional[float] = typer.Option(None, "--image-ratio", help="share of samples drawn from --images"),
@@ -72,8 +67,7 @@ def register(app: typer.Typer) -> None:
                          save_every=save_every, num_workers=num_workers, device=device, condition=condition,
                          cond_drop=cond_drop, captions=captions,
                          init_from=init_from, init_image=init_image, trainable=trainable, images=images,
-                         image_ratio=image_ratio, temporal=temporal, temporal_consistency=temporal_consistency,
-                         noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,
+                         image_ratio=image_ratio, noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,
                          snapshot_steps=None if snapshot_steps is None else _int_list(snapshot_steps,
                                  "--snapshot-steps"))
         from ..train import config_from_args, train  # torch: loaded when the command runs

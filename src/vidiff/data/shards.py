@@ -11,6 +11,12 @@ that does not depend on timing (a DataLoader takes its workers' batches round-ro
 with streaming therefore means: a run resumed at an epoch boundary, with the same seed, ranks and
 workers, sees the same clips in the same batches as an uninterrupted one. A run resumed inside an
 epoch restarts that epoch's stream: the clips of the epoch it had already consumed come again.
+
+The trainer (`vidiff train --data SHARDS`) reads shards through `ShardClips` instead: a map-style view
+indexed once from the tar headers (byte offset of each clip), streamed by `training.data.EpochBatches` epoch
+by epoch, shard by shard, in an order drawn from (seed, epoch). There a step's batch is a pure function of
+(seed, step, rank, world size), so a run resumed at any step, inside an epoch too, continues with exactly
+the batches of the uninterrupted run (bit-identical weights on CPU) — no cursor is stored.
 """
 from __future__ import annotations
 
@@ -25,7 +31,7 @@ import numpy as np
 import torch
 
 from ..utils import VidiffError
-from .dataset import resize_short_side
+from .dataset import pick_caption, resize_short_side
 from .io import read_video
 
 
@@ -72,6 +78,24 @@ def decode_mp4(data: bytes) -> np.ndarray:
         p = Path(d) / "clip.mp4"
         p.write_bytes(data)
         return read_video(p)
+
+
+def crop_clip(v: np.ndarray, frames: int, size: int, stride: int, crop: str, rng: np.random.Generator) -> torch.Tensor:
+    """uint8 (F, H, W, 3) -> the training clip (C, frames, size, size) in [-1, 1]: `frames` frames every `stride`-th
+    (a clip too short repeats its last frame), shorter side resized to `size`, cropped; a random crop draws
+    its start frame, then its top and left, from `rng`."""
+    need = (frames - 1) * stride + 1
+    if len(v) < need:  # a short clip: repeat its last frame (curation keeps clips >= --min-frames)
+        v = np.concatenate([v, np.repeat(v[-1:], need - len(v), axis=0)])
+    start = int(rng.integers(len(v) - need + 1)) if crop == "random" else 0
+    v = resize_short_side(v[start:start + need:stride], size)
+    f, h, w, _ = v.shape
+    if crop == "random":
+        y, x = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+    else:
+        y, x = (h - size) // 2, (w - size) // 2
+    v = v[:, y:y + size, x:x + size]
+    return torch.from_numpy(np.ascontiguousarray(v)).permute(3, 0, 1, 2).float() / 127.5 - 1  # (C, F, H, W)
 
 
 class ShardDataset(torch.utils.data.IterableDataset):
@@ -131,21 +155,8 @@ class ShardDataset(torch.utils.data.IterableDataset):
                 "path": f"{self.shards[s].name}/{key}"}
         if not self.decode:
             return item
-        v = decode_mp4(data)
-        need = (self.frames - 1) * self.stride + 1
-        if len(v) < need:  # a short clip: repeat its last frame (curation keeps clips >= --min-frames)
-            v = np.concatenate([v, np.repeat(v[-1:], need - len(v), axis=0)])
         rng = np.random.default_rng([self.seed, self.epoch, index])
-        start = int(rng.integers(len(v) - need + 1)) if self.crop == "random" else 0
-        v = resize_short_side(v[start:start + need:self.stride], self.size)
-        f, h, w, _ = v.shape
-        if self.crop == "random":
-            y, x = int(rng.integers(h - self.size + 1)), int(rng.integers(w - self.size + 1))
-        else:
-            y, x = (h - self.size) // 2, (w - self.size) // 2
-        v = v[:, y:y + self.size, x:x + self.size]
-        item["video"] = torch.from_numpy(np.ascontiguousarray(v)).permute(3, 0, 1,
-                2).float() / 127.5 - 1  # (C, F, H, W)
+        item["video"] = crop_clip(decode_mp4(data), self.frames, self.size, self.stride, self.crop, rng)
         return item
 
     def __iter__(self) -> Iterator[dict]:
@@ -159,3 +170,115 @@ def shard_loader(shards: str | Path, batch_size: int, num_workers: int = 2, **kw
     ds = ShardDataset(shards, **kwargs)
     return torch.utils.data.DataLoader(ds, batch_size=batch_size, num_workers=num_workers,
                                        persistent_workers=False, drop_last=False)
+
+
+def is_shard_data(spec: str | Path) -> bool:
+    """Whether `spec` names WebDataset shards: a brace range or a .tar file, or a folder holding NNNNNN.tar
+    files and no videos (what `vidiff data curate` writes)."""
+    spec = str(spec)
+    if re.search(r"\{\d+\.\.\d+\}", spec) or spec.endswith(".tar"):
+        return True
+    return Path(spec).is_dir() and any(Path(spec).glob("[0-9]" * 6 + ".tar"))
+
+
+def index_shard(path: Path) -> list[tuple[str, int, int, dict]]:
+    """(key, byte offset of its mp4, mp4 size, metadata) of each clip of one shard, in stored order, reading
+    only the tar headers and the small .json members; a truncated or damaged shard is one error naming it."""
+    def bad(why: str) -> VidiffError:
+        return VidiffError(f"shard {path} is {why}; re-run vidiff data curate --resume to rewrite it")
+
+    try:
+        total = path.stat().st_size
+        videos: dict[str, tuple[int, int]] = {}
+        metas: dict[str, dict] = {}
+        with tarfile.open(path) as tar:
+            for member in tar:
+                if member.offset_data + member.size > total:
+                    raise bad(f"truncated ({member.name} ends past the end of the file)")
+                key, _, ext = member.name.partition(".")
+                if ext == "mp4":
+                    videos[key] = (member.offset_data, member.size)
+                elif ext == "json":
+                    metas[key] = json.loads(tar.extractfile(member).read())
+            if tar.offset + 2 * tarfile.BLOCKSIZE > total:  # no end-of-archive blocks: cut at a member boundary
+                raise bad("truncated (no end-of-archive marker)")
+    except VidiffError:
+        raise
+    except (tarfile.TarError, OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise bad(f"not a readable tar of clips ({str(e).strip() or type(e).__name__})") from None
+    alone = sorted(videos.keys() ^ metas.keys())
+    if alone:
+        raise bad(f"damaged: clip {alone[0]} lacks its {'.json' if alone[0] in videos else '.mp4'}")
+    return [(key, off, size, metas[key]) for key, (off, size) in videos.items()]
+
+
+class ShardClips(torch.utils.data.Dataset):
+    """Map-style view of WebDataset shards for the trainer: clip i is read from its shard by byte offset (the
+    tar index is built once from headers) and decoded on demand, so DataLoader workers decode off the
+    training thread. Items are shaped like `ShardDataset`'s with "index" = i. `epoch_order(seed, epoch)` is
+    the shard-local order `training.data.EpochBatches` streams an epoch in: shards in an order drawn from
+    (seed, epoch), clips shuffled within each shard. Start frame, crop and caption (captions="random": one
+    of the record's "caption" and "captions") are a pure function of (seed, epoch, i)."""
+
+    def __init__(self, shards: str | Path | list[Path], frames: int = 16, size: int = 32, stride: int = 1,
+                 crop: str = "center", seed: int = 0, captions: str = "first"):
+        if frames < 1 or size < 1 or stride < 1:
+            raise VidiffError(f"frames, size and stride must be >= 1, got {frames}, {size}, {stride}")
+        if crop not in ("center", "random"):
+            raise VidiffError(f"unknown crop {crop!r}; use 'center' or 'random'")
+        if captions not in ("first", "random"):
+            raise VidiffError(f"unknown captions setting {captions!r}; use 'first' or 'random'")
+        self.shards = list(shards) if isinstance(shards, list) else expand_shards(shards)
+        self.frames, self.size, self.stride, self.crop = frames, size, stride, crop
+        self.seed, self.epoch = seed, 0
+        self.records: list[tuple[int, str, int, int, dict]] = []  # (shard, key, offset, size, metadata)
+        self.by_shard: list[list[int]] = []
+        for s, path in enumerate(self.shards):
+            start = len(self.records)
+            self.records += [(s, *clip) for clip in index_shard(path)]
+            self.by_shard.append(list(range(start, len(self.records))))
+        if not self.records:
+            raise VidiffError(f"the {len(self.shards)} shard(s) starting with {self.shards[0]} hold no clips")
+        self.caption_lists = []
+        for *_, meta in self.records:
+            extra = meta.get("captions") if captions == "random" else None
+            self.caption_lists.append(([str(meta["caption"])] if meta.get("caption") else []) +
+                                      [str(c) for c in extra or []])
+        ids = [m["class_id"] for *_, m in self.records if isinstance(m.get("class_id"), int)]
+        self.num_classes = max(ids) + 1 if ids else 0
+
+    def all_captions(self) -> list[str]:
+        """Every caption any clip can be shown with, sorted (to encode them once)."""
+        return sorted({c for options in self.caption_lists for c in options})
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def epoch_order(self, seed: int, epoch: int) -> list[int]:
+        """The clip indices of one epoch, each once: shards permuted, clips permuted within each shard."""
+        order = []
+        for s in np.random.default_rng([seed, epoch, 11]).permutation(len(self.shards)).tolist():
+            clips = self.by_shard[s]
+            order += [clips[j] for j in np.random.default_rng([seed, epoch, 12, s]).permutation(len(clips))]
+        return order
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> dict:
+        s, key, offset, size, meta = self.records[i]
+        path = self.shards[s]
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read(size)
+            if len(data) != size:
+                raise VidiffError("truncated")
+            video = decode_mp4(data)
+        except (OSError, VidiffError) as e:
+            raise VidiffError(f"cannot read clip {key} of shard {path} ({' '.join(str(e).split())[:160]}); "
+                              "re-run vidiff data curate --resume to rewrite it") from None
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        return {"video": crop_clip(video, self.frames, self.size, self.stride, self.crop, rng),
+                "caption": pick_caption(self.caption_lists[i], self.seed, self.epoch, i),
+                "class_id": int(meta.get("class_id", -1)), "index": i, "path": f"{path.name}/{key}"}

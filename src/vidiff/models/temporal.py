@@ -31,11 +31,10 @@ from ..utils import VidiffError
 from .inflate import inflate
 from .layers import AlphaBlend, TemporalAttentionBlock, TemporalResBlock, VideoCtx
 from .registry import load_model
-from .temporal_mixers import MIXERS
 from .unet3d import UNet3D
 
 WHICH = ("all", "temporal", "spatial")
-VIDEO_TEMPORAL = ("videoldm", "attention", "conv", *MIXERS)
+VIDEO_TEMPORAL = ("videoldm", "attention", "conv")
 
 
 def video_ldm_from_image(image: nn.Module | str | Path, temporal: str = "videoldm",

@@ -5,7 +5,9 @@ the uninterrupted one saw.
 `StepBatches` serves the batch of each step through a `torch.utils.data.DataLoader` (optionally with
 worker processes): its batch sampler draws `batch` indices with replacement from the step's "data"
 stream, and the dataset sees the step as its epoch (`set_epoch`: clip starts, crops, captions), so
-neither prefetching nor the number of workers changes a batch.
+neither prefetching nor the number of workers changes a batch. `EpochBatches` streams a dataset epoch by
+epoch instead (every item once per epoch; WebDataset shards shard by shard), its batch at a step again a
+pure function of (seed, step, rank, world size).
 """
 from __future__ import annotations
 
@@ -96,20 +98,92 @@ class StepBatches:
         self.dataset, self.batch, self.seed = dataset, batch, seed
         self.num_workers, self.collate_fn, self.pin_memory = num_workers, collate_fn, pin_memory
 
+    def _sampler(self, start: int, rank: int) -> torch.utils.data.Sampler:
+        return _StepSampler(len(self.dataset), self.batch, self.seed, rank, start)
+
     def iterate(self, start: int = 0, rank: int = 0) -> Iterator[Any]:
         loader = torch.utils.data.DataLoader(
-            _AtStep(self.dataset), batch_sampler=_StepSampler(len(self.dataset), self.batch, self.seed, rank, start),
+            _AtStep(self.dataset), batch_sampler=self._sampler(start, rank),
             num_workers=self.num_workers, collate_fn=self.collate_fn, pin_memory=self.pin_memory)
-        return iter(loader)
+        return _one_line_errors(iter(loader)) if self.num_workers else iter(loader)
 
     def at(self, step: int, rank: int = 0) -> Any:
         """The batch of one step (what `iterate(step, rank)` yields first)."""
         return next(self.iterate(step, rank))
 
 
+def _one_line_errors(batches: Iterator[Any]) -> Iterator[Any]:
+    """`batches` with a VidiffError raised in a DataLoader worker re-raised as its own one line (the
+    DataLoader re-raises it wrapped in the worker's traceback)."""
+    try:
+        yield from batches
+    except VidiffError as e:
+        lines = [ln for ln in str(e).splitlines() if ln.strip()]
+        last = lines[-1] if lines else ""
+        name = f"{VidiffError.__module__}.{VidiffError.__name__}: "
+        if str(e).startswith("Caught ") and last.startswith(name):
+            raise VidiffError(last[len(name):]) from None
+        raise
+
+
+class _EpochSampler(torch.utils.data.Sampler):
+    """For step = start, start + 1, ...: the batch [(epoch, i), ...] at stream positions
+    p = (step * world_size + rank) * batch + j, j < batch, where the stream is the concatenation of the
+    epochs' orders (epoch = p // len, i = order(epoch)[p % len])."""
+
+    def __init__(self, order: Callable[[int], list[int]], size: int, batch: int, rank: int, world_size: int,
+                 start: int):
+        self.order, self.size, self.batch, self.rank, self.world_size, self.start = \
+            order, size, batch, rank, world_size, start
+        self._orders: dict[int, list[int]] = {}
+
+    def _at(self, p: int) -> tuple[int, int]:
+        epoch = p // self.size
+        if epoch not in self._orders:
+            self._orders = {e: o for e, o in self._orders.items() if e >= epoch - 1}
+            self._orders[epoch] = self.order(epoch)
+        return epoch, self._orders[epoch][p % self.size]
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in itertools.count(self.start):
+            first = (step * self.world_size + self.rank) * self.batch
+            yield [self._at(p) for p in range(first, first + self.batch)]
+
+
+class EpochBatches(StepBatches):
+    """Epoch-based batches (every item once per epoch) that are still a pure function of (seed, step, rank,
+    world size): the items are streamed epoch after epoch, each epoch in `dataset.epoch_order(seed, epoch)`
+    when the dataset has one (`data.shards.ShardClips`: shard by shard) or a permutation drawn from (seed,
+    epoch); step k on rank r takes the `batch` items at stream positions (k * world_size + r) * batch + j.
+    So all ranks together see every item once per epoch (an epoch's tail and the next epoch's head share a
+    batch; batches are always full), and a resumed run recomputes its place in the stream from the step:
+    no cursor is saved, and the batches after a resume are the uninterrupted run's. The dataset sees each
+    item's epoch as its epoch (`set_epoch`: clip starts, crops, captions). The world size is torch.distributed's
+    when it is initialised (an accelerate launch), else `world_size`."""
+
+    def __init__(self, dataset, batch: int, *, seed: int = 0, num_workers: int = 0,
+                 collate_fn: Callable[[list], Any] | None = None, pin_memory: bool = False, world_size: int = 1):
+        super().__init__(dataset, batch, seed=seed, num_workers=num_workers, collate_fn=collate_fn,
+                         pin_memory=pin_memory)
+        self.world_size = world_size
+
+    def epoch_order(self, epoch: int) -> list[int]:
+        """The item indices of one epoch, each once."""
+        if hasattr(self.dataset, "epoch_order"):
+            return list(self.dataset.epoch_order(self.seed, epoch))
+        g = torch.Generator().manual_seed(step_seed(self.seed, epoch, 0, DATA_STREAM))
+        return torch.randperm(len(self.dataset), generator=g).tolist()
+
+    def _sampler(self, start: int, rank: int) -> torch.utils.data.Sampler:
+        world = self.world_size
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            world = torch.distributed.get_world_size()
+        return _EpochSampler(self.epoch_order, len(self.dataset), self.batch, rank, world, start)
+
+
 def batches_from(source: StepBatches | Iterable, start: int, rank: int = 0) -> Iterator[Any]:
-    """An iterator over the batches of steps start, start + 1, ...: a `StepBatches` is positioned at
-    `start`; any other iterable is consumed as it comes (no exact resume for those)."""
+    """An iterator over the batches of steps start, start + 1, ...: a `StepBatches` (or `EpochBatches`) is
+    positioned at `start`; any other iterable is consumed as it comes (no exact resume for those)."""
     if isinstance(source, StepBatches):
         return source.iterate(start, rank)
     return iter(source)

@@ -30,6 +30,7 @@ from ..conditioning.text import get_text_encoder
 from ..config import config_to_dict, load_yaml_or_json, recipe_from_args
 from ..data.dataset import VideoDataset
 from ..data.io import tile_videos, to_uint8, write_gif
+from ..data.shards import ShardClips, is_shard_data
 from ..diffusion.config import DiffusionConfig, VideoFormat
 from ..diffusion.loss import diffusion_loss
 from ..diffusion.noise import FrameNoise
@@ -41,7 +42,7 @@ from ..models.temporal import select_parameters, video_ldm_from_image
 from ..models.unet3d import UNet3DConfig
 from ..utils import VidiffError
 from . import state as train_state
-from .data import StepBatches
+from .data import EpochBatches, StepBatches
 from .joint import ImageFrames, is_image_folder, joint_dataset, with_is_image
 from .latent_task import LatentSpace
 from .loop import LoopConfig, OptimizerSpec, Task, Trainer, check_budget, make_accelerator, summary
@@ -98,11 +99,6 @@ class TrainConfig:
     # share of training samples that see the model's own x̂₀ as input (self-conditioning, Chen et al.
     # 2022; they use 0.5); > 0 builds the backbone with self_cond=True and sampling feeds x̂₀ back
     self_cond: float = 0.0
-    # the UNet3D temporal layer, replacing the model config's (e.g. convgru, biconvgru, hierarchical, dwconv,
-    # motion: models.temporal_mixers); with init_image, the layers put over the image model (default videoldm)
-    temporal: Optional[str] = None
-    # weight of the temporal-consistency penalty on x̂₀ (diffusion.temporal_loss; 0: the plain loss)
-    temporal_consistency: float = 0.0
     seed: int = 0
     bf16: bool = False
     gradient_checkpointing: bool = False
@@ -148,8 +144,6 @@ def check_config(cfg: TrainConfig) -> None:
         raise VidiffError(f"unknown device {cfg.device!r}; use auto, cpu or cuda")
     if not cfg.data:
         raise VidiffError("give the training data: --data DIR (a folder of videos)")
-    if not cfg.temporal_consistency >= 0:
-        raise VidiffError(f"--temporal-consistency is a loss weight >= 0; got {cfg.temporal_consistency}")
 
 
 def trainable_selection(which: str, model) -> tuple[str, ...] | None:
@@ -181,10 +175,6 @@ def build_model_for(cfg: TrainConfig, num_classes: int = 0, channels: int = 3, f
     widened for `cfg.condition` (class embedding, text cross-attention, concat channels), for videos of
     `channels` × `frames` × `size`² (default: RGB at the recipe's frames and size; latents for latent models)."""
     mcfg = base_model_config(cfg)
-    if cfg.temporal:
-        if not isinstance(mcfg, UNet3DConfig):
-            raise VidiffError(f"--temporal picks a UNet3D temporal layer; {cfg.model} is not a UNet3D")
-        mcfg = dataclasses.replace(mcfg, temporal=cfg.temporal)
     if cfg.gradient_checkpointing:
         mcfg = dataclasses.replace(mcfg, gradient_checkpointing=True)
     if (frames or cfg.frames) == 1 and isinstance(mcfg, UNet3DConfig):  # an image model (Video LDM's first stage)
@@ -219,7 +209,7 @@ def video_model_from_image(cfg: TrainConfig, kinds: tuple[str, ...], frames: int
                           f"model; train its video model "
                           f"{'with the same --latent' if image_cfg.get('latent') else 'without --latent'}")
     overrides = {"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}
-    model = video_ldm_from_image(cfg.init_image, temporal=cfg.temporal or "videoldm", **overrides)
+    model = video_ldm_from_image(cfg.init_image, **overrides)
     model.check_size(frames, size, size)
     return model
 
@@ -252,8 +242,7 @@ class DiffusionTask(Task):
         cond = with_is_image(cond, batch, trainer.device)  # joint image–video training: image stacks flagged
         loss = diffusion_loss(trainer.modules["model"], x0, self.schedule, parameterization=cfg.parameterization,
                               cond=cond, weighting=cfg.loss_weighting, generator=generator,
-                              noise_prior=self.noise_prior, self_cond_prob=cfg.self_cond,
-                              temporal_consistency=cfg.temporal_consistency)
+                              noise_prior=self.noise_prior, self_cond_prob=cfg.self_cond)
         return {"model": loss}
 
     def export(self, trainer: Trainer, folder: Path) -> None:
@@ -303,6 +292,9 @@ def train(cfg: TrainConfig, resume: bool = False, sample_fn: SampleFn | None = N
     accelerator = make_accelerator(cfg.device, cfg.bf16)
     if cfg.frames == 1 and not (latent is not None and latent.cache) and is_image_folder(cfg.data):
         dataset = ImageFrames(cfg.data, 1, cfg.size, seed=cfg.seed)  # an image model on a folder of images
+    elif is_shard_data(cfg.data) and not (latent is not None and latent.cache):  # `vidiff data curate` shards
+        dataset = ShardClips(cfg.data, frames=cfg.frames, size=cfg.size, stride=cfg.stride, seed=cfg.seed,
+                             captions=cfg.captions)
     elif latent is not None:
         dataset = latent.dataset(stride=cfg.stride, cache=cfg.cache, seed=cfg.seed,
                                  progress=accelerator.is_main_process, captions=cfg.captions)
@@ -351,7 +343,8 @@ def train(cfg: TrainConfig, resume: bool = False, sample_fn: SampleFn | None = N
                       desc=f"training {name}")
     trainer = Trainer({"model": model}, {"model": optimizer}, task, config=loop, run_dir=out,
                       ema={"model": cfg.ema_decay}, trainable=selection, accelerator=accelerator)
-    trainer.fit(StepBatches(batches, cfg.batch, seed=cfg.seed, num_workers=cfg.num_workers), resume=resume)
+    source = EpochBatches if isinstance(dataset, ShardClips) else StepBatches  # shards: streamed epoch by epoch
+    trainer.fit(source(batches, cfg.batch, seed=cfg.seed, num_workers=cfg.num_workers), resume=resume)
     accelerator.end_training()
     return out
 

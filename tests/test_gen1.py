@@ -148,3 +148,81 @@ def test_training_cond_and_request_refusals():
     with pytest.raises(VidiffError, match="pixel space"):
         model_overrides(kinds, channels=4)
     assert model_overrides(parse_condition("gen1_flow"))["cond_channels"] == 2
+
+
+TINY_MODEL = {"arch": "unet3d", "base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1,
+              "attention_levels": [1], "head_dim": 8, "temporal": "attention"}
+
+
+@pytest.fixture(scope="module")
+def gen1_run(tmp_path_factory):
+    """A Gen-1 model trained for 3 steps on 4 shapes clips (4 frames of 16x16) through the Python API."""
+    import json
+
+    from vidiff.data.synth import generate_shapes
+    from vidiff.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("gen1")
+    data = generate_shapes(root / "shapes", num=4, frames=4, size=16, fmt="npy", progress=False)
+    (root / "tiny.json").write_text(json.dumps(TINY_MODEL))
+    cfg = TrainConfig(data=str(data), out=str(root / "run"), model=str(root / "tiny.json"), frames=4, size=16,
+                      batch=2, steps=3, lr=1e-3, warmup=1, log_every=1, save_every=0, sample_every=0,
+                      condition="gen1", cache=False)
+    return train(cfg), data
+
+
+def test_tiny_gen1_model_trains_and_edits_a_video(gen1_run, tmp_path):
+    from vidiff.checkpoint import read_config
+    from vidiff.pipelines.gen1 import Gen1Editor
+
+    run, data = gen1_run
+    config = read_config(run)
+    assert config["conditioning"]["condition"] == "gen1"
+    assert config["model"]["content_channels"] == 3 and config["model"]["cond_channels"] == 1
+    editor = Gen1Editor.from_pretrained(str(run))
+    assert any(k.startswith("content_encoder.") for k in editor.pipe.model.state_dict())
+    video = square_video(frames=4, size=24, top=6, left=6, side=8, dx=2)  # resized to the model's 16x16
+    ref = np.zeros((20, 20, 3), np.uint8)
+    ref[5:12, 5:12] = (235, 30, 30)
+    out = editor.edit(video, ref, structure="edges", strength=0.7, steps=2, guidance=2.0, seed=1)
+    assert out.shape == (4, 16, 16, 3) and out.dtype == np.uint8
+    again = editor.edit(video, ref, structure="edges", strength=0.7, steps=2, guidance=2.0, seed=1)
+    assert np.array_equal(out, again)  # seeded
+    other = editor.edit(video, ref[..., ::-1].copy(), structure="edges", strength=0.7, steps=2, guidance=2.0, seed=1)
+    assert not np.array_equal(out, other)  # the content reaches the output
+    with pytest.raises(VidiffError, match="trained on edges"):
+        editor.edit(video, ref, structure="flow", steps=1)
+    depth = tmp_path / "depth"
+    _write_depth(depth, [f"{i}.png" for i in range(4)])
+    assert editor.edit(video, ref, structure=f"depth:{depth}", steps=1).shape == (4, 16, 16, 3)
+    _write_depth(depth, ["5.png"])
+    with pytest.raises(VidiffError, match="frame 4 is missing"):
+        editor.edit(video, ref, structure=f"depth:{depth}", steps=1)
+
+
+def test_edit_cli_gen1_and_its_one_line_errors(gen1_run, tmp_path):
+    from vidiff.cli import main
+    from vidiff.data.io import read_video, write_png, write_video
+
+    run, data = gen1_run
+    clip = write_video(tmp_path / "in.npy", square_video(frames=4, size=16, top=4, left=4, side=6, dx=1))
+    ref = write_png(tmp_path / "ref.png", np.full((16, 16, 3), 200, np.uint8))
+    out = tmp_path / "out.npy"
+    base = ["edit", str(clip), "--model", str(run), "--steps", "2"]
+    assert main(base + ["--content", str(ref), "--structure-strength", "0.5", "--out", str(out)]) == 0
+    assert read_video(out).shape == (4, 16, 16, 3)
+    (tmp_path / "notimage.png").write_text("hello")
+    cases = [
+        (["--content", str(tmp_path / "notimage.png")], "cannot read image"),
+        (["--content", str(tmp_path / "missing.png")], "not found"),
+        (["--content", str(ref), "--structure", f"depth:{tmp_path / 'nodir'}"], "depth folder"),
+        (["--content", str(ref), "--structure-strength", "2"], "structure-strength"),
+        (["--content", str(ref), "--prompt", "a cat"], "not --prompt"),
+    ]
+    for extra, match in cases:
+        assert main(base + extra + ["--out", str(tmp_path / "bad.npy")]) == 2
+        assert not (tmp_path / "bad.npy").exists()
+    with pytest.raises(VidiffError, match="not trained for Gen-1"):
+        from vidiff.pipelines.gen1 import Gen1Editor
+
+        Gen1Editor.from_pretrained("shapes-tiny")

@@ -1,5 +1,6 @@
 """`vidiff tune-a-video` (one-shot tuning of an image model on a clip) and `vidiff edit` (re-render a clip under
-another prompt with an editing model; dispatches on the model's kind: a Tune-A-Video folder today)."""
+another prompt with a Tune-A-Video folder, or keep its structure and take the appearance of a reference image with
+a Gen-1 model when --content is given)."""
 from __future__ import annotations
 
 import time
@@ -55,8 +56,17 @@ def tune_a_video(
 
 def edit(
     clip: Clip,
-    model: Annotated[str, typer.Option(help="an editing model: a folder written by `vidiff tune-a-video`")],
+    model: Annotated[str, typer.Option(help="an editing model: a folder written by `vidiff tune-a-video`, or with "
+                                            "--content a Gen-1 model (`vidiff train --condition gen1`)")],
     prompt: Prompt = None,
+    content: Annotated[Optional[Path], typer.Option(help="Gen-1: the reference image whose appearance the edit "
+                                                          "takes (PNG/JPEG)")] = None,
+    structure: Annotated[str, typer.Option(help="Gen-1: the input's structure kept: edges | flow | depth:DIR "
+                                                "(one numbered depth image per frame, made beforehand: vidiff "
+                                                "ships no depth network)")] = "edges",
+    structure_strength: Annotated[float, typer.Option(help="Gen-1 structure fidelity in [0, 1]: lower blurs "
+                                                           "the structure so the content decides more")] = 1.0,
+    seed: Seed = 0,
     out: Annotated[Path, typer.Option(callback=check_video_path, help="the edited video (.mp4, .gif or .npy)")] = Path(
         "edited.mp4"),
     source_prompt: Annotated[Optional[str], typer.Option(
@@ -65,10 +75,28 @@ def edit(
     guidance: Annotated[float, typer.Option(help="classifier-free guidance weight w of the edit")] = 3.0,
     fps: Annotated[float, typer.Option(help="frame rate of the file written")] = 8.0,
 ):
-    """Edit a clip with a prompt: DDIM inversion of the clip, then sampling under the edited prompt (deterministic)."""
+    """Edit a clip with a prompt: DDIM inversion of the clip, then sampling under the edited prompt (deterministic);
+    or, with --content, keep the clip's structure and take the reference image's appearance (Gen-1)."""
     from ..data.io import check_output, read_video
     from ..pipelines.tune_a_video import TuneAVideo, is_tune_a_video
     from ..utils import VidiffError
+
+    if content is not None:  # Gen-1 (pipelines.gen1)
+        from ..pipelines.gen1 import Gen1Editor
+
+        if prompt is not None:
+            raise VidiffError("Gen-1 editing takes its appearance from --content, not --prompt; drop one of them")
+        check_output(out, "--out", kind="file")
+        editor = Gen1Editor.from_pretrained(model)
+        video = read_video(clip)
+        start = time.perf_counter()
+        edited = editor.edit(video, content, structure=structure, strength=structure_strength, steps=steps,
+                             guidance=guidance, seed=seed)
+        path = write_video_file(out, edited, fps)
+        typer.echo(f"edited {clip.name} with {Path(model).name} in {time.perf_counter() - start:.1f}s (Gen-1, "
+                   f"{structure} structure at strength {structure_strength:g}, content guidance {guidance:g})")
+        typer.echo(f"wrote {path}")
+        return
 
     if not is_tune_a_video(model):
         raise VidiffError(f"{model} is not an editing model; `vidiff edit` takes a folder written by "

@@ -54,6 +54,13 @@ def register(app: typer.Typer) -> None:
         trainable: Optional[str] = typer.Option(None, "--train",
                                                 help="which parameters train: all | temporal (the image "
                                             "model frozen) | comma-separated name patterns"),
+        temporal: Optional[str] = typer.Option(None, "--temporal",
+                                               help="UNet3D temporal layer instead of the model's: attention | conv | "
+                                                    "full3d | videoldm | none | convgru | biconvgru | "
+                                                    "hierarchical | dwconv | motion"),
+        temporal_consistency: Optional[float] = typer.Option(None, "--temporal-consistency",
+                                                             help="weight of a flicker penalty on x̂₀ against the "
+                                                                  "data's frame changes (0: off)"),
         images: Optional[str] = typer.Option(None, "--images", help="folder of images mixed into video training as "
                                              "independent frames (joint image-video training, VDM)"),
         image_ratio: Optional[float] = typer.Option(None, "--image-ratio", help="share of samples drawn from --images"),
@@ -67,7 +74,8 @@ def register(app: typer.Typer) -> None:
                          save_every=save_every, num_workers=num_workers, device=device, condition=condition,
                          cond_drop=cond_drop, captions=captions,
                          init_from=init_from, init_image=init_image, trainable=trainable, images=images,
-                         image_ratio=image_ratio, noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,
+                         image_ratio=image_ratio, temporal=temporal, temporal_consistency=temporal_consistency,
+                         noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,
                          snapshot_steps=None if snapshot_steps is None else _int_list(snapshot_steps,
                                  "--snapshot-steps"))
         from ..train import config_from_args, train  # torch: loaded when the command runs

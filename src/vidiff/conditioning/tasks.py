@@ -5,7 +5,8 @@
 Ho & Salimans 2022 §3.2): class and text together through `Cond.drop` (the model swaps in the null
 class / its learned null text), the first frame independently by zeroing its concat channels.
 First-frame conditioning concatenates the known frames (zeros elsewhere) and a 0/1 frame mask to
-x_t, as in VDM's and SVD's conditioning by concatenation.
+x_t, as in VDM's and SVD's conditioning by concatenation. "trajectory" appends the clip's object track as
+heat-map and flow channels (conditioning.trajectory) after any first-frame channels, dropped independently.
 
 Super-resolution stages of a cascade (Imagen Video, Ho et al. 2022) are conditioned by
 concatenation too: "tsr" (temporal SR) sees the low-fps video at every `SR_FACTOR`-th frame (zeros
@@ -27,10 +28,11 @@ from torch import Tensor
 from ..diffusion.noise import rand, randn
 from ..utils import VidiffError
 from .cond import Cond
-from .content import GEN1_KINDS, gen1_overrides, gen1_training_cond
+from .trajectory import CHANNELS as TRAJECTORY_CHANNELS
+from .trajectory import trajectory_concat
 
-KINDS = ("class", "text", "first_frame", "tsr", "ssr", *GEN1_KINDS)
-CONCAT_KINDS = ("first_frame", "tsr", "ssr", *GEN1_KINDS)  # conditions that fill Cond.concat: at most one per model
+KINDS = ("class", "text", "first_frame", "tsr", "ssr", "trajectory")
+CONCAT_KINDS = ("first_frame", "tsr", "ssr")  # conditions that fill Cond.concat: at most one per model
 SR_KINDS = ("tsr", "ssr")
 SR_FACTOR = 2  # each super-resolution stage doubles the frame count (tsr) or the height and width (ssr)
 NOISE_AUG_MAX = 0.5  # training: ssr conditioning noised to s ~ U[0, NOISE_AUG_MAX) (σ up to sin(π/4) ≈ 0.71)
@@ -50,6 +52,8 @@ def parse_condition(condition: str | None) -> tuple[str, ...]:
     if len(concat) > 1:
         raise VidiffError(f"conditions {' and '.join(concat)} both fill the concat channels; use at most one of "
                           f"{', '.join(CONCAT_KINDS)}")
+    if "trajectory" in kinds and any(k in SR_KINDS for k in kinds):
+        raise VidiffError("condition 'trajectory' cannot be combined with a super-resolution stage (tsr, ssr)")
     return kinds
 
 
@@ -68,7 +72,8 @@ def model_overrides(kinds: Sequence[str], num_classes: int = 0, channels: int = 
         out["cond_channels"] = channels + 1  # known frames + their mask
     if "ssr" in kinds:
         out["cond_channels"] = channels  # the upsampled low-res video
-    out.update(gen1_overrides(kinds, channels))  # Gen-1: structure channels, content encoder and tokens
+    if "trajectory" in kinds:  # heat-map + flow channels after any first-frame channels (conditioning.trajectory)
+        out["cond_channels"] = out.get("cond_channels", 0) + TRAJECTORY_CHANNELS
     return out
 
 
@@ -143,11 +148,15 @@ def training_cond(kinds: Sequence[str], *, x0: Tensor, class_ids: Tensor | None 
             raise VidiffError("condition 'text' needs a caption for every video in metadata.jsonl")
         emb = text_encoder.encode(list(captions))
         cond.text, cond.text_mask, cond.pooled = emb.tokens, emb.mask, emb.pooled
-    if "class" in kinds or "text" in kinds or any(k in GEN1_KINDS for k in kinds):
+    if "class" in kinds or "text" in kinds:
         cond.drop = torch.rand(b, generator=generator) < drop_prob  # (B,)
     if "first_frame" in kinds:
         keep = (torch.rand(b, generator=generator) >= drop_prob).to(x0.dtype)  # (B,)
         cond.concat = known_frames_concat(x0[:, :, :1], x0.shape[2]) * keep[:, None, None, None, None]
+    if "trajectory" in kinds:  # the clip's own object track, dropped independently (zeros)
+        keep = (torch.rand(b, generator=generator) >= drop_prob).to(x0.dtype)  # (B,)
+        traj = trajectory_concat(x0) * keep[:, None, None, None, None]  # (B, TRAJECTORY_CHANNELS, F, H, W)
+        cond.concat = traj if cond.concat is None else torch.cat([cond.concat, traj], 1)
     if "tsr" in kinds:
         frames = x0.shape[2]
         _check_factor(sr_factor, frames, what="the frame count")
@@ -158,27 +167,24 @@ def training_cond(kinds: Sequence[str], *, x0: Tensor, class_ids: Tensor | None 
         low = resize_video(x0, (h // sr_factor, w // sr_factor))  # (B, C, F, H/k, W/k)
         cond.noise_aug = rand((b,), generator, x0) * noise_aug_max  # (B,) levels s
         cond.concat = ssr_concat(low, (h, w), cond.noise_aug, randn(x0.shape, generator, x0))  # (B, C, F, H, W)
-    if any(k in GEN1_KINDS for k in kinds):  # Gen-1: structure of the clip, content from one of its frames
-        cond.concat, cond.content = gen1_training_cond(kinds, x0, generator)
     return cond.to(x0.device)
 
 
 def request_cond(kinds: Sequence[str], num: int, *, frames: int, prompt: str | None = None,
                  class_id: int | None = None, image: Tensor | None = None, text_encoder=None,
-                 num_classes: int = 0) -> Cond | None:
-    """The Cond for sampling `num` videos from a prompt / class id / first frame (C, H, W) in [-1, 1];
-    a condition the model does not take, or one it needs but did not get, is a one-line error."""
+                 num_classes: int = 0, trajectory: Tensor | None = None) -> Cond | None:
+    """The Cond for sampling `num` videos from a prompt / class id / first frame (C, H, W) in [-1, 1] /
+    encoded trajectory (TRAJECTORY_CHANNELS, F, H, W); a condition the model does not take, or one it
+    needs but did not get, is a one-line error."""
     sr = [k for k in kinds if k in SR_KINDS]
     if sr:
         what = "temporal" if sr[0] == "tsr" else "spatial"
         flag = "--time 2 --tsr-model" if sr[0] == "tsr" else "--space 2 --ssr-model"
         raise VidiffError(f"this model is a {what} super-resolution stage (condition {sr[0]!r}): it needs a "
                           f"low-res input video; use `vidiff upsample VIDEO {flag} MODEL` or `vidiff cascade`")
-    if any(k in GEN1_KINDS for k in kinds):
-        raise VidiffError("this model is a Gen-1 editing model: it needs an input video and a reference image; use "
-                          "`vidiff edit VIDEO --content IMAGE --model MODEL --out OUT.mp4`")
-    given = {"text": prompt is not None, "class": class_id is not None, "first_frame": image is not None}
-    flags = {"text": "--prompt", "class": "--class", "first_frame": "--image"}
+    given = {"text": prompt is not None, "class": class_id is not None, "first_frame": image is not None,
+             "trajectory": trajectory is not None}
+    flags = {"text": "--prompt", "class": "--class", "first_frame": "--image", "trajectory": "--trajectory"}
     for kind, on in given.items():
         if on and kind not in kinds:
             took = ", ".join(flags[k] for k in kinds) or "no condition (it is unconditional)"
@@ -201,6 +207,13 @@ def request_cond(kinds: Sequence[str], num: int, *, frames: int, prompt: str | N
             cond.concat = None
         else:
             cond.concat = known_frames_concat(image[None, :, None].expand(num, -1, 1, -1, -1), frames)
+    if "trajectory" in kinds and (trajectory is not None or cond.concat is not None):  # a missing part is zeros
+        ref = trajectory if trajectory is not None else cond.concat
+        traj = (trajectory[None].expand(num, -1, -1, -1, -1) if trajectory is not None
+                else ref.new_zeros(num, TRAJECTORY_CHANNELS, *ref.shape[-3:]))
+        if "first_frame" in kinds and cond.concat is None:
+            cond.concat = traj.new_zeros(num, 3 + 1, *traj.shape[-3:])  # no first frame: RGB + mask dropped
+        cond.concat = traj if cond.concat is None else torch.cat([cond.concat, traj], 1)
     return cond
 
 

@@ -12,8 +12,9 @@ from torch import Tensor
 
 from ..utils import VidiffError
 from .noise import rand, randn
-from .param import broadcast, check_parameterization, v_from_eps_x0
+from .param import Prediction, broadcast, check_parameterization, v_from_eps_x0
 from .schedule import Schedule, check_t
+from .temporal_loss import temporal_consistency_loss
 
 __all__ = ["diffusion_loss", "min_snr_weight", "randn", "rand"]
 
@@ -43,6 +44,7 @@ def diffusion_loss(
     noise: Tensor | None = None,
     noise_prior: Callable[[Tensor], Tensor] | None = None,
     self_cond_prob: float = 0.0,
+    temporal_consistency: float = 0.0,
     generator: torch.Generator | None = None,
     reduction: str = "mean",
 ) -> Tensor:
@@ -60,6 +62,8 @@ def diffusion_loss(
     `self_cond_prob` > 0 trains a self-conditioned backbone (Chen et al. 2022, "Analog Bits", sec. 3.3
     and Fig. 3): for that share of the samples (drawn after t and ε) a first forward without gradient
     gives x̂₀, which the second forward then sees as `Cond.self_cond`; the others see zeros.
+    `temporal_consistency` > 0 adds that multiple of the flicker penalty of x̂₀ against the data's own frame
+    changes, |Δx̂₀ − Δx₀| per pixel (`temporal_loss.temporal_consistency_loss`), after the weighting.
     """
     from .param import Denoiser
 
@@ -120,6 +124,9 @@ def diffusion_loss(
         else:
             raise VidiffError(f"unknown loss weighting {weighting!r}; choose None, 'min_snr' or a function of log-SNR")
         per_sample = per_sample * w.to(per_sample.dtype)
+    if temporal_consistency > 0 and x0.dim() == 5 and x0.shape[2] > 1:
+        x0_hat = Prediction.from_output(parameterization, out.to(acc), z.to(acc), a.to(acc), s.to(acc)).x0
+        per_sample = per_sample + temporal_consistency * temporal_consistency_loss(x0_hat, reference=x0.to(acc))
     return per_sample.mean() if reduction == "mean" else per_sample
 
 

@@ -31,10 +31,11 @@ from ..utils import VidiffError
 from .inflate import inflate
 from .layers import AlphaBlend, TemporalAttentionBlock, TemporalResBlock, VideoCtx
 from .registry import load_model
+from .temporal_mixers import MIXERS
 from .unet3d import UNet3D
 
 WHICH = ("all", "temporal", "spatial")
-VIDEO_TEMPORAL = ("videoldm", "attention", "conv")
+VIDEO_TEMPORAL = ("videoldm", "attention", "conv", *MIXERS)
 
 
 def video_ldm_from_image(image: nn.Module | str | Path, temporal: str = "videoldm",

@@ -12,6 +12,9 @@ spatial self-attention (only at `attention_levels`; per frame, or over the whole
                spatial part by temporal attention, each merged with its input by a learned α (Video LDM
                eq. 2); identity at initialisation, so an image model can be frozen under it (temporal.py)
   "none"       an image model applied frame by frame
+  "convgru", "biconvgru", "hierarchical", "dwconv", "motion"
+               the textbook chapter's mixers (recurrent, bidirectional, multi-scale, lightweight (2+1)D,
+               content/motion split), identity at initialisation (temporal_mixers.py)
 
 `temporal_down_levels` also halves the frame count when leaving those levels (Lumiere STUNet).
 The block layout follows diffusers' `UNet2DModel` so a 2D U-Net can be inflated (see inflate.py).
@@ -42,8 +45,9 @@ from .layers import (
     group_norm,
     maybe_checkpoint,
 )
+from .temporal_mixers import MIXERS, RESBLOCK_MIXERS, DepthwiseTemporalConv, block_mixer
 
-TEMPORAL = ("attention", "conv", "full3d", "videoldm", "none")
+TEMPORAL = ("attention", "conv", "full3d", "videoldm", "none", *MIXERS)
 # Module names that hold temporal layers (every parameter below one of them mixes frames).
 TEMPORAL_MODULES = frozenset({"temporal", "temporal_conv", "tconv", "tconv1", "tconv2"})
 
@@ -74,7 +78,8 @@ class UNet3DConfig:
     # "rope": axial rotary positions in that attention (over F, H, W when joint); "none": no encoding.
     spatial_pos: Literal["none", "rope"] = "none"
     head_dim: int = 32  # heads = channels // head_dim (at least 1)
-    temporal: Literal["attention", "conv", "full3d", "videoldm", "none"] = "attention"
+    temporal: Literal["attention", "conv", "full3d", "videoldm", "none",
+                      "convgru", "biconvgru", "hierarchical", "dwconv", "motion"] = "attention"
     temporal_pos: Literal["bias", "rope"] = "bias"
     temporal_down_levels: tuple[int, ...] = ()  # Lumiere: levels whose downsampling also halves F
     causal: bool = False  # frame t only sees frames <= t
@@ -112,6 +117,9 @@ class ResBlock(nn.Module):
             self.conv1, self.conv2 = nn.Conv2d(cin, cout, 3, padding=1), nn.Conv2d(cout, cout, 3, padding=1)
         if cfg.temporal == "conv":
             self.tconv1, self.tconv2 = TemporalConv(cout, 3, cfg.causal), TemporalConv(cout, 3, cfg.causal)
+        elif cfg.temporal in RESBLOCK_MIXERS:  # lightweight (2+1)D: depthwise taps over frames
+            self.tconv1 = DepthwiseTemporalConv(cout, 3, causal=cfg.causal)
+            self.tconv2 = DepthwiseTemporalConv(cout, 3, causal=cfg.causal)
         else:
             self.tconv1 = self.tconv2 = None
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
@@ -152,6 +160,9 @@ class SpaceTimeBlock(nn.Module):
         if cfg.temporal == "videoldm":
             self.temporal = AlphaBlend(self.temporal)
             self.temporal_conv = AlphaBlend(TemporalResBlock(cout, cfg.groups(cout), cfg.norm_eps, causal=cfg.causal))
+        if cfg.temporal in MIXERS:
+            self.temporal = block_mixer(cfg.temporal, cout, heads, cfg.groups(cout), cfg.norm_eps, cfg.causal,
+                                        cfg.temporal_pos)
 
     def forward(self, x: Tensor, ctx: VideoCtx) -> Tensor:
         h = self.res(x, ctx)  # (B·F, Cout, H, W)

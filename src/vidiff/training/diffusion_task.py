@@ -99,6 +99,11 @@ class TrainConfig:
     # share of training samples that see the model's own x̂₀ as input (self-conditioning, Chen et al.
     # 2022; they use 0.5); > 0 builds the backbone with self_cond=True and sampling feeds x̂₀ back
     self_cond: float = 0.0
+    # the UNet3D temporal layer, replacing the model config's (e.g. convgru, biconvgru, hierarchical, dwconv,
+    # motion: models.temporal_mixers); with init_image, the layers put over the image model (default videoldm)
+    temporal: Optional[str] = None
+    # weight of the temporal-consistency penalty on x̂₀ (diffusion.temporal_loss; 0: the plain loss)
+    temporal_consistency: float = 0.0
     seed: int = 0
     bf16: bool = False
     gradient_checkpointing: bool = False
@@ -144,6 +149,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise VidiffError(f"unknown device {cfg.device!r}; use auto, cpu or cuda")
     if not cfg.data:
         raise VidiffError("give the training data: --data DIR (a folder of videos)")
+    if not cfg.temporal_consistency >= 0:
+        raise VidiffError(f"--temporal-consistency is a loss weight >= 0; got {cfg.temporal_consistency}")
 
 
 def trainable_selection(which: str, model) -> tuple[str, ...] | None:
@@ -175,6 +182,10 @@ def build_model_for(cfg: TrainConfig, num_classes: int = 0, channels: int = 3, f
     widened for `cfg.condition` (class embedding, text cross-attention, concat channels), for videos of
     `channels` × `frames` × `size`² (default: RGB at the recipe's frames and size; latents for latent models)."""
     mcfg = base_model_config(cfg)
+    if cfg.temporal:
+        if not isinstance(mcfg, UNet3DConfig):
+            raise VidiffError(f"--temporal picks a UNet3D temporal layer; {cfg.model} is not a UNet3D")
+        mcfg = dataclasses.replace(mcfg, temporal=cfg.temporal)
     if cfg.gradient_checkpointing:
         mcfg = dataclasses.replace(mcfg, gradient_checkpointing=True)
     if (frames or cfg.frames) == 1 and isinstance(mcfg, UNet3DConfig):  # an image model (Video LDM's first stage)
@@ -209,7 +220,7 @@ def video_model_from_image(cfg: TrainConfig, kinds: tuple[str, ...], frames: int
                           f"model; train its video model "
                           f"{'with the same --latent' if image_cfg.get('latent') else 'without --latent'}")
     overrides = {"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}
-    model = video_ldm_from_image(cfg.init_image, **overrides)
+    model = video_ldm_from_image(cfg.init_image, temporal=cfg.temporal or "videoldm", **overrides)
     model.check_size(frames, size, size)
     return model
 
@@ -242,7 +253,8 @@ class DiffusionTask(Task):
         cond = with_is_image(cond, batch, trainer.device)  # joint image–video training: image stacks flagged
         loss = diffusion_loss(trainer.modules["model"], x0, self.schedule, parameterization=cfg.parameterization,
                               cond=cond, weighting=cfg.loss_weighting, generator=generator,
-                              noise_prior=self.noise_prior, self_cond_prob=cfg.self_cond)
+                              noise_prior=self.noise_prior, self_cond_prob=cfg.self_cond,
+                              temporal_consistency=cfg.temporal_consistency)
         return {"model": loss}
 
     def export(self, trainer: Trainer, folder: Path) -> None:

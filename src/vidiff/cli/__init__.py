@@ -16,8 +16,8 @@ import sys
 import typer
 
 from ..utils import VidiffError
-from . import (data, distill, dynamics, edit, evaluate, export, models, ops, plan, sample, t2v_zero, train, ui,
-               upsample, vae)
+from . import (data, distill, dynamics, edit, evaluate, export, models, ops, plan, sample, stylize, t2v_zero, train,
+               ui, upsample, vae)
 
 # typer >= 0.29 ships its own copy of click; its exception classes sit beside typer.BadParameter
 _click_exceptions = importlib.import_module(typer.BadParameter.__module__)
@@ -33,8 +33,8 @@ app = typer.Typer(
 )
 
 # the order of `vidiff --help`
-COMMANDS = (sample, ops, upsample, t2v_zero, edit, export, train, distill, vae, models, plan, data, evaluate, dynamics,
-            ui)
+COMMANDS = (sample, ops, upsample, t2v_zero, edit, stylize, export, train, distill, vae, models, plan, data, evaluate,
+            dynamics, ui)
 for _module in COMMANDS:
     _module.register(app)
 

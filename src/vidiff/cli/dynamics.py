@@ -180,10 +180,13 @@ def animate(
     fps: Annotated[Optional[float], typer.Option(
         callback=positive, help="output frame rate (default: that of the motion source)")] = None,
     renderer: Renderer = None,
+    mask: Annotated[Optional[Path], typer.Option(
+        help="painted mask: white parts move, black parts stay still (resized to the photo)")] = None,
 ):
     """Animate a photo with oscillating motion, predicted by a motion model or taken from --spectral-volume."""
     from ..data.io import check_output
     from ..dynamics import animate as gid
+    from ..dynamics.mask import mask_motion, read_motion_mask
     from ..limits import check_frames_memory
     from ..utils import seed_everything
 
@@ -191,12 +194,48 @@ def animate(
     seed_everything(seed)
     image = _read_photo(photo)
     check_frames_memory(frames, *image.shape[-2:], "animating", bytes_per_pixel=3 * 2)  # the frames and their copy
+    region = read_motion_mask(mask, tuple(image.shape[-2:])) if mask is not None else None
     motion = _motion(image, spectral_volume, motion_model, steps=steps, cfg_scale=cfg_scale, seed=seed,
                      loop_weight=loop_guidance, loop_end=frames / slowmo)
+    if region is not None:
+        motion = mask_motion(motion, region)
     video = gid.animate(image, motion, frames, slowmo=slowmo, magnify=magnify, loop=loop,
                         renderer=gid.get_renderer(renderer))
     write_video_file(out, video, fps or motion["fps"])
     typer.echo(f"wrote {out} ({frames} frames)")
+
+
+@app.command("train")
+def train(
+    videos: Annotated[Path, typer.Option(help="folder of real videos of swaying things, static camera")],
+    out: Annotated[Path, typer.Option("--out", help="run folder (motion model + checkpoints)")],
+    steps: Annotated[Optional[int], typer.Option(min=1, help="optimisation steps, all stages together")] = None,
+    minutes: Annotated[Optional[float], typer.Option(help="wall-clock budget, all stages (total over resumes)")] = None,
+    resume: Annotated[bool, typer.Option(help="continue the run in --out exactly where it stopped")] = False,
+    renderer: Annotated[bool, typer.Option("--renderer", help="also fine-tune the learned renderer")] = False,
+    photos: Annotated[Optional[Path], typer.Option(
+        help="folder of photos made into semi-synthetic pairs (vegetation moves with real spectra)")] = None,
+    frames: Annotated[int, typer.Option(min=3, help="distinct frames per clip (the FFT period T)")] = 150,
+    k: Annotated[int, typer.Option(min=2, help="frequencies kept")] = 16,
+    size: Annotated[int, typer.Option(min=8, help="model resolution (multiple of 8)")] = 32,
+    stride: Annotated[Optional[int], typer.Option(min=1, help="frames between clip starts (default T/2)")] = None,
+    camera_threshold: Annotated[float, typer.Option(
+        help="px of global motion (median flow) above which a clip counts as camera motion")] = 1.0,
+    batch: Annotated[int, typer.Option(min=1, help="batch size")] = 8,
+    seed: Annotated[int, typer.Option(help="seed of all draws")] = 0,
+):
+    """Train the motion model of `vidiff animate` on your own videos (camera-moving and still clips are skipped)."""
+    from ..dynamics.train_real import RealMotionConfig, train_motion_real
+
+    cfg = RealMotionConfig(size=size, k=k, frames=frames, stride=stride, camera_threshold=camera_threshold,
+                           batch=batch, seed=seed)
+    try:
+        report = train_motion_real(videos, out, cfg, steps=steps, minutes=minutes, resume=resume, renderer=renderer,
+                                   photos=photos)
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    typer.echo(f"wrote {out} (motion model of {report['real_clips']} real clips and "
+               f"{report['semi_synthetic_photos']} semi-synthetic photos; `vidiff animate PHOTO --motion-model {out}`)")
 
 
 def register(parent: typer.Typer) -> None:

@@ -198,3 +198,84 @@ def test_trajectory_condition_channels_training_and_request():
         request_cond(("first_frame",), 2, frames=8, trajectory=enc)
     with pytest.raises(VidiffError, match="latent models cannot"):
         training_cond(("trajectory",), x0=torch.zeros(1, 4, 2, 8, 8))
+
+
+# --------------------------------------------------------------------------------------------- end to end
+
+TINY_MODEL = {"arch": "unet3d", "base_channels": 8, "channel_mults": [1, 2], "num_res_blocks": 1,
+              "attention_levels": [1], "head_dim": 8, "norm_groups": 8, "patch_size": 1}
+
+
+@pytest.fixture(scope="module")
+def trajectory_run(tmp_path_factory):
+    """A tiny model trained a few steps with condition "trajectory" on 4-frame 16x16 shapes clips."""
+    from vidiff.data.synth import generate_shapes
+    from vidiff.train import TrainConfig, train
+
+    root = tmp_path_factory.mktemp("traj")
+    data = generate_shapes(root / "data", num=4, frames=4, size=16, fmt="npy", progress=False)
+    (root / "tiny.json").write_text(json.dumps(TINY_MODEL))
+    cfg = TrainConfig(data=str(data), out=str(root / "run"), model=str(root / "tiny.json"), frames=4, size=16,
+                      batch=2, steps=2, warmup=1, log_every=1, save_every=0, sample_every=0, sample_steps=2,
+                      num_samples=1, condition="trajectory")
+    return train(cfg)
+
+
+def test_train_with_trajectories_then_sample_with_trajectory_and_drag_through_the_cli(trajectory_run, tmp_path):
+    from vidiff.cli import main as cli
+    from vidiff.data.io import read_video
+
+    config = json.loads((trajectory_run / "config.json").read_text())
+    assert config["conditioning"]["condition"] == "trajectory"
+    assert config["model"]["cond_channels"] == CHANNELS
+    path = _write(tmp_path, {"frames": 4, "tracks": [[[0, 3, 3], [1, 10, 3], [3, 12, 10]]]})
+    common = ["--model", str(trajectory_run), "--num", "2", "--steps", "2", "--format", "npy,mp4"]
+    assert cli(["sample", *common, "--trajectory", str(path), "--out", str(tmp_path / "a"), "--name", "t"]) == 0
+    videos = np.load(tmp_path / "a" / "t.npy")
+    assert videos.shape == (2, 4, 16, 16, 3) and read_video(tmp_path / "a" / "t.mp4").shape[0] == 4
+    assert cli(["sample", *common, "--drag", "3,3:12,10", "--out", str(tmp_path / "b"), "--name", "t"]) == 0
+    # the drag without an image is the straight track from start to end: the same condition as this file
+    line_path = _write(tmp_path, {"frames": 4, "interpolation": "linear", "tracks": [[[0, 3, 3], [3, 12, 10]]]},
+                       "line.json")
+    assert cli(["sample", *common, "--trajectory", str(line_path), "--out", str(tmp_path / "c"), "--name", "t"]) == 0
+    np.testing.assert_array_equal(np.load(tmp_path / "b" / "t.npy"), np.load(tmp_path / "c" / "t.npy"))
+    assert not np.array_equal(np.load(tmp_path / "a" / "t.npy"), np.load(tmp_path / "c" / "t.npy"))
+
+
+def test_cli_control_errors_are_one_line(trajectory_run, tmp_path, capsys):
+    from vidiff.cli import main as cli
+
+    common = ["sample", "--model", str(trajectory_run), "--num", "1", "--steps", "2", "--out", str(tmp_path)]
+    bad = _write(tmp_path, {"frames": 9, "tracks": [[[0, 3, 3]]]})
+    cases = [(["--trajectory", str(bad)], "but the video has 4 frames"),
+             (["--drag", "3,3"], "X0,Y0:X1,Y1"),
+             (["--drag", "3,3:4,4", "--trajectory", str(bad)], "either --trajectory or --drag"),
+             (["--physics", "gravity"], "unknown --physics 'gravity'"),
+             (["--physics-weight", "2"], "needs --physics smooth"),
+             (["--trajectory", str(bad), "--frames", "8"], "one window of the model's length")]
+    for extra, match in cases:
+        assert cli(common + extra) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert match in err and len(err.splitlines()) == 1, err
+    assert not list(tmp_path.glob("*.mp4"))
+
+
+def test_an_unconditional_model_refuses_a_trajectory_and_physics_weight_zero_is_bit_identical(tmp_path):
+    from vidiff.checkpoint import save_pretrained
+    from vidiff.config import config_to_dict
+    from vidiff.models import build_model
+    from vidiff.pipelines import DiffusionConfig, VideoFormat, VideoPipeline
+    from vidiff.pipelines.control import sample_controlled
+
+    torch.manual_seed(0)
+    model = build_model(TINY_MODEL)
+    save_pretrained(tmp_path / "m", model, {"model": config_to_dict(model.config),
+                                            "diffusion": config_to_dict(DiffusionConfig()),
+                                            "video": config_to_dict(VideoFormat(frames=4, size=16))})
+    pipe = VideoPipeline.from_pretrained(tmp_path / "m")
+    with pytest.raises(VidiffError, match="not trained with trajectory conditioning"):
+        sample_controlled(pipe, 1, drag="1,1:5,5", steps=2)
+    plain = pipe(2, steps=3, seed=4)
+    assert torch.equal(sample_controlled(pipe, 2, physics="smooth", physics_weight=0.0, steps=3, seed=4), plain)
+    guided = sample_controlled(pipe, 2, physics="smooth", physics_weight=100.0, steps=3, seed=4)
+    assert guided.shape == plain.shape and not torch.equal(guided, plain)

@@ -78,6 +78,16 @@ def sample(
         help="Stable Video Diffusion: guidance scale on the first frame, 1 = none (default 1)")] = None,
     max_guidance: Annotated[Optional[float], typer.Option(
         help="Stable Video Diffusion: guidance scale on the last frame (default 3)")] = None,
+    trajectory: Annotated[Optional[Path], typer.Option(
+        help="trajectory JSON, per-frame points or keypoints of each object (docs/control.md); for models "
+             "trained with --condition trajectory")] = None,
+    drag: Annotated[Optional[str], typer.Option(
+        metavar="X0,Y0:X1,Y1", help="move what is under X0,Y0 of --image to X1,Y1 over the clip (trajectory "
+                                    "models; pixels)")] = None,
+    physics: Annotated[Optional[str], typer.Option(
+        help="physics-aware guidance: smooth (the object keeps its velocity between wall bounces)")] = None,
+    physics_weight: Annotated[Optional[float], typer.Option(
+        min=0, help="weight of --physics guidance (default 1; 0 samples as without it)")] = None,
 ):
     """Generate videos with a trained model, or with a Stable Diffusion / Stable Video Diffusion diffusers folder."""
     from ..models.diffusers_io import is_diffusers_folder
@@ -85,6 +95,8 @@ def sample(
     if is_diffusers_folder(model):  # a user's SD / SVD weights (cli/sample_diffusers.py)
         from .sample_diffusers import sample_diffusers
 
+        if any(v is not None for v in (trajectory, drag, physics, physics_weight)):
+            raise VidiffError("--trajectory, --drag and --physics apply to vidiff checkpoints, not diffusers folders")
         return sample_diffusers(model, dict(locals()), ctx)
     diffusers_only = dict(height=height, width=width, fps=fps, motion_bucket=motion_bucket, noise_aug=noise_aug,
                           min_guidance=min_guidance, max_guidance=max_guidance)
@@ -100,6 +112,11 @@ def sample(
     if decoding and not isinstance(pipe, LatentVideoPipeline):
         raise VidiffError("--decode-chunk and --tile apply to latent models only; this model samples pixels")
     check_outputs(out, name, format, overwrite, scale, (frames or pipe.video.frames, pipe.video.size, pipe.video.size))
+    from ..pipelines.control import control_request  # trajectory / drag / physics: pipelines/control.py
+
+    control = control_request(pipe, num=num, frames=frames, trajectory=trajectory, drag=drag, image=image,
+                              physics=physics, physics_weight=physics_weight, prompt=prompt, class_id=class_id,
+                              long=window is not None or (frames is not None and frames > pipe.video.frames))
     t0 = time.perf_counter()
     if window is not None or (frames is not None and frames > pipe.video.frames):
         from ..data.io import to_uint8
@@ -114,7 +131,7 @@ def sample(
                                guidance=guidance, autoguidance=autoguidance, **extra))
     else:
         videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True,
-                      prompt=prompt, class_id=class_id, image=image, guidance=guidance,
+                      prompt=prompt, class_id=class_id, image=image, guidance=guidance, **control,
                       guidance_rescale=guidance_rescale, autoguidance=autoguidance, **extra)
     ag_text = autoguidance_text(pipe, autoguidance)
     dt = time.perf_counter() - t0
@@ -123,6 +140,7 @@ def sample(
                f"in {dt:.1f}s ({sampler}, {steps} steps, seed {seed}"
                + "".join(f", {k} {v}" for k, v in extra.items())
                + (f", guidance {guidance:g}" if guidance else "")
+               + (f", physics {physics}" if physics else "")
                + ag_text + ")")
     echo_written(written)
 

@@ -226,6 +226,7 @@ class VideoPipeline:
             cond = self.make_cond(num, frames, size, prompt=prompt, class_id=class_id, image=image)
         if not given:
             guidance = 0.0  # nothing to guide towards: the model's null condition alone
+        outer = kwargs.pop("denoiser_wrapper", None)  # the caller's own guidance (e.g. physics), outermost
         outs = []
         bar = _progress(num * steps, progress, f"sampling {num} video(s)")
         for start in range(0, num, batch_size):
@@ -237,9 +238,9 @@ class VideoPipeline:
                 den = self.with_autoguidance(den, ag)
                 if guidance and cb is not None:
                     den = ClassifierFreeGuidance(den, w=guidance, null_cond=null_like(cb), rescale=guidance_rescale)
-                return den
+                return outer(den) if outer is not None else den
 
-            if ag or (guidance and cb is not None):
+            if ag or (guidance and cb is not None) or outer is not None:
                 kwargs["denoiser_wrapper"] = wrap
             x = sample_videos(self.model, self.diffusion, shape, steps=steps, sampler=sampler,
                               seed=seed + start, cond=cb, clamp=False,

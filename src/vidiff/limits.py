@@ -2,10 +2,12 @@
 free memory, and an ETA notice for very long work.
 
 The estimate is deliberately simple: a backbone's activation volume for one video (the elements of
-one feature map per U-Net level, or of the DiT token sequence, times the frames) multiplied by a
-constant measured on CPU (peak RSS over the loaded model, float32, unet-nano-joint at 16x64x64 and
-32x128x128: 27-36 bytes per element without gradients, 187-189 with a backward pass). It is meant to
-tell 3 GiB from 300 GiB, not 3.0 from 3.3 GiB.
+one feature map per block: per U-Net level, or the DiT token sequence per transformer block)
+multiplied by a constant measured on CPU (peak RSS over the loaded model, float32, unet-nano-joint at
+16x64x64 and 32x128x128: 27-36 bytes per element without gradients, 187-189 with a backward pass; the
+same constants put dit-tiny's measured training peaks at 0.95-1.05x). It is meant to tell 3 GiB from
+300 GiB, not 3.0 from 3.3 GiB. A DiT's ETA comes from its forward FLOPs, counted analytically
+(`dit_forward_flops`), at a measured CPU rate.
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ TRAIN_BYTES_PER_ACT = 192
 # Seconds per activation element per denoising step of one video on one CPU core (a rough figure
 # for the ETA notice only).
 SECONDS_PER_ACT = 2.5e-7  # measured 1.3-2.3e-7 for the same runs
+# Seconds per forward FLOP on one CPU core, for a DiT's ETA (dit-tiny measured 27-37 GFLOP/s per core).
+SECONDS_PER_FLOP = 1 / 25e9
 # Seconds per output pixel of a rendered frame (animate / simulate; measured ~4.6e-6 at 64x64 on one core).
 RENDER_SECONDS_PER_PIXEL = 5e-6
 LONG_WORK_S = 600.0  # work expected to run longer than this gets an ETA notice
@@ -85,9 +89,10 @@ def free_memory_bytes() -> int:
 def activation_elements(model_config: Any, frames: int, height: int, width: int) -> int:
     """Elements of the activations of one video through a backbone (per sample, one map per level).
 
-    U-Net: Σ_levels channels_l · F_l · H_l · W_l · (res blocks + 1); DiT: tokens · hidden · (1 + mlp_ratio)
-    · depth. Attention matrices are not counted (PyTorch's fused attention never holds them whole).
-    Other configs count the input as 64 channels.
+    U-Net: Σ_levels channels_l · F_l · H_l · W_l · (res blocks + 1); DiT: tokens · hidden · depth, one
+    token map per block like the U-Net's one map per block (the bytes-per-element constants cover what a
+    block keeps besides: its MLP's wider hidden layer, attention inputs, norms). Attention matrices are not
+    counted (PyTorch's fused attention never holds them whole). Other configs count the input as 64 channels.
     """
     cfg = model_config
     arch = getattr(cfg, "arch", None)
@@ -106,8 +111,38 @@ def activation_elements(model_config: Any, frames: int, height: int, width: int)
     if arch == "dit":
         p = cfg.patch_size
         tokens = max(1, frames // max(1, cfg.patch_t)) * max(1, height // p) * max(1, width // p)
-        return int(tokens * cfg.hidden_size * (1 + cfg.mlp_ratio) * cfg.depth)
+        return int(tokens * cfg.hidden_size * cfg.depth)
     return int(64 * frames * height * width)
+
+
+def dit_forward_flops(cfg: Any, frames: int, height: int, width: int, text_tokens: int = 0) -> float:
+    """FLOPs of one DiT forward on one video (2 per multiply-add, as torch's FlopCounterMode counts), analytically.
+
+    With N = T·S tokens (T = F/p_t frames of S = (H/p)(W/p) patches) and width D, per block: the attention
+    projections 8·N·D² (q, k, v, out), its scores and weighted sum 4·N·L·D over L keys per query (S per frame,
+    N joint, the window's tokens, then T in the temporal attention of a factorized block with another 8·N·D²),
+    the MLP 4·r·N·D², adaLN 2·D·(6|9)·D; plus the patch embedding, the output projection, the time embedding
+    and text cross-attention over `text_tokens` tokens. Norms, softmax and activations are not counted."""
+    p, pt, d = cfg.patch_size, max(1, cfg.patch_t), cfg.hidden_size
+    t, s = max(1, frames // pt), max(1, height // p) * max(1, width // p)
+    n = t * s
+    factorized = cfg.temporal == "attention" and cfg.space_time == "factorized"
+    if cfg.temporal != "attention" or cfg.space_time == "factorized":
+        keys = s
+    elif cfg.space_time == "joint":
+        keys = n
+    else:  # window: each query attends within its (clipped) 3D window
+        wt, wh, ww = (min(w, g) for w, g in zip(cfg.window, (t, height // p, width // p)))
+        keys = wt * wh * ww
+    block = 8 * n * d * d + 4 * n * keys * d + 4 * cfg.mlp_ratio * n * d * d + 2 * d * (9 if factorized else 6) * d
+    if factorized:
+        block += 8 * n * d * d + 4 * n * t * d
+    if cfg.text_dim and text_tokens:
+        block += 4 * n * d * d + 4 * text_tokens * cfg.text_dim * d + 4 * n * text_tokens * d
+    c_in = cfg.in_channels * (2 if cfg.self_cond else 1) + cfg.cond_channels
+    stem = 2 * n * d * c_in * pt * p * p + 2 * n * d * cfg.out_channels * pt * p * p
+    embed = 2 * (256 * d + d * d) + 2 * d * 2 * d  # time embedding MLP, final adaLN
+    return float(cfg.depth * block + stem + embed)
 
 
 def estimate_sampling_bytes(model_config: Any, batch: int, frames: int, height: int, width: int,
@@ -163,8 +198,11 @@ def sampling_seconds(model_config: Any, videos: int, steps: int, frames: int, he
                      evals_per_step: int = 1) -> float:
     """A rough duration of `steps` denoising steps over `videos` videos, for the ETA notice."""
     threads = max(1, min(os.cpu_count() or 1, _torch_threads()))
-    act = activation_elements(model_config, frames, height, width)
-    return videos * steps * evals_per_step * act * SECONDS_PER_ACT / threads
+    if getattr(model_config, "arch", None) == "dit":
+        per_video = dit_forward_flops(model_config, frames, height, width) * SECONDS_PER_FLOP
+    else:
+        per_video = activation_elements(model_config, frames, height, width) * SECONDS_PER_ACT
+    return videos * steps * evals_per_step * per_video / threads
 
 
 def check_sampling(model_config: Any, *, num: int, batch: int, frames: int, height: int, width: int,
@@ -194,5 +232,5 @@ def _torch_threads() -> int:
 
 
 __all__ = ["activation_elements", "check_frames_memory", "check_memory", "check_positive", "check_sampling",
-           "check_training", "estimate_sampling_bytes", "estimate_training_bytes", "eta_notice", "free_memory_bytes",
-           "parse_bytes", "sampling_seconds"]
+           "check_training", "dit_forward_flops", "estimate_sampling_bytes", "estimate_training_bytes", "eta_notice",
+           "free_memory_bytes", "parse_bytes", "sampling_seconds"]

@@ -20,6 +20,7 @@ the batches of the uninterrupted run (bit-identical weights on CPU) — no curso
 """
 from __future__ import annotations
 
+from io import BytesIO
 import json
 import re
 import tarfile
@@ -73,7 +74,21 @@ def iter_shard(path: Path) -> Iterator[tuple[str, bytes, dict]]:
 
 
 def decode_mp4(data: bytes) -> np.ndarray:
-    """mp4 bytes -> uint8 (F, H, W, 3)."""
+    """mp4 bytes -> uint8 (F, H, W, 3): decoded in memory by PyAV when it is installed (the same pixels as
+    ffmpeg's, without a subprocess and a temporary file per clip), else through a temporary file."""
+    try:
+        import av
+    except ImportError:
+        av = None
+    if av is not None:
+        try:
+            with av.open(BytesIO(data)) as container:
+                frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+        except (av.FFmpegError, ValueError, IndexError, OSError) as e:
+            raise VidiffError(f"cannot decode the clip: {' '.join(str(e).split())[:160] or type(e).__name__}") from None
+        if not frames:
+            raise VidiffError("cannot decode the clip: no frames")
+        return np.stack(frames)
     with tempfile.TemporaryDirectory(prefix="vidiff_shard_") as d:
         p = Path(d) / "clip.mp4"
         p.write_bytes(data)

@@ -190,6 +190,9 @@ def test_tiny_gen1_model_trains_and_edits_a_video(gen1_run, tmp_path):
     assert np.array_equal(out, again)  # seeded
     other = editor.edit(video, ref[..., ::-1].copy(), structure="edges", strength=0.7, steps=2, guidance=2.0, seed=1)
     assert not np.array_equal(out, other)  # the content reaches the output
+    null = editor.edit(video, None, strength=0.7, steps=2, seed=1)  # structure alone: the null content
+    assert null.shape == out.shape and not np.array_equal(null, editor.edit(video, ref, strength=0.7, steps=2,
+                                                                            guidance=0.0, seed=1))
     with pytest.raises(VidiffError, match="trained on edges"):
         editor.edit(video, ref, structure="flow", steps=1)
     depth = tmp_path / "depth"

@@ -100,7 +100,8 @@ def edit(
 
     if not is_tune_a_video(model):
         raise VidiffError(f"{model} is not an editing model; `vidiff edit` takes a folder written by "
-                          "`vidiff tune-a-video CLIP --model IMAGE_MODEL --prompt ... --out FOLDER`")
+                          "`vidiff tune-a-video CLIP --model IMAGE_MODEL --prompt ... --out FOLDER`, or a Gen-1 "
+                          "model (`vidiff train --condition gen1`) with --content IMAGE")
     check_output(out, "--out", kind="file")
     video = read_video(clip)
     start = time.perf_counter()

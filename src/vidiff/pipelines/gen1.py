@@ -88,16 +88,19 @@ class Gen1Editor:
     def edit(self, video: np.ndarray, content, *, structure: str = "edges", strength: float = 1.0,
              steps: int = 50, guidance: float = 3.0, sampler: str = "ddim", seed: int = 0) -> np.ndarray:
         """The edited video, uint8 (F, S, S, 3) at the model's frame size S: `video`'s structure at fidelity
-        `strength` in [0, 1] and `content`'s appearance, with content guidance weight `guidance` (0: none)."""
+        `strength` in [0, 1] and `content`'s appearance, with content guidance weight `guidance` (0: none).
+        `content=None` draws from the structure alone (the model's null content; no guidance)."""
         if not 0.0 <= float(strength) <= 1.0:
             raise VidiffError(f"--structure-strength must lie in [0, 1]; got {strength}")
         frames = fit_video(video, self.size)  # (F, S, S, 3)
         model, s = self.pipe.model, self.size
         model.check_size(len(frames), s, s)
         check_sampling(model.config, num=1, batch=1, frames=len(frames), height=s, width=s, steps=steps)
-        ref = self.content(content)  # (3, S, S)
         concat = degrade(self.structure(frames, structure)[None], float(strength))  # (1, S_ch, F, S, S)
-        cond = Cond(concat=concat, content=ref[None])
+        if content is None:
+            cond, guidance = null_like(Cond(concat=concat, content=concat.new_zeros(1, 3, s, s)), keep_concat=True), 0
+        else:
+            cond = Cond(concat=concat, content=self.content(content)[None])  # content (1, 3, S, S)
 
         def guided(denoiser):  # CFG on the content only: the null branch keeps the structure
             return ClassifierFreeGuidance(denoiser, w=guidance, null_cond=null_like(cond, keep_concat=True))

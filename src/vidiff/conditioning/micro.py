@@ -21,9 +21,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..diffusion.samplers import sample_generators, stacked_randn
 from ..utils import VidiffError, notice
 from .cond import Cond
-from .tasks import noise_augment
+from .tasks import AUG_SEED_OFFSET, noise_augment
 
 MICRO_KINDS = ("fps", "motion", "speed")
 FLAGS = {"fps": "--fps", "motion": "--motion-bucket", "speed": "--speed"}
@@ -89,15 +90,47 @@ def request_micro(section: Mapping | None, num: int, **given: float | None) -> T
     return torch.tensor([row], dtype=torch.float32).expand(num, -1).clone()
 
 
-def augment_first_frame(cond: Cond, level: Tensor, noise: Tensor) -> Cond:
-    """`cond` with its known frames in `concat` (B, C + 1, F, H, W; the last channel their mask) noised to
-    `level` (B,) by Gaussian conditioning augmentation (SVD's noise augmentation of the conditioning frame;
-    `tasks.noise_augment`), and `noise_aug` = level so the backbone knows it. Frames the mask leaves out
-    (and conditions dropped for guidance) stay zero; the mask channel is untouched."""
+def augment_first_frame(cond: Cond, level: Tensor, noise: Tensor, channels: int | None = None) -> Cond:
+    """`cond` with its known frames in `concat` (B, C + 1 [+ more], F, H, W: C = `channels` frame channels,
+    then their mask, then any other condition's channels) noised to `level` (B,) by Gaussian conditioning
+    augmentation (SVD's noise augmentation of the conditioning frame; `tasks.noise_augment`), and
+    `noise_aug` = level so the backbone knows it. Frames the mask leaves out (and conditions dropped for
+    guidance) stay zero; the mask and any further channels are untouched. Without `concat` (no first frame
+    given) only `noise_aug` is set."""
+    level = level.to(device=noise.device, dtype=torch.float32)
     if cond.concat is None:
-        raise VidiffError("noise augmentation of the first frame needs a first-frame condition (cond.concat)")
-    c = cond.concat.shape[1] - 1
-    known, mask = cond.concat[:, :c], cond.concat[:, c:]  # (B, C, F, H, W), (B, 1, F, H, W)
-    level = level.to(device=known.device, dtype=known.dtype)
-    noised = noise_augment(known, level, noise[:, :c].to(known)) * mask
-    return dataclasses.replace(cond, concat=torch.cat([noised, mask], dim=1), noise_aug=level)
+        return dataclasses.replace(cond, noise_aug=level)
+    c = cond.concat.shape[1] - 1 if channels is None else channels
+    known, mask, rest = cond.concat[:, :c], cond.concat[:, c:c + 1], cond.concat[:, c + 1:]  # (B, C|1|·, F, H, W)
+    noised = noise_augment(known, level.to(known), noise[:, :c].to(known)) * mask
+    return dataclasses.replace(cond, concat=torch.cat([noised, mask, rest], dim=1), noise_aug=level.to(known))
+
+
+def request_svd_cond(cond: Cond | None, conditioning: Mapping, num: int, *, channels: int, seed: int = 0,
+                     fps: float | None = None, motion: float | None = None, speed: float | None = None,
+                     noise_aug: float | None = None) -> Cond | None:
+    """A request's Cond completed for a model trained with micro-conditions and/or first-frame noise
+    augmentation (a checkpoint's "conditioning" section): the micro-conditions (`request_micro`) and the first
+    frame noised to `noise_aug` (default FIRST_FRAME_AUG_SAMPLE, clamped to the trained range with a notice),
+    the noise of video i drawn from seed + i + AUG_SEED_OFFSET. Flags the model does not take: one line."""
+    micro = request_micro(conditioning.get("micro"), num, fps=fps, motion=motion, speed=speed)
+    top = float(conditioning.get("cond_noise_aug") or 0.0)
+    if noise_aug is not None and not top:
+        raise VidiffError("--noise-aug: this model was not trained with noise augmentation of the first frame "
+                          "(vidiff train --cond-noise-aug)")
+    if micro is None and not top:
+        return cond
+    cond = cond if cond is not None else Cond()
+    if micro is not None:
+        cond = dataclasses.replace(cond, micro=micro)
+    if top:
+        level = FIRST_FRAME_AUG_SAMPLE if noise_aug is None else float(noise_aug)
+        if not 0 <= level < top:
+            clamped = min(max(level, 0.0), top * 0.999)
+            notice(f"--noise-aug {level:g} is outside the range this model was trained on [0, {top:g}); "
+                   f"using {clamped:g}")
+            level = clamped
+        ref = cond.concat if cond.concat is not None else torch.zeros(num, channels, 1, 1, 1)
+        noise = stacked_randn(torch.empty_like(ref), sample_generators(seed + AUG_SEED_OFFSET, num))
+        cond = augment_first_frame(cond, torch.full((num,), level), noise, channels)
+    return cond

@@ -9,8 +9,8 @@ per frame, m, and the bucket is linear in it:
     bucket = round(255 · min(1, m / MOTION_FULL_SCALE)),   MOTION_FULL_SCALE = 0.04,
 
 so bucket 255 is an average displacement of 4 % of the frame per frame over the whole image (a fast pan),
-and bucket 127 about 2 %. 32×32 moving shapes (one object covering ~6 % of the frame, 1.3–2.6 px/frame)
-give buckets of about 50–190.
+and bucket 127 about 2 %. 32×32 moving shapes (one object covering ~6 % of the frame, 1.3–2.6 px/frame,
+H.264-encoded) give buckets of about 70–230.
 
 Speed is the object's displacement per frame in pixels of the training frames: the "speed" a record of
 metadata.jsonl gives (pixels per frame of the source, as `vidiff data synth shapes` writes it), scaled by

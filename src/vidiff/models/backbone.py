@@ -4,27 +4,50 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..conditioning.cond import Cond
 from ..conditioning.content import ContentEncoder, encode_content
 from ..utils import VidiffError
 from .layers import (NullCondition, TimestepEmbedder, apply_null_condition, concat_condition, embed_conditions,
-                     self_condition)
+                     self_condition, timestep_embedding)
+
+
+class MicroEmbedder(nn.Module):
+    """Micro-conditions (B, K) → (B, dim): each value's sinusoidal features (in its own units, no time
+    scaling), concatenated and mapped by an MLP — Stable Video Diffusion's `add_time_proj` +
+    `add_embedding` over its added time ids (fps − 1, motion bucket, noise augmentation). The last layer
+    starts at zero, so adding micro-conditions to a trained model leaves its output unchanged at first."""
+
+    def __init__(self, num: int, freq_dim: int, dim: int):
+        super().__init__()
+        self.num, self.freq_dim = num, freq_dim
+        self.fc1 = nn.Linear(num * freq_dim, dim)
+        self.fc2 = nn.Linear(dim, dim)
+        nn.init.zeros_(self.fc2.weight)
+        nn.init.zeros_(self.fc2.bias)
+
+    def forward(self, micro: Tensor) -> Tensor:
+        b = micro.shape[0]
+        h = timestep_embedding(micro.reshape(-1).float(), self.freq_dim).reshape(b, -1)  # (B, K·freq_dim)
+        return self.fc2(F.silu(self.fc1(h.to(self.fc1.weight.dtype))))  # (B, dim)
 
 
 class Backbone(nn.Module):
     """Base of `UNet3D` and `DiT`: `forward(x, t, cond) -> Tensor`, x (B, C, F, H, W), t (B,) in [0, 1].
 
     A subclass sets `self.config` (fields in_channels, self_cond, cond_channels, num_classes, text_dim,
-    gradient_checkpointing), calls `init_conditioning` where its embedders belong, implements
+    gradient_checkpointing, micro_conds), calls `init_conditioning` where its embedders belong, implements
     `check_size`, and may override `image_keep` (how it supports `Cond.is_image`).
     """
 
     config: Any
 
     def init_conditioning(self, freq_dim: int, width: int) -> None:
-        """Embedders of t, class ids, pooled text and noise augmentation into `width`, and the null text."""
+        """Embedders of t, class ids, pooled text, noise augmentation and `micro_conds` micro-conditions into
+        `width`, and the null text."""
         cfg = self.config
         self.time_embed = TimestepEmbedder(freq_dim, width)
         self.class_embed = nn.Embedding(cfg.num_classes + 1, width) if cfg.num_classes else None
@@ -32,6 +55,9 @@ class Backbone(nn.Module):
         self.null_cond = NullCondition(cfg.text_dim) if cfg.text_dim else None
         self.noise_aug_embed = TimestepEmbedder(freq_dim, width) if cfg.cond_channels else None
         self.content_encoder = ContentEncoder(cfg.content_channels, cfg.text_dim) if cfg.content_channels else None
+        micro = getattr(cfg, "micro_conds", 0)
+        if micro:  # only models built with micro-conditions own the module (older checkpoints load unchanged)
+            self.micro_embed = MicroEmbedder(micro, freq_dim, width)
 
     @property
     def input_channels(self) -> int:
@@ -52,10 +78,24 @@ class Backbone(nn.Module):
         return (~is_image.bool()).to(dtype)
 
     def embed(self, t: Tensor, cond: Cond, batch: int) -> Tensor:
-        """emb(t) + emb(class) + proj(pooled) + emb(noise_aug), (B, width): the global conditioning vector."""
-        return embed_conditions(t, cond, batch, time_embed=self.time_embed, class_embed=self.class_embed,
-                                pooled_proj=self.pooled_proj, noise_aug_embed=self.noise_aug_embed,
-                                num_classes=self.config.num_classes)
+        """emb(t) + emb(class) + proj(pooled) + emb(noise_aug) [+ emb(micro)], (B, width): the global
+        conditioning vector."""
+        emb = embed_conditions(t, cond, batch, time_embed=self.time_embed, class_embed=self.class_embed,
+                               pooled_proj=self.pooled_proj, noise_aug_embed=self.noise_aug_embed,
+                               num_classes=self.config.num_classes)
+        k = getattr(self.config, "micro_conds", 0)
+        if not k:
+            if cond.micro is not None:
+                raise VidiffError("cond.micro given but the model has micro_conds=0; train it with micro-conditions "
+                                  "(vidiff train --micro ...)")
+            return emb
+        if cond.micro is None:
+            raise VidiffError(f"this model is conditioned on {k} micro-condition(s) (cond.micro of shape (B, {k})); "
+                              "give them (vidiff sample --fps / --motion-bucket / --speed)")
+        micro = torch.as_tensor(cond.micro, device=emb.device)
+        if micro.shape != (batch, k):
+            raise VidiffError(f"cond.micro must have shape (B, K) = ({batch}, {k}); got {tuple(micro.shape)}")
+        return emb + self.micro_embed(micro)
 
     def prologue(self, x: Tensor, t: Tensor, cond: Cond | None) -> tuple[Tensor, Cond, Tensor, Tensor | None]:
         """Check x (B, C, F, H, W); apply the CFG null condition; append the self-conditioning and concat

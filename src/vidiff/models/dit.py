@@ -42,6 +42,7 @@ class DiTConfig:
     in_channels: int = 3
     out_channels: int = 3
     cond_channels: int = 0  # extra input channels from Cond.concat (zeros when absent)
+    micro_conds: int = 0  # K micro-conditions, Cond.micro (B, K), added to the time embedding (SVD)
     self_cond: bool = False  # in_channels more inputs: the previous x̂₀ estimate, Cond.self_cond (Chen et al. 2022)
     hidden_size: int = 96
     depth: int = 4

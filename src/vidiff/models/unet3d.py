@@ -65,6 +65,7 @@ class UNet3DConfig:
     in_channels: int = 3
     out_channels: int = 3
     cond_channels: int = 0  # extra input channels taken from Cond.concat (zeros when absent)
+    micro_conds: int = 0  # K micro-conditions, Cond.micro (B, K), added to the time embedding (SVD)
     self_cond: bool = False  # in_channels more inputs: the previous x̂₀ estimate, Cond.self_cond (Chen et al. 2022)
     patch_size: int = 1  # space-to-depth stem: the U-Net runs at (H/p, W/p) on p²·C channels (Simple Diffusion)
     base_channels: int = 32

@@ -68,12 +68,18 @@ def sample(
     tile: Tile = None,
     height: Annotated[Optional[int], typer.Option(min=1, help="diffusers folders: frame height")] = None,
     width: Annotated[Optional[int], typer.Option(min=1, help="diffusers folders: frame width")] = None,
-    fps: Annotated[Optional[float], typer.Option(help="Stable Video Diffusion: frame rate it is conditioned on "
-                                                 "and plays at (default 7)")] = None,
+    fps: Annotated[Optional[float], typer.Option(help="Stable Video Diffusion (and vidiff models trained with "
+                                                 "--micro fps): frame rate it is conditioned on (default 7; vidiff: "
+                                                 "the training median)")] = None,
     motion_bucket: Annotated[Optional[float], typer.Option(
-        help="Stable Video Diffusion: motion bucket in [0, 255], more is more motion (default 127)")] = None,
+        help="Stable Video Diffusion (and vidiff --micro motion): motion bucket in [0, 255], more is more motion "
+             "(default 127; vidiff: the training median, clamped to the trained range)")] = None,
+    speed: Annotated[Optional[float], typer.Option(
+        help="vidiff models trained with --micro speed: the object's displacement per frame in pixels "
+             "(default: the training median, clamped to the trained range)")] = None,
     noise_aug: Annotated[Optional[float], typer.Option(
-        min=0, help="Stable Video Diffusion: noise added to the first frame (default 0.02)")] = None,
+        min=0, help="Stable Video Diffusion (and vidiff --cond-noise-aug): noise added to the first frame "
+                    "(default 0.02)")] = None,
     min_guidance: Annotated[Optional[float], typer.Option(
         help="Stable Video Diffusion: guidance scale on the first frame, 1 = none (default 1)")] = None,
     max_guidance: Annotated[Optional[float], typer.Option(
@@ -98,8 +104,7 @@ def sample(
         if any(v is not None for v in (trajectory, drag, physics, physics_weight)):
             raise VidiffError("--trajectory, --drag and --physics apply to vidiff checkpoints, not diffusers folders")
         return sample_diffusers(model, dict(locals()), ctx)
-    diffusers_only = dict(height=height, width=width, fps=fps, motion_bucket=motion_bucket, noise_aug=noise_aug,
-                          min_guidance=min_guidance, max_guidance=max_guidance)
+    diffusers_only = dict(height=height, width=width, min_guidance=min_guidance, max_guidance=max_guidance)
     svd_only = [k for k, v in diffusers_only.items() if v is not None]
     if svd_only:
         raise VidiffError(f"{', '.join('--' + k.replace('_', '-') for k in svd_only)} apply to diffusers Stable "
@@ -117,11 +122,22 @@ def sample(
     control = control_request(pipe, num=num, frames=frames, trajectory=trajectory, drag=drag, image=image,
                               physics=physics, physics_weight=physics_weight, prompt=prompt, class_id=class_id,
                               long=window is not None or (frames is not None and frames > pipe.video.frames))
+    svd = svd_request(pipe, ctx, sampler=sampler, base=control.get("cond"), num=num, frames=frames, seed=seed,
+                      prompt=prompt, class_id=class_id, image=image, fps=fps, motion=motion_bucket, speed=speed,
+                      noise_aug=noise_aug)
+    svd_cond = None
+    if svd is not None:
+        sampler, svd_cond = svd
+        if svd_cond is not None:
+            control["cond"] = svd_cond  # micro-conditions and the noised first frame (cond of a trajectory too)
     t0 = time.perf_counter()
     if window is not None or (frames is not None and frames > pipe.video.frames):
         from ..data.io import to_uint8
         from ..pipelines.long import sample_long
 
+        if svd_cond is not None and (svd_cond.micro is not None or svd_cond.noise_aug is not None):
+            raise VidiffError("long videos (--window, --frames > the model's length) are not supported for models "
+                              "trained with micro-conditions or first-frame noise augmentation")
         if image is not None:
             raise VidiffError("--image with a long video (--frames > the model's length) is not supported; "
                               "generate the first window with --image, then `vidiff extend` it")
@@ -143,6 +159,32 @@ def sample(
                + (f", physics {physics}" if physics else "")
                + ag_text + ")")
     echo_written(written)
+
+
+def svd_request(pipe, ctx, *, sampler: str, base=None, num: int, frames: int | None, seed: int, fps, motion, speed,
+                noise_aug, **request) -> tuple[str, object] | None:
+    """For a vidiff checkpoint trained with EDM, micro-conditions or first-frame noise augmentation: the sampler
+    (Heun on EDM's grid unless --sampler is given) and the request's Cond with its micro-conditions (clamped to
+    the trained range with a notice) and noised first frame, completing `base` when another control built the
+    Cond; None for any other model."""
+    from ..conditioning.micro import request_svd_cond
+
+    conditioning = pipe.config.get("conditioning") or {}
+    edm = pipe.diffusion.schedule == "edm"
+    if not edm and not conditioning.get("micro") and not conditioning.get("cond_noise_aug"):
+        if any(v is not None for v in (fps, motion, speed, noise_aug)):
+            request_svd_cond(None, conditioning, num, channels=3, fps=fps, motion=motion, speed=speed,
+                             noise_aug=noise_aug)  # a one-line error naming the flags
+        return None
+    source = ctx.get_parameter_source("sampler") if ctx is not None else None
+    sampler = "heun" if edm and (source is None or source.name == "DEFAULT") else sampler
+    if not conditioning.get("micro") and not conditioning.get("cond_noise_aug"):
+        return sampler, None  # EDM alone: the pipeline builds the Cond as for any model
+    f = frames or pipe.video.frames
+    cond = base if base is not None else pipe.make_cond(num, f, pipe.video.size, **request)
+    c = pipe.sample_shape(f, pipe.video.size)[0]
+    return sampler, request_svd_cond(cond, conditioning, num, channels=c, seed=seed, fps=fps, motion=motion,
+                                     speed=speed, noise_aug=noise_aug)
 
 
 def info(path: Annotated[str, typer.Argument(help="checkpoint folder or bundled model name")]):

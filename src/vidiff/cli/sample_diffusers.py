@@ -20,7 +20,8 @@ SVD_DEFAULTS = {"sampler": "euler", "steps": 25, "min_guidance": 1.0, "max_guida
                 "motion_bucket": 127.0, "noise_aug": 0.02}
 SVD_ONLY = ("image", "fps", "motion_bucket", "noise_aug", "min_guidance", "max_guidance", "decode_chunk")
 SVD_SIZE = (576, 1024)  # (H, W) Stable Video Diffusion was trained at, diffusers' default
-NOT_HERE = ("class_id", "autoguidance", "window", "overlap", "tile", "snr", "corrector_steps", "corrector_range")
+NOT_HERE = ("class_id", "autoguidance", "window", "overlap", "tile", "snr", "corrector_steps", "corrector_range",
+            "speed")
 
 
 def flag(name: str) -> str:

@@ -37,6 +37,13 @@ def register(app: typer.Typer) -> None:
                                                           "in OUT/snapshots"),
         condition: Optional[str] = typer.Option(None, help="none | class | text | first_frame, or joined by '+'"),
         cond_drop: Optional[float] = typer.Option(None, help="condition dropout rate for classifier-free guidance"),
+        schedule: Optional[str] = typer.Option(None, help="noise schedule: cosine | shifted_cosine | linear | edm "
+                                               "(EDM's training law: lognormal sigma, loss weight lambda(sigma))"),
+        micro: Optional[str] = typer.Option(None, help="micro-conditions, comma-separated: fps, motion (bucket from "
+                                            "optical flow), speed (metadata.jsonl) (Stable Video Diffusion)"),
+        cond_noise_aug: Optional[float] = typer.Option(None, "--cond-noise-aug",
+                                                       help="noise augmentation of the first frame: levels drawn "
+                                                            "from [0, this) (first_frame models; e.g. 0.1)"),
         captions: Optional[str] = typer.Option(None, help="first: metadata's \"caption\"; random: one of it and its "
                                                "\"captions\" list per step (caption augmentation)"),
         init_from: Optional[str] = typer.Option(None, "--init-from", help="checkpoint whose weights start the run"),
@@ -72,7 +79,8 @@ def register(app: typer.Typer) -> None:
                          steps=steps, minutes=minutes, batch=batch, lr=lr, seed=seed, bf16=bf16,
                          gradient_checkpointing=gradient_checkpointing, sample_every=sample_every,
                          save_every=save_every, num_workers=num_workers, device=device, condition=condition,
-                         cond_drop=cond_drop, captions=captions,
+                         cond_drop=cond_drop, captions=captions, schedule=schedule, micro=micro,
+                         cond_noise_aug=cond_noise_aug,
                          init_from=init_from, init_image=init_image, trainable=trainable, images=images,
                          image_ratio=image_ratio, temporal=temporal, temporal_consistency=temporal_consistency,
                          noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,

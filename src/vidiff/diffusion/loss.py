@@ -2,6 +2,13 @@
 
 L = E_{t ~ U[0,1], ε ~ N(0, I)} w(λ_t) ‖f(z_t, t) − target‖²   (Ho et al. 2020, eq. 14; the v-target
 of Salimans & Ho 2022; min-SNR-γ weighting of Hang et al. 2023; self-conditioning of Chen et al. 2022).
+
+EDM's training law (Karras et al. 2022, sec. 5 and table 1) in this form: ln σ ~ N(P_mean, P_std²)
+(`lognormal_times`, σ = σ_t/α_t mapped to vidiff time) and the weight λ(σ) = (σ² + σ_d²)/(σ σ_d)² on
+‖D − x₀‖² (`edm_weight`). With σ_d = 1 the VP network input z_t is EDM's c_in x and D = α z_t − σ_t v̂
+is EDM's c_skip x + c_out F with F = −v̂ (see `edm`), so λ(σ)‖D − x₀‖² = ‖v̂ − v‖²: the EDM loss is the
+plain v-loss at lognormal noise levels. The network's time input is t(σ), a monotone function of σ, in
+place of c_noise = ¼ ln σ (the backbone stays schedule-agnostic and every sampler drives it).
 """
 from __future__ import annotations
 
@@ -11,12 +18,13 @@ import torch
 from torch import Tensor
 
 from ..utils import VidiffError
+from .edm import P_MEAN, P_STD, sample_sigma, t_of_sigma
 from .noise import rand, randn
 from .param import Prediction, broadcast, check_parameterization, v_from_eps_x0
 from .schedule import Schedule, check_t
 from .temporal_loss import temporal_consistency_loss
 
-__all__ = ["diffusion_loss", "min_snr_weight", "randn", "rand"]
+__all__ = ["diffusion_loss", "min_snr_weight", "edm_weight", "lognormal_times", "randn", "rand"]
 
 
 def min_snr_weight(logsnr: Tensor, parameterization: str, gamma: float = 5.0) -> Tensor:
@@ -28,6 +36,28 @@ def min_snr_weight(logsnr: Tensor, parameterization: str, gamma: float = 5.0) ->
     if parameterization == "eps":
         return torch.clamp(gamma * torch.exp(-logsnr), max=1.0)
     return torch.minimum(torch.sigmoid(logsnr), gamma * torch.sigmoid(-logsnr))
+
+
+def edm_weight(logsnr: Tensor, parameterization: str) -> Tensor:
+    """EDM's loss weight λ(σ) = (σ² + σ_d²)/(σ σ_d)² (Karras et al. 2022, table 1) with σ_d = 1 and σ² = e^{−λ_t},
+    expressed on each parameterization's squared error: x0: 1 + SNR; eps: 1 + 1/SNR (‖x̂₀ − x₀‖² = σ²‖ε̂ − ε‖²);
+    v: 1 (‖x̂₀ − x₀‖² = σ_t²‖v̂ − v‖² and λ σ_t² = 1)."""
+    check_parameterization(parameterization)
+    if parameterization == "x0":
+        return 1 + torch.exp(logsnr)
+    if parameterization == "eps":
+        return 1 + torch.exp(-logsnr)
+    return torch.ones_like(logsnr)
+
+
+def lognormal_times(schedule: Schedule, batch: int, generator: torch.Generator | None = None, *,
+                    p_mean: float = P_MEAN, p_std: float = P_STD, device=None) -> Tensor:
+    """(B,) training times whose noise levels σ = σ_t/α_t are EDM's ln σ ~ N(P_mean, P_std²) (Karras et al.
+    2022, table 1), clipped to the schedule's range; drawn from `generator` (before the noise)."""
+    if not p_std > 0:
+        raise VidiffError(f"P_std must be > 0; got {p_std}")
+    sigma = sample_sigma((batch,), generator, p_mean=p_mean, p_std=p_std, dtype=torch.float64)
+    return t_of_sigma(schedule, sigma).clamp(0, 1).to(device=device, dtype=torch.float32)
 
 
 def diffusion_loss(
@@ -55,7 +85,8 @@ def diffusion_loss(
     stay clean in z_t and are left out of the loss (VDM-style conditioning); tell the backbone which
     frames they are through `cond` (e.g. the mask in `Cond.concat`). For joint image-video training,
     stack images along F and set `Cond.is_image`: the loss itself treats them like any frames.
-    `weighting`: None, "min_snr" (γ = min_snr_gamma) or a function of λ_t (B,) -> (B,) weights.
+    `weighting`: None, "min_snr" (γ = min_snr_gamma), "edm" (`edm_weight`) or a function of λ_t (B,) -> (B,)
+    weights.
     reduction "mean" averages over the batch (each sample: mean over its unmasked elements);
     "none" returns the (B,) per-sample losses. `noise_prior` (a `noise.FrameNoise`) correlates the
     drawn ε across frames (PYoCo); a given `noise` is used as is.
@@ -119,10 +150,13 @@ def diffusion_loss(
         logsnr = schedule.logsnr(t.double()).to(per_sample.device)
         if weighting == "min_snr":
             w = min_snr_weight(logsnr, parameterization, min_snr_gamma)
+        elif weighting == "edm":
+            w = edm_weight(logsnr, parameterization)
         elif callable(weighting):
             w = torch.as_tensor(weighting(logsnr), device=per_sample.device)
         else:
-            raise VidiffError(f"unknown loss weighting {weighting!r}; choose None, 'min_snr' or a function of log-SNR")
+            raise VidiffError(f"unknown loss weighting {weighting!r}; choose None, 'min_snr', 'edm' or a function "
+                              "of log-SNR")
         per_sample = per_sample * w.to(per_sample.dtype)
     if temporal_consistency > 0 and x0.dim() == 5 and x0.shape[2] > 1:
         x0_hat = Prediction.from_output(parameterization, out.to(acc), z.to(acc), a.to(acc), s.to(acc)).x0

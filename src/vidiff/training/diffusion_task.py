@@ -25,6 +25,7 @@ import torch
 
 from .. import __version__
 from ..checkpoint import read_config, save_pretrained
+from ..conditioning.micro import parse_micro
 from ..conditioning.tasks import model_overrides, parse_condition, training_cond
 from ..conditioning.text import get_text_encoder
 from ..config import config_to_dict, load_yaml_or_json, recipe_from_args
@@ -32,7 +33,7 @@ from ..data.dataset import VideoDataset
 from ..data.io import tile_videos, to_uint8, write_gif
 from ..data.shards import ShardClips, is_shard_data
 from ..diffusion.config import DiffusionConfig, VideoFormat
-from ..diffusion.loss import diffusion_loss
+from ..diffusion.loss import diffusion_loss, lognormal_times
 from ..diffusion.noise import FrameNoise
 from ..limits import check_training
 from ..models import build_model, model_config_from_dict
@@ -47,6 +48,7 @@ from .joint import ImageFrames, is_image_folder, joint_dataset, with_is_image
 from .latent_task import LatentSpace
 from .loop import LoopConfig, OptimizerSpec, Task, Trainer, check_budget, make_accelerator, summary
 from .surgery import init_weights_from
+from .svd import SVDConditioning, check_svd_recipe
 
 
 @dataclass
@@ -75,11 +77,18 @@ class TrainConfig:
     ema_decay: float = 0.999
     schedule: str = "cosine"
     schedule_kwargs: dict = field(default_factory=dict)  # e.g. {shift: 4} for shifted_cosine
+    # schedule "edm" trains with EDM's law (Karras et al. 2022): ln σ ~ N(p_mean, p_std²), loss weight λ(σ)
+    p_mean: float = -1.2
+    p_std: float = 1.2
     parameterization: str = "v"
     noise: str = "iid"  # iid | mixed | progressive: noise correlated across frames (PYoCo), see diffusion/noise.py
     noise_alpha: float = 1.0
     condition: str = "none"  # none | class | text | first_frame, or several joined by "+" (text+first_frame)
     cond_drop: float = 0.1   # rate at which a condition is replaced by the null one (classifier-free guidance)
+    # micro-conditions (Stable Video Diffusion), comma-separated: fps, motion (bucket from optical flow),
+    # speed (metadata.jsonl), measured per training video (training.svd)
+    micro: str = ""
+    cond_noise_aug: float = 0.0  # noise augmentation of the first frame: level s ~ U[0, cond_noise_aug) (SVD)
     # first: the "caption" of metadata.jsonl; random: each epoch draws one of "caption" and the
     # record's "captions" list (caption augmentation; `vidiff data synth shapes` writes 8 variants)
     captions: str = "first"
@@ -151,6 +160,8 @@ def check_config(cfg: TrainConfig) -> None:
         raise VidiffError("give the training data: --data DIR (a folder of videos)")
     if not cfg.temporal_consistency >= 0:
         raise VidiffError(f"--temporal-consistency is a loss weight >= 0; got {cfg.temporal_consistency}")
+    DiffusionConfig(schedule=cfg.schedule, schedule_kwargs=dict(cfg.schedule_kwargs)).build_schedule()
+    check_svd_recipe(cfg.micro, cfg.cond_noise_aug, parse_condition(cfg.condition), images=cfg.images)
 
 
 def trainable_selection(which: str, model) -> tuple[str, ...] | None:
@@ -193,6 +204,8 @@ def build_model_for(cfg: TrainConfig, num_classes: int = 0, channels: int = 3, f
     if channels != 3:
         mcfg = dataclasses.replace(mcfg, in_channels=channels, out_channels=channels)
     mcfg = dataclasses.replace(mcfg, **model_overrides(parse_condition(cfg.condition), num_classes, channels))
+    if parse_micro(cfg.micro):
+        mcfg = dataclasses.replace(mcfg, micro_conds=len(parse_micro(cfg.micro)))
     if not 0.0 <= cfg.self_cond < 1.0:
         raise VidiffError(f"self_cond is the share of samples trained with self-conditioning, "
                           f"in [0, 1); got {cfg.self_cond}")
@@ -231,12 +244,14 @@ SampleFn = Callable[..., torch.Tensor]  # (model, diffusion, shape, *, steps, se
 class DiffusionTask(Task):
     """The denoising loss of a video backbone on a batch of clips (with its conditions), the EMA export
     (model.safetensors + config.json) and GIF previews drawn with `sample_fn` (none when it is None).
-    With a `latent` space the batches are turned into latents and the previews decoded to pixels."""
+    With a `latent` space the batches are turned into latents and the previews decoded to pixels; `svd`
+    adds micro-conditions and first-frame noise augmentation; schedule "edm" draws t at EDM's lognormal σ
+    and weights the loss by λ(σ) (`diffusion.loss`)."""
 
     def __init__(self, cfg: TrainConfig, diffusion: DiffusionConfig, kinds: tuple[str, ...], dataset,
                  full_config: dict, text_encoder=None, sample_fn: SampleFn | None = None,
-                 latent: LatentSpace | None = None):
-        self.cfg, self.diffusion, self.kinds, self.dataset = cfg, diffusion, kinds, dataset
+                 latent: LatentSpace | None = None, svd: SVDConditioning | None = None):
+        self.cfg, self.diffusion, self.kinds, self.dataset, self.svd = cfg, diffusion, kinds, dataset, svd
         self.full_config, self.text_encoder, self.latent = full_config, text_encoder, latent
         self.sample_fn = latent.wrap_sample_fn(sample_fn) if latent is not None else sample_fn
         self.schedule = diffusion.build_schedule()
@@ -251,8 +266,15 @@ class DiffusionTask(Task):
         cond = training_cond(self.kinds, x0=x0, class_ids=batch["class_id"], captions=batch["caption"],
                              text_encoder=self.text_encoder, drop_prob=cfg.cond_drop, generator=generator)
         cond = with_is_image(cond, batch, trainer.device)  # joint image–video training: image stacks flagged
+        if self.svd is not None:  # micro-conditions of the batch's videos, the first frame noise-augmented
+            cond = self.svd.apply(cond, x0, batch["path"], generator)
+        t, weighting = None, cfg.loss_weighting
+        if self.diffusion.schedule == "edm":  # EDM's training law: lognormal σ, λ(σ) unless another weighting
+            t = lognormal_times(self.schedule, x0.shape[0], generator, p_mean=cfg.p_mean, p_std=cfg.p_std,
+                                device=x0.device)
+            weighting = weighting or "edm"
         loss = diffusion_loss(trainer.modules["model"], x0, self.schedule, parameterization=cfg.parameterization,
-                              cond=cond, weighting=cfg.loss_weighting, generator=generator,
+                              cond=cond, weighting=weighting, generator=generator, t=t,
                               noise_prior=self.noise_prior, self_cond_prob=cfg.self_cond,
                               temporal_consistency=cfg.temporal_consistency)
         return {"model": loss}
@@ -273,6 +295,8 @@ class DiffusionTask(Task):
         cond = training_cond(self.kinds, x0=x0,
                              class_ids=torch.tensor([it["class_id"] for it in shown]),
                              captions=[it["caption"] for it in shown], text_encoder=self.text_encoder, drop_prob=0.0)
+        if self.svd is not None:
+            cond = self.svd.preview(cond, x0, [it["path"] for it in shown])
         if cond is not None:
             cond = cond.to(trainer.device)
         x = self.sample_fn(trainer.ema["model"], self.diffusion, (n, 3, cfg.frames, cfg.size, cfg.size),
@@ -325,6 +349,8 @@ def train(cfg: TrainConfig, resume: bool = False, sample_fn: SampleFn | None = N
     if "text" in kinds:
         text_encoder = get_text_encoder()
         text_encoder.encode(dataset.all_captions() or [""])  # cache all
+    svd = SVDConditioning.for_recipe(cfg.micro, cfg.cond_noise_aug, dataset, size=cfg.size, stride=cfg.stride,
+                                     fps=cfg.fps, out=out)
     torch.manual_seed(cfg.seed)  # the initial weights are part of the recipe
     shape = latent.backbone_shape() if latent is not None else {}
     if cfg.init_image:
@@ -339,13 +365,14 @@ def train(cfg: TrainConfig, resume: bool = False, sample_fn: SampleFn | None = N
         "diffusion": config_to_dict(diffusion),
         "video": config_to_dict(VideoFormat(channels=3, frames=cfg.frames, size=cfg.size, fps=cfg.fps)),
         "conditioning": {"condition": "+".join(kinds) or "none", "cond_drop": cfg.cond_drop,
-                         "text_encoder": "minilm" if text_encoder else None},
+                         "text_encoder": "minilm" if text_encoder else None, **(svd.section() if svd else {})},
         "train": config_to_dict(cfg),
         "vidiff_version": __version__,
     }
     if latent is not None:
         full_config["latent"] = latent.section()
-    task = DiffusionTask(cfg, diffusion, kinds, dataset, full_config, text_encoder, sample_fn, latent=latent)
+    task = DiffusionTask(cfg, diffusion, kinds, dataset, full_config, text_encoder, sample_fn, latent=latent,
+                         svd=svd)
     optimizer = OptimizerSpec("model", lr=cfg.lr, weight_decay=cfg.weight_decay, grad_clip=cfg.grad_clip,
                               schedule=lambda step, done: lr_at(cfg, step))
     name = Path(cfg.model).stem if cfg.model.endswith((".json", ".yaml", ".yml")) else cfg.model

@@ -28,11 +28,12 @@ from torch import Tensor
 from ..diffusion.noise import rand, randn
 from ..utils import VidiffError
 from .cond import Cond
+from .content import GEN1_KINDS, gen1_overrides, gen1_training_cond
 from .trajectory import CHANNELS as TRAJECTORY_CHANNELS
 from .trajectory import trajectory_concat
 
-KINDS = ("class", "text", "first_frame", "tsr", "ssr", "trajectory")
-CONCAT_KINDS = ("first_frame", "tsr", "ssr")  # conditions that fill Cond.concat: at most one per model
+KINDS = ("class", "text", "first_frame", "tsr", "ssr", "trajectory", *GEN1_KINDS)
+CONCAT_KINDS = ("first_frame", "tsr", "ssr", *GEN1_KINDS)  # conditions that fill Cond.concat: at most one per model
 SR_KINDS = ("tsr", "ssr")
 SR_FACTOR = 2  # each super-resolution stage doubles the frame count (tsr) or the height and width (ssr)
 NOISE_AUG_MAX = 0.5  # training: ssr conditioning noised to s ~ U[0, NOISE_AUG_MAX) (σ up to sin(π/4) ≈ 0.71)
@@ -74,6 +75,7 @@ def model_overrides(kinds: Sequence[str], num_classes: int = 0, channels: int = 
         out["cond_channels"] = channels  # the upsampled low-res video
     if "trajectory" in kinds:  # heat-map + flow channels after any first-frame channels (conditioning.trajectory)
         out["cond_channels"] = out.get("cond_channels", 0) + TRAJECTORY_CHANNELS
+    out.update(gen1_overrides(kinds, channels))  # Gen-1: structure channels, content encoder and tokens
     return out
 
 
@@ -148,7 +150,7 @@ def training_cond(kinds: Sequence[str], *, x0: Tensor, class_ids: Tensor | None 
             raise VidiffError("condition 'text' needs a caption for every video in metadata.jsonl")
         emb = text_encoder.encode(list(captions))
         cond.text, cond.text_mask, cond.pooled = emb.tokens, emb.mask, emb.pooled
-    if "class" in kinds or "text" in kinds:
+    if "class" in kinds or "text" in kinds or any(k in GEN1_KINDS for k in kinds):
         cond.drop = torch.rand(b, generator=generator) < drop_prob  # (B,)
     if "first_frame" in kinds:
         keep = (torch.rand(b, generator=generator) >= drop_prob).to(x0.dtype)  # (B,)
@@ -167,6 +169,8 @@ def training_cond(kinds: Sequence[str], *, x0: Tensor, class_ids: Tensor | None 
         low = resize_video(x0, (h // sr_factor, w // sr_factor))  # (B, C, F, H/k, W/k)
         cond.noise_aug = rand((b,), generator, x0) * noise_aug_max  # (B,) levels s
         cond.concat = ssr_concat(low, (h, w), cond.noise_aug, randn(x0.shape, generator, x0))  # (B, C, F, H, W)
+    if any(k in GEN1_KINDS for k in kinds):  # Gen-1: structure of the clip, content from one of its frames
+        cond.concat, cond.content = gen1_training_cond(kinds, x0, generator)
     return cond.to(x0.device)
 
 
@@ -182,6 +186,9 @@ def request_cond(kinds: Sequence[str], num: int, *, frames: int, prompt: str | N
         flag = "--time 2 --tsr-model" if sr[0] == "tsr" else "--space 2 --ssr-model"
         raise VidiffError(f"this model is a {what} super-resolution stage (condition {sr[0]!r}): it needs a "
                           f"low-res input video; use `vidiff upsample VIDEO {flag} MODEL` or `vidiff cascade`")
+    if any(k in GEN1_KINDS for k in kinds):
+        raise VidiffError("this model is a Gen-1 editing model: it needs an input video and a reference image; use "
+                          "`vidiff edit VIDEO --content IMAGE --model MODEL --out OUT.mp4`")
     given = {"text": prompt is not None, "class": class_id is not None, "first_frame": image is not None,
              "trajectory": trajectory is not None}
     flags = {"text": "--prompt", "class": "--class", "first_frame": "--image", "trajectory": "--trajectory"}

@@ -240,6 +240,16 @@ def test_train_with_trajectories_then_sample_with_trajectory_and_drag_through_th
     assert cli(["sample", *common, "--trajectory", str(line_path), "--out", str(tmp_path / "c"), "--name", "t"]) == 0
     np.testing.assert_array_equal(np.load(tmp_path / "b" / "t.npy"), np.load(tmp_path / "c" / "t.npy"))
     assert not np.array_equal(np.load(tmp_path / "a" / "t.npy"), np.load(tmp_path / "c" / "t.npy"))
+    # a drag on a 64x64 first frame: coordinates in its pixels, the object under the start point found
+    from PIL import Image
+
+    video, _ = render_shapes(1, 1, 64, seed=3)
+    Image.fromarray(video[0, 0]).save(tmp_path / "first.png")
+    cx, cy = object_tracks(from_uint8(video))[0, 0].tolist()
+    drag = f"{cx + 2:.1f},{cy:.1f}:{cx + 2 + 8:.1f},{cy + 4:.1f}"
+    assert cli(["sample", *common, "--drag", drag, "--image", str(tmp_path / "first.png"),
+                "--out", str(tmp_path / "d"), "--name", "t"]) == 0
+    assert np.load(tmp_path / "d" / "t.npy").shape == (2, 4, 16, 16, 3)
 
 
 def test_cli_control_errors_are_one_line(trajectory_run, tmp_path, capsys):
@@ -252,7 +262,8 @@ def test_cli_control_errors_are_one_line(trajectory_run, tmp_path, capsys):
              (["--drag", "3,3:4,4", "--trajectory", str(bad)], "either --trajectory or --drag"),
              (["--physics", "gravity"], "unknown --physics 'gravity'"),
              (["--physics-weight", "2"], "needs --physics smooth"),
-             (["--trajectory", str(bad), "--frames", "8"], "one window of the model's length")]
+             (["--trajectory", str(bad), "--frames", "8"], "one window of the model's length"),
+             (["--trajectory", str(bad), "--image", str(bad)], "--image applies only with --drag")]
     for extra, match in cases:
         assert cli(common + extra) == 2, extra
         err = capsys.readouterr().err.strip()

@@ -72,6 +72,9 @@ def _trajectory_cond(pipe: VideoPipeline, num: int, frames: int, size: int, traj
                           "trajectory` (scripts/train_trajectory.sh)")
     if trajectory is not None and drag is not None:
         raise VidiffError("give either --trajectory or --drag, not both")
+    if image is not None and drag is None and "first_frame" not in kinds:
+        raise VidiffError("this model takes no first frame, so --image applies only with --drag (to find the object "
+                          "under its start point)")
     img = None if image is None else load_image(image, size)  # (3, H, W) in [-1, 1]
     if drag is not None:
         start, end = parse_drag(drag)

@@ -123,6 +123,10 @@ def test_dataset_values_are_cached(tmp_path):
     assert again[ds.rel_paths[0]]["motion"] == -1.0
     other = dataset_micro_values(ds, ["motion"], size=32, stride=2, fps=8, cache=cache)  # another key: measured
     assert other[ds.rel_paths[0]]["motion"] >= 0
+    # frames the dataset holds in memory give the values decoding does
+    assert ds.cached is not None
+    decoded = VideoDataset(tmp_path / "d", frames=8, size=32, cache=False, progress=False)
+    assert dataset_micro_values(decoded, ["motion", "speed"], size=32, stride=1, fps=8) == first
 
 
 def test_parse_section_and_request(capsys):

@@ -44,15 +44,16 @@ def motion_bucket(score: float, short_side: int) -> int:
 
 
 def video_micro_values(video: np.ndarray, record: dict, kinds: Sequence[str], *, size: int, stride: int,
-                       fps: float, where: str = "video") -> dict:
-    """{kind: value} for one uint8 video (F, H, W, 3) at its source resolution and its metadata record."""
+                       fps: float, where: str = "video", resized: np.ndarray | None = None) -> dict:
+    """{kind: value} for one uint8 video (F, H, W, 3) at its source resolution (only its first frame is read
+    when `resized`, the video already resized to the training size, is given) and its metadata record."""
     out: dict = {}
     short = min(video.shape[1:3])
     if "fps" in kinds:
         rec_fps = record.get("fps")
         out["fps"] = float(rec_fps) / stride if isinstance(rec_fps, (int, float)) and rec_fps > 0 else float(fps)
     if "motion" in kinds:
-        frames = resize_short_side(video, size)[::stride]
+        frames = (resize_short_side(video, size) if resized is None else resized)[::stride]
         score = flow_motion(frames)
         out["motion_score"] = float(score)
         out["motion"] = float(motion_bucket(score, min(frames.shape[1:3])))
@@ -86,9 +87,13 @@ def dataset_micro_values(dataset, kinds: Sequence[str], *, size: int, stride: in
             values[rel] = have
             continue
         record = dataset.meta[i] if hasattr(dataset, "meta") else {}
-        video = read_video(path) if "motion" in kinds or "speed" in kinds else np.zeros((1, size, size, 3), np.uint8)
+        cached = dataset.cached[i] if getattr(dataset, "cached", None) is not None else None  # at the training size
+        if "motion" not in kinds and "speed" not in kinds:
+            video = np.zeros((1, size, size, 3), np.uint8)
+        else:
+            video = read_video(path, max_frames=1 if cached is not None else None)
         values[rel] = {**(have or {}), **video_micro_values(video, record, kinds, size=size, stride=stride, fps=fps,
-                                                             where=rel)}
+                                                             where=rel, resized=cached)}
         measured += 1
     if measured and cache is not None:
         atomic_write_text(cache, json.dumps({"key": key, "values": values}, indent=1, sort_keys=True))

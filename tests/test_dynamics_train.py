@@ -12,6 +12,7 @@ import torch
 from vidiff.checkpoint import load_state_dict
 from vidiff.cli import main
 from vidiff.data import io
+from vidiff.dynamics.animate import predict_motion
 from vidiff.dynamics.normalize import FrequencyNormalizer
 from vidiff.dynamics.real_data import (ClipSet, MotionPairs, camera_shift, crop_pair, extract_clips, flip_volume,
                                        vegetation_mask)
@@ -124,6 +125,8 @@ def test_dynamics_train_resumes_exactly_and_previews(videos, tmp_path):
     a = load_state_dict(tmp_path / "full" / "model.safetensors")
     b = load_state_dict(tmp_path / "part" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # exact, not approximate
+    motion = predict_motion(torch.zeros(1, 3, H, W), tmp_path / "part", steps=1)  # `vidiff animate`'s path
+    assert motion["spectral_volume"].shape == (4, 4, H, W) and motion["fps"] == full["fps"] == 30.0
     samples = tmp_path / "part" / "stage2" / "samples"
     assert (samples / "step_0000002.gif").stat().st_size > 0 and (samples / "step_0000002_motion.png").is_file()
 
@@ -138,7 +141,7 @@ def test_no_usable_clip_is_one_line_counting_each_reason(videos, tmp_path, capsy
                  "--frames", str(T), "--k", "4"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[-1].startswith("error: no usable clip in ")
-    assert "1 camera motion, 1 no motion, 0 too short, 1 unreadable" in err[-1]
+    assert "1 camera motion, 0 scene cut, 1 no motion, 0 too short, 1 unreadable" in err[-1]
     assert any("pan.npy" in line and "camera moves" in line for line in err[:-1])  # the moving camera's notice
     assert not (tmp_path / "run" / "run.json").exists()
 

@@ -221,6 +221,8 @@ def train(
     stride: Annotated[Optional[int], typer.Option(min=1, help="frames between clip starts (default T/2)")] = None,
     camera_threshold: Annotated[float, typer.Option(
         help="px of global motion (median flow) above which a clip counts as camera motion")] = 1.0,
+    fps: Annotated[Optional[float], typer.Option(
+        callback=positive, help="resample faster videos to this frame rate (default: keep each one's)")] = None,
     batch: Annotated[int, typer.Option(min=1, help="batch size")] = 8,
     seed: Annotated[int, typer.Option(help="seed of all draws")] = 0,
 ):
@@ -228,7 +230,7 @@ def train(
     from ..dynamics.train_real import RealMotionConfig, train_motion_real
 
     cfg = RealMotionConfig(size=size, k=k, frames=frames, stride=stride, camera_threshold=camera_threshold,
-                           batch=batch, seed=seed)
+                           fps=fps, batch=batch, seed=seed)
     try:
         report = train_motion_real(videos, out, cfg, steps=steps, minutes=minutes, resume=resume, renderer=renderer,
                                    photos=photos)

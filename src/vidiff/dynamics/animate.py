@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ..checkpoint import read_config
 from ..utils import VidiffError
 from .loop import playback_times
 from .modal import ModalSimulator
@@ -48,7 +49,8 @@ def predict_motion(photo: Tensor, motion_model: str | Path | None = None, steps:
     small = F.interpolate(photo, size=(s, s), mode="area")  # the model sees the photo at its training size
     sv = sample_motion(model, small, steps, cfg_scale=cfg_scale, loop_weight=loop_weight, loop_end_time=loop_end,
                        generator=torch.Generator().manual_seed(seed))[0]
-    return {"spectral_volume": resize_spectral(sv, tuple(photo.shape[-2:])), "period": model.cfg.period, "fps": 30.0}
+    fps = float(read_config(folder).get("fps", 30.0))  # the source rate `vidiff dynamics train` records
+    return {"spectral_volume": resize_spectral(sv, tuple(photo.shape[-2:])), "period": model.cfg.period, "fps": fps}
 
 
 def get_renderer(choice: str | Path | None = None):

@@ -12,6 +12,7 @@ first frame (`flow.flow_to_frames`) gives its spectral volume. A window is rejec
   * "camera motion": max over t of |median over pixels of D(t, p)| > `camera_threshold` px — a pan,
     tilt, zoom or shake moves most pixels alike, while swaying things move a part of the frame, each
     part its own way (robust while the moving parts cover less than half the frame);
+  * "scene cut": max over t of the mean |grey_t − grey_0| > 25 grey levels (another shot, a fade);
   * "no motion": the 95th percentile over pixels of Σ_{f ≥ 1} |S_f(p)| < `min_motion` px;
   * "too short" (a video with fewer than T distinct frames) and "unreadable" count whole videos.
 
@@ -46,7 +47,8 @@ from ..utils import VidiffError, notice
 from .flow import flow_to_frames
 from .spectral import resize_spectral, spectral_to_complex, trajectories_to_spectral
 
-REASONS = ("camera motion", "no motion", "too short", "unreadable")
+REASONS = ("camera motion", "scene cut", "no motion", "too short", "unreadable")
+CUT_LEVELS = 25.0  # mean |grey_t - grey_0| above it: another shot, a fade or a light switched on
 RENDER_TIMES = 4  # frames per clip kept (with their flow) for fine-tuning the renderer
 
 
@@ -96,10 +98,8 @@ class ClipSet:
 
 def drop_repeated_frames(frames: np.ndarray) -> np.ndarray:
     """uint8 (T, H, W, 3) without the frames that equal the frame before them exactly."""
-    if len(frames) < 2:
-        return frames
-    same = (frames[1:] == frames[:-1]).reshape(len(frames) - 1, -1).all(1)
-    return frames[np.concatenate([[True], ~same])]
+    keep = [0] + [i for i in range(1, len(frames)) if not np.array_equal(frames[i], frames[i - 1])]
+    return frames[keep] if len(keep) < len(frames) else frames
 
 
 def resize_short_side(frames: np.ndarray, short: int) -> np.ndarray:
@@ -120,6 +120,13 @@ def camera_shift(traj: Tensor | np.ndarray) -> float:
     return float(d.median(dim=2).values.norm(dim=1).max())
 
 
+def scene_change(clip: np.ndarray) -> float:
+    """max over t of the mean |grey_t − grey_0| of uint8 (T, H, W, 3), in grey levels: a cut or fade shows as
+    tens of levels, a swaying tree as a few."""
+    grey = clip.astype(np.float32).mean(-1)
+    return float(np.abs(grey - grey[:1]).mean((1, 2)).max())
+
+
 def motion_amount(sv: Tensor) -> float:
     """How much a volume (K, 4, H, W) moves: the 95th percentile over pixels of Σ_{f≥1} |S_f(p)| (px)."""
     amp = spectral_to_complex(sv)[1:].abs().pow(2).sum(1).sqrt().sum(0).flatten()  # (H·W,)
@@ -127,14 +134,22 @@ def motion_amount(sv: Tensor) -> float:
 
 
 def extract_clips(videos: list[Path], *, frames: int = 150, k: int = 16, stride: int | None = None,
-                  clips_per_video: int = 16, work_size: int = 128, max_frames: int = 600,
-                  camera_threshold: float = 1.0, min_motion: float = 0.1, progress: bool = False) -> ClipSet:
+                  clips_per_video: int = 16, work_size: int = 128, max_frames: int = 300,
+                  camera_threshold: float = 1.0, min_motion: float = 0.1, fps: float | None = None,
+                  progress: bool = False) -> ClipSet:
     """Spectral volumes of the static-camera, moving windows of T = `frames` distinct frames of `videos`
-    (module doc); a notice per video that gives no clip. Raises nothing for bad clips: see `ClipSet.rejected`."""
+    (module doc); a notice per video that gives no clip. Raises nothing for bad clips: see `ClipSet.rejected`.
+
+    `fps`: resample every video to this rate (nearest distinct frame; a faster video loses frames, a slower
+    one keeps its own) so a frequency index means the same Hz in every clip; None keeps each video's rate
+    and records the median over the kept clips."""
     if frames < 2 * k - 1:
         raise VidiffError(f"--k {k} needs clips of at least {2 * k - 1} frames; got --frames {frames}")
+    from tqdm.auto import tqdm
+
     stride = stride or max(1, frames // 2)
     out = ClipSet(period=frames)
+    bar = tqdm(total=0, desc="optical flow", unit="clip", disable=not progress, dynamic_ncols=True)
     fps_seen = []
     for path in videos:
         try:
@@ -144,8 +159,11 @@ def extract_clips(videos: list[Path], *, frames: int = 150, k: int = 16, stride:
             notice(f"skipped {path.name}: {e}")
             continue
         n_all = len(arr)
-        arr = resize_short_side(drop_repeated_frames(arr), work_size)
-        fps_seen.append(io.video_fps(path, default=30.0) * len(arr) / max(1, n_all))
+        arr = drop_repeated_frames(resize_short_side(arr, work_size))  # equal frames stay equal when resized
+        rate = io.video_fps(path, default=30.0) * len(arr) / max(1, n_all)
+        if fps is not None and rate > fps * 1.01:
+            arr = arr[np.unique(np.round(np.arange(0, len(arr), rate / fps)).astype(int).clip(0, len(arr) - 1))]
+            rate = fps
         if len(arr) < frames:
             out.rejected["too short"] += 1
             notice(f"skipped {path.name}: {len(arr)} distinct frames, fewer than --frames {frames}")
@@ -155,11 +173,17 @@ def extract_clips(videos: list[Path], *, frames: int = 150, k: int = 16, stride:
             starts = [starts[round(i * (len(starts) - 1) / (clips_per_video - 1))] for i in range(clips_per_video)] \
                 if clips_per_video > 1 else starts[:1]
         counts = collections.Counter()
+        bar.total += len(starts)
+        bar.refresh()
         for s in starts:
+            bar.update(1)
             clip = arr[s:s + frames]
-            traj = flow_to_frames(clip, progress=progress)  # (T, 2, H, W)
+            traj = flow_to_frames(clip)  # (T, 2, H, W)
             if camera_shift(traj) > camera_threshold:
                 counts["camera motion"] += 1
+                continue
+            if scene_change(clip) > CUT_LEVELS:
+                counts["scene cut"] += 1
                 continue
             sv = trajectories_to_spectral(torch.from_numpy(traj), k=k)  # (K, 4, H, W)
             if motion_amount(sv) < min_motion:
@@ -171,6 +195,7 @@ def extract_clips(videos: list[Path], *, frames: int = 150, k: int = 16, stride:
             out.frames.append(clip[times].copy())
             out.flows.append(torch.from_numpy(traj[times].copy()))
             out.sources.append(f"{path.name}@{s}")
+            fps_seen.append(rate)
             counts["kept"] += 1
         for r in REASONS:
             out.rejected[r] += counts[r]
@@ -178,7 +203,8 @@ def extract_clips(videos: list[Path], *, frames: int = 150, k: int = 16, stride:
             why = ", ".join(f"{counts[r]} {r}" for r in REASONS if counts[r])
             notice(f"skipped {path.name}: no usable clip ({why})"
                    + ("; the camera moves: give static-camera videos" if counts["camera motion"] else ""))
-    out.fps = float(np.median(fps_seen)) if fps_seen else 30.0
+    bar.close()
+    out.fps = float(fps if fps is not None else np.median(fps_seen) if fps_seen else 30.0)
     return out
 
 
@@ -193,15 +219,17 @@ def no_clip_error(where: str, clips: ClipSet, videos: int) -> VidiffError:
 
 def vegetation_mask(image: np.ndarray, exg: float = 0.04, texture: float = 4.0) -> np.ndarray:
     """Soft mask (H, W) in [0, 1] of plausibly-moving vegetation in uint8 (H, W, 3): pixels whose
-    excess-green chromaticity 2g − r − b (r, g, b = channel / sum) exceeds `exg` and whose grey level
-    varies (std over 7×7) by more than `texture` levels — foliage and grass; flat green (paint, signs) and
-    grey or blue rigid things (walls, roads, sky) fail one test. Cleaned by a 5×5 opening and closing,
+    excess-green chromaticity 2g − r − b (r, g, b = channel / sum) exceeds `exg`, with g above r and b by
+    `exg`/2 (yellow and cyan fail), and whose grey level varies (std over 7×7) by more than `texture`
+    levels — foliage and grass; flat green (paint, signs) and grey, yellow or blue rigid things (walls,
+    roads, sky) fail one test. Cleaned by a 5×5 opening and closing,
     feathered by a Gaussian of σ = 2 px."""
     import cv2
 
     rgb = image.astype(np.float32)
     chrom = rgb / (rgb.sum(-1, keepdims=True) + 1e-6)
-    green = (2 * chrom[..., 1] - chrom[..., 0] - chrom[..., 2]) > exg
+    r, g, b = chrom[..., 0], chrom[..., 1], chrom[..., 2]
+    green = ((2 * g - r - b) > exg) & (g > r + exg / 2) & (g > b + exg / 2)  # green the dominant hue
     grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
     mean = cv2.blur(grey, (7, 7))
     std = np.sqrt(np.maximum(cv2.blur(grey * grey, (7, 7)) - mean * mean, 0))

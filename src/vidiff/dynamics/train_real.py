@@ -61,7 +61,8 @@ class RealMotionConfig:
     stride: Optional[int] = None  # frames between clip starts (default T/2)
     clips_per_video: int = 16
     work_size: int = 128  # short side of the frames the flow is computed at
-    max_frames: int = 600  # frames read per video
+    max_frames: int = 300  # frames read per video (from its start)
+    fps: Optional[float] = None  # resample videos to this rate (None: keep each one's; the median is recorded)
     camera_threshold: float = 1.0  # px at the working size: max_t |median_p D(t, p)| above it = camera motion
     min_motion: float = 0.1  # px: 95th percentile of Σ_{f≥1} |S_f| below it = no motion
     crop: float = 0.6  # smallest crop side, as a share of the short side
@@ -287,7 +288,8 @@ def train_motion_real(videos: str | Path | list[Path], out: str | Path, cfg: Rea
     else:
         clips = extract_clips(video_list, frames=cfg.frames, k=cfg.k, stride=cfg.stride,
                               clips_per_video=cfg.clips_per_video, work_size=cfg.work_size, max_frames=cfg.max_frames,
-                              camera_threshold=cfg.camera_threshold, min_motion=cfg.min_motion)
+                              camera_threshold=cfg.camera_threshold, min_motion=cfg.min_motion, fps=cfg.fps,
+                              progress=progress)
         if not len(clips):
             if not resume:
                 (out / RUN_FILE).unlink()  # nothing was trained: leave no run behind
@@ -333,6 +335,8 @@ def train_motion_real(videos: str | Path | list[Path], out: str | Path, cfg: Rea
         batches["stage2"], trainable=lambda name, p: p.requires_grad and name.startswith("motion.backbone."))
     model.load_state_dict(load_state_dict(out / "stage2" / "model.safetensors"))
     save_motion_model(out, model.eval())
+    config = read_json(out / "config.json")  # + the clips' frame rate, at which `vidiff animate` plays the motion
+    atomic_write_text(out / "config.json", dumps_json({**config, "fps": clips.fps}, indent=2, sort_keys=True))
 
     if renderer:
         net = load_renderer(BUNDLED_RENDERER) if (BUNDLED_RENDERER / "config.json").is_file() \

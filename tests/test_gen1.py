@@ -229,3 +229,22 @@ def test_edit_cli_gen1_and_its_one_line_errors(gen1_run, tmp_path):
         from vidiff.pipelines.gen1 import Gen1Editor
 
         Gen1Editor.from_pretrained("shapes-tiny")
+
+
+def test_flow_structure_model_edits_with_flow_and_refuses_depth(tmp_path):
+    from vidiff.diffusion.config import DiffusionConfig, VideoFormat
+    from vidiff.pipelines.base import VideoPipeline
+    from vidiff.pipelines.gen1 import Gen1Editor
+
+    pipe = VideoPipeline(_gen1_model("gen1_flow"), DiffusionConfig(), VideoFormat(frames=4, size=16),
+                         config={"conditioning": {"condition": "gen1_flow"}}, name="flow")
+    editor = Gen1Editor(pipe)
+    video = square_video(frames=4, size=16, top=4, left=2, side=6, dx=2)
+    s = editor.structure(video, "flow")
+    assert s.shape == (2, 4, 16, 16) and s[0, 0, 5:9, 3:7].mean() > 0.2  # dx > 0 on the moving square
+    assert editor.edit(video, video[0], structure="flow", steps=1).shape == (4, 16, 16, 3)
+    _write_depth(tmp_path / "d", [f"{i}.png" for i in range(4)])
+    with pytest.raises(VidiffError, match="edge-structure model"):
+        editor.edit(video, video[0], structure=f"depth:{tmp_path / 'd'}", steps=1)
+    with pytest.raises(VidiffError, match="trained on flow"):
+        editor.edit(video, video[0], structure="edges", steps=1)

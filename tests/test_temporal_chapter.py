@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from vidiff.cli import main
+from vidiff.conditioning.cond import Cond
 from vidiff.diffusion.schedule import get_schedule
 from vidiff.diffusion.temporal_loss import temporal_consistency_loss, warp_residual
 from vidiff.diffusion.loss import diffusion_loss
@@ -98,6 +99,34 @@ def test_causal_mixers_read_only_frames_up_to_the_current_one(kind):
     full = _frame_grad(_randomise(_blocks(causal=False)[kind]), f)
     assert (causal[: f + 1] > 0).all() and (causal[f + 1:] == 0).all()
     assert (full[f + 1] > 0).all()  # the non-causal one sees the next frame
+
+
+def _frame_change(model, x, t, i, cond=None):
+    """Per-(sample, frame) max |Δ output| when frame i of every sample is perturbed, (B, F)."""
+    with torch.no_grad():
+        y0 = model(x, t, cond)
+        x1 = x.clone()
+        x1[:, :, i] += torch.randn_like(x1[:, :, i])
+        return (model(x1, t, cond) - y0).abs().amax(dim=(1, 3, 4))
+
+
+@pytest.mark.parametrize("kind", MIXERS)
+def test_trained_mixers_let_frames_interact_in_the_unet_except_for_image_samples(kind):
+    model = _randomise(UNet3D(dataclasses.replace(IMAGE, temporal=kind))).eval()
+    cond = Cond(is_image=torch.tensor([True, False]))
+    d = _frame_change(model, torch.randn(2, 3, 4, 8, 8), torch.rand(2), i=1, cond=cond)
+    assert d[0, [0, 2, 3]].max() == 0 and d[0, 1] > 1e-3  # image sample: independent frames
+    if kind == "convgru":  # forward in time only: frame 0 never sees frame 1
+        assert d[1, 0] == 0 and d[1, 1:].min() > 1e-5
+    else:
+        assert d[1].min() > 1e-5  # video sample: every frame feels frame 1
+
+
+@pytest.mark.parametrize("kind", [k for k in MIXERS if k != "biconvgru"])
+def test_causal_unet_with_each_mixer_keeps_the_past_blind_to_the_future(kind):
+    model = _randomise(UNet3D(dataclasses.replace(IMAGE, temporal=kind, causal=True))).eval()
+    d = _frame_change(model, torch.randn(1, 3, 5, 8, 8), torch.rand(1), i=2)
+    assert d[0, :2].max() == 0 and d[0, 2:].min() > 1e-5
 
 
 def test_bidirectional_gru_cannot_be_causal():

@@ -261,6 +261,19 @@ CASES: list[tuple[str, list[str], str]] = [
     ("xt-row-1000", ["dynamics", "xt", "FX/clip.npy", "--out", "x.png", "--row", "1000"], "error"),
     ("xt-out-is-dir", ["dynamics", "xt", "FX/clip.npy", "--out", "FX/a_dir"], "error"),
     ("xt-random-bytes", ["dynamics", "xt", "FX/rnd.npy", "--out", "x.png"], "error"),
+    # Gen-1 edit / stylize
+    ("edit-content-not-gen1-model", ["edit", "FX/clip.npy", "--content", "FX/photo.png", "--model", "shapes-tiny",
+                                     "--out", "e.mp4"], "error"),
+    ("edit-content-and-prompt", ["edit", "FX/clip.npy", "--content", "FX/photo.png", "--prompt", "a cat", "--model",
+                                 "shapes-tiny", "--out", "e.mp4"], "error"),
+    ("stylize-style-random-bytes", ["stylize", "FX/clip.npy", "--style", "FX/rnd.png", "--out", "s.mp4"], "error"),
+    ("stylize-style-missing", ["stylize", "FX/clip.npy", "--style", "nope.png", "--out", "s.mp4"], "error"),
+    ("stylize-clip-text", ["stylize", "FX/text.mp4", "--style", "FX/photo.png", "--out", "s.mp4"], "error"),
+    ("stylize-blend-1", ["stylize", "FX/clip.npy", "--style", "FX/photo.png", "--blend", "1", "--out", "s.mp4"],
+     "error"),
+    ("stylize-smooth-neg", ["stylize", "FX/clip.npy", "--style", "FX/photo.png", "--smooth", "-1", "--out", "s.mp4"],
+     "error"),
+    ("stylize-out-is-dir", ["stylize", "FX/clip.npy", "--style", "FX/photo.png", "--out", "FX/a_dir.mp4"], "error"),
 ]
 
 

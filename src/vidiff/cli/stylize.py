@@ -13,8 +13,8 @@ from .output import check_video_path, write_video_file
 def stylize(
     clip: Annotated[Path, typer.Argument(help="the video: mp4/gif/npy or a folder of frames")],
     style: Annotated[Path, typer.Option(help="the style image (PNG/JPEG) whose statistics the video takes")],
-    out: Annotated[Path, typer.Option(callback=check_video_path, help="the stylised video (.mp4, .gif or .npy)")] = Path(
-        "stylized.mp4"),
+    out: Annotated[Path, typer.Option(callback=check_video_path,
+                                      help="the stylised video (.mp4, .gif or .npy)")] = Path("stylized.mp4"),
     per_frame: Annotated[bool, typer.Option("--per-frame", help="each frame's own statistics and no temporal "
                                                                 "term (the flickering baseline)")] = False,
     smooth: Annotated[float, typer.Option(help="frames over which the content statistics are smoothed "

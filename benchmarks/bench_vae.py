@@ -31,23 +31,21 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".webm", ".gif", ".npy")
 
 
 def held_out_clips(folder: Path, frames: int, size: int, num: int, factor: int) -> np.ndarray:
-    """Up to `num` clips (N, F, H, W, 3) uint8 from the videos of `folder`, in name order."""
+    """Up to `num` clips (N, F, size, size, 3) uint8 from the videos of `folder`, in name order: the shorter side
+    resized to `size`, the centre size×size square kept (as `vidiff vae train --size` sees its data)."""
+    if size % factor:
+        raise SystemExit(f"--size {size} is not a multiple of the spatial factor {factor}")
     clips = []
     for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES):
         video = resize_short_side(read_video(path), size)  # (T, H, W, 3)
-        h, w = video.shape[1] // factor * factor, video.shape[2] // factor * factor
-        top, left = (video.shape[1] - h) // 2, (video.shape[2] - w) // 2
-        video = video[:, top:top + h, left:left + w]
+        top, left = (video.shape[1] - size) // 2, (video.shape[2] - size) // 2
+        video = video[:, top:top + size, left:left + size]
         for k in range(0, len(video) - frames + 1, frames):
             clips.append(video[k:k + frames])
             if len(clips) == num:
                 return np.stack(clips)
     if not clips:
         raise SystemExit(f"{folder}: no video with {frames} frames")
-    shapes = {c.shape for c in clips}
-    if len(shapes) > 1:  # videos of different sizes: keep the most common one
-        common = max(shapes, key=lambda s: sum(c.shape == s for c in clips))
-        clips = [c for c in clips if c.shape == common]
     return np.stack(clips)
 
 

@@ -11,7 +11,11 @@ Measured in one run, as ratios against baselines from the same run (same backbon
   * peak memory (RSS growth of a fresh process) of decoding 16, 64, 256 frames with and without temporal
     chunking (--decode-chunk 8, exact: each window carries the decoder's receptive field as context, so a clip
     that one window covers is decoded whole): chunked decoding should stay flat in length beyond that;
-  * seconds to sample one 16×128×128 video with 25 steps (target ≤ 5 s on 2 cores).
+  * seconds to sample one 16×128×128 video with 25 steps (target ≤ 5 s on 2 cores);
+  * decoding 64 frames three ways, peak memory and seconds: streamed in chunks of 8 (the temporal convolutions'
+    caches carried between chunks, each latent frame decoded once), overlapped chunks of 8 (each chunk decodes
+    the receptive field again as context on both sides) and in one piece; all three give the same video
+    (`--decode-only` runs just this section).
 The autoencoder is `--vae` (a trained folder or bundled name) or an untrained default `VAEConfig` (4× spatial,
 4 channels, conv3d temporal decoder): speed and memory do not depend on its weights.
 """
@@ -97,12 +101,20 @@ def rss_bytes() -> int:
         return int(fh.read().split()[1]) * resource.getpagesize()
 
 
-def decode_probe(frames: int, latent: int, chunk: int, vae: str | None) -> None:
+DECODE_MODES = ("pipeline", "stream", "overlap", "whole")
+
+
+def decode_probe(frames: int, latent: int, chunk: int, vae: str | None, mode: str = "pipeline") -> None:
     """(in a fresh process) decode `frames` latent frames of latent×latent and print the peak RSS growth in MiB
-    (RSS sampled every 2 ms while decoding; the output video is included)."""
+    (RSS sampled every 2 ms while decoding; the output video is included) and the seconds it took. `mode`:
+    "pipeline" as the latent pipeline decodes (`effective_chunk`: streamed where the decoder can, in one piece
+    where the clip fits a chunk), "stream", "overlap" (chunks with the receptive field as context) or "whole"."""
     ae = autoencoder(vae)
     z = torch.randn(1, ae.latent_channels, frames, latent, latent)
-    chunk = effective_chunk(ae, frames, chunk)  # as the latent pipeline decodes: None where one window covers all
+    if mode == "pipeline":
+        chunk = effective_chunk(ae, frames, chunk)
+    kwargs = {"whole": {}, "stream": {"chunk": chunk},
+              "overlap": {"chunk": chunk, "stream": False}}.get(mode, {"chunk": chunk})
     with torch.no_grad():
         ae.decode(z[:, :, :1])  # warm-up: kernels and allocator pools
     before, peak, done = rss_bytes(), [0], threading.Event()
@@ -114,19 +126,43 @@ def decode_probe(frames: int, latent: int, chunk: int, vae: str | None) -> None:
 
     watcher = threading.Thread(target=watch)
     watcher.start()
+    t0 = time.perf_counter()
     with torch.no_grad():
-        ae.decode(z, chunk=chunk)
+        ae.decode(z, **kwargs)
+    seconds = time.perf_counter() - t0
     done.set()
     watcher.join()
-    print(json.dumps({"peak_mib": max(0, peak[0] - before) / 2**20}))
+    print(json.dumps({"peak_mib": max(0, peak[0] - before) / 2**20, "seconds": seconds}))
 
 
-def decode_peak_mib(frames: int, latent: int, chunk: int, vae: str | None) -> float:
-    cmd = [sys.executable, __file__, "--decode-probe", str(frames), str(latent), str(chunk)]
+def decode_run(frames: int, latent: int, chunk: int, vae: str | None, mode: str = "pipeline") -> dict:
+    """{"peak_mib", "seconds"} of `decode_probe` in a fresh process."""
+    cmd = [sys.executable, __file__, "--decode-probe", str(frames), str(latent), str(chunk), "--decode-mode", mode]
     if vae:
         cmd += ["--vae", vae]
     r = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(r.stdout.strip().splitlines()[-1])["peak_mib"]
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def decode_peak_mib(frames: int, latent: int, chunk: int, vae: str | None) -> float:
+    return decode_run(frames, latent, chunk, vae)["peak_mib"]
+
+
+def decode_modes(frames: int, latent: int, vae: str | None, repeats: int) -> dict:
+    """{mode: {"peak_mib", "seconds"}} of decoding `frames` latent frames streamed, overlapped and whole
+    (chunks of 8; the median of `repeats` fresh processes for each)."""
+    out = {}
+    for mode in ("stream", "overlap", "whole"):
+        runs = [decode_run(frames, latent, 8, vae, mode) for _ in range(repeats)]
+        out[mode] = {k: statistics.median(r[k] for r in runs) for k in ("peak_mib", "seconds")}
+    return out
+
+
+def print_decode_modes(frames: int, modes: dict) -> None:
+    s = modes["stream"]
+    for mode, m in modes.items():
+        print(f"decode {frames} frames {mode:>7}: peak +{m['peak_mib']:.0f} MiB, {m['seconds']:.2f}s "
+              f"({m['seconds'] / s['seconds']:.2f}× the streamed time)")
 
 
 def main() -> None:
@@ -138,16 +174,26 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=25, help="sampling steps")
     ap.add_argument("--quick", action="store_true", help="4 frames at 64×64, decoding 4/8/16 frames, 1 repeat")
     ap.add_argument("--json", default=None, help="also write the figures to this file")
+    ap.add_argument("--decode-only", action="store_true", help="only the streamed / overlapped / whole decoding")
     ap.add_argument("--decode-probe", nargs=3, type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--decode-mode", default="pipeline", choices=DECODE_MODES, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.decode_probe:
-        decode_probe(*args.decode_probe, args.vae)
+        decode_probe(*args.decode_probe, args.vae, args.decode_mode)
         return
     frames, size, decode_frames = (4, 64, (4, 8, 16)) if args.quick else (16, 128, (16, 64, 256))
     repeats, steps = (1, 3) if args.quick else (args.repeats, args.steps)
     ae = autoencoder(args.vae)
     c, f, h, w = ae.latent_shape(frames, size, size)
     small = size // ae.spatial_factor
+    long_frames = 16 if args.quick else 64
+    if args.decode_only:
+        modes = decode_modes(long_frames, h, args.vae, repeats)
+        print_decode_modes(long_frames, modes)
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump({"decode_modes": {str(long_frames): modes}}, fh, indent=1)
+        return
     print(f"backbone {args.model}; autoencoder {args.vae or 'untrained VAEConfig()'}: {frames}×{size}² → "
           f"latents {f}×{h}×{w}×{c}; {torch.get_num_threads()} threads")
     latent_model, pix_big, pix_small = backbone(args.model, c), backbone(args.model, 3), backbone(args.model, 3)
@@ -167,6 +213,7 @@ def main() -> None:
                                                     VideoFormat(frames=frames, size=small)), steps, repeats)}
     res["decode_peak_mib"] = {str(n): {"chunk8": decode_peak_mib(n, h, 8, args.vae),
                                        "whole": decode_peak_mib(n, h, 0, args.vae)} for n in decode_frames}
+    res["decode_modes"] = {str(long_frames): decode_modes(long_frames, h, args.vae, repeats)}
     t, s = res["train_s"], res["sample_s"]
     res["ratios"] = {"train_latent_vs_pixel_big": t["latent"] / t["pixel_big"],
                      "train_latent_vs_pixel_small": t["latent"] / t["pixel_small"],
@@ -178,6 +225,7 @@ def main() -> None:
           f"{s['pixel_big']:.2f}s, pixel {small}² {s['pixel_small']:.2f}s")
     for n, m in res["decode_peak_mib"].items():
         print(f"decode {n:>4} frames: peak +{m['chunk8']:.0f} MiB chunked (8), +{m['whole']:.0f} MiB whole")
+    print_decode_modes(long_frames, res["decode_modes"][str(long_frames)])
     for k, v in res["ratios"].items():
         print(f"{k}: {v:.2f}×")
     if args.json:

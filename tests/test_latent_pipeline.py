@@ -67,9 +67,12 @@ def test_latent_pipeline_samples_latents_and_decodes_to_pixels(class_pipe):
     assert pipe.sample_shape(4, 32) == (4, 4, 8, 8)
     out = pipe(num=1, steps=2, class_id=1, guidance=1.0)
     assert out.shape == (1, 4, 32, 32, 3) and out.dtype == torch.uint8
-    # a clip that one window with its context covers is decoded in one piece; a per-frame decoder (no temporal
-    # reach) in chunks of 2 latent frames, to the same pixels
-    assert effective_chunk(ae, 4, 2) is None and effective_chunk(ae, 4 + 2 * ae.decoder_halo, 2) == 2
+    # a streaming decoder (temporal convolutions) is chunked whenever the clip is longer than a chunk; one with
+    # temporal attention decodes a clip that one window with its context covers in one piece; a per-frame decoder
+    # (no temporal reach) in chunks of 2 latent frames, to the same pixels
+    assert effective_chunk(ae, 4, 2) == 2 and effective_chunk(ae, 2, 2) is None
+    attention = VideoAutoencoder(replace(TINY_VAE, temporal_decoder="attention"))
+    assert effective_chunk(attention, 6, 2) is None and effective_chunk(attention, 7, 2) == 2
     per_frame = VideoAutoencoder(replace(TINY_VAE, temporal_decoder="none")).eval()
     assert effective_chunk(per_frame, 4, 2) == 2
     z = torch.randn(1, 4, 4, 8, 8)

@@ -46,7 +46,7 @@ from .data.dataset import VideoDataset
 from .diffusion import Denoiser, ddim_step
 from .diffusion.noise import randn
 from .diffusion.param import broadcast
-from .pipelines import load_pipeline, resolve_model
+from .pipelines import LatentVideoPipeline, load_pipeline, resolve_model
 from .pipelines.base import is_self_conditioned
 from .training import LoopConfig, OptimizerSpec, StepBatches, Task, Trainer, make_accelerator, step_seed
 from .training import state as train_state
@@ -161,12 +161,15 @@ class DistillTask(Task):
     export is the round's checkpoint folder (student weights, config with a "distill" section, losses.json)."""
 
     def __init__(self, teacher, param: str, steps: int, schedule, prior, kinds, text_encoder, cond_drop: float,
-                 config: dict):
+                 config: dict, to_x0=None):
         self.teacher, self.param, self.steps, self.schedule, self.prior = teacher, param, steps, schedule, prior
         self.kinds, self.text_encoder, self.cond_drop, self.config = kinds, text_encoder, cond_drop, config
+        self.to_x0 = to_x0  # a latent teacher's clips -> its scaled latents
 
     def losses(self, trainer, batch, step, generator):
         x0 = batch["video"].to(trainer.device)  # (B, C, F, H, W)
+        if self.to_x0 is not None:
+            x0 = self.to_x0(x0).to(trainer.device)  # (B, C_lat, f, h, w)
         cond = training_cond(self.kinds, x0=x0, class_ids=batch["class_id"], captions=batch["caption"],
                              text_encoder=self.text_encoder, drop_prob=self.cond_drop, generator=generator)
         student = Denoiser(trainer.modules["student"], self.param)
@@ -203,9 +206,15 @@ def run_distill(cfg: DistillConfig, progress: bool = True, resume: bool = False)
     kinds = pipe.condition
     cond_drop = float(pipe.config.get("conditioning", {}).get("cond_drop", 0.1))
     text_encoder = get_text_encoder() if "text" in kinds else None
-    dataset = VideoDataset(cfg.data, frames=pipe.video.frames, size=pipe.video.size, stride=cfg.stride,
-                           cache="auto" if cfg.cache else False, seed=cfg.seed,
-                           progress=progress and accelerator.is_main_process)
+    to_x0 = None
+    if isinstance(pipe, LatentVideoPipeline):  # clips in the teacher's latent space; the students record its VAE
+        pipe.autoencoder.to(device)
+        dataset, to_x0 = pipe.clip_dataset(cfg.data, stride=cfg.stride, cache=cfg.cache, seed=cfg.seed,
+                                           progress=progress and accelerator.is_main_process)
+    else:
+        dataset = VideoDataset(cfg.data, frames=pipe.video.frames, size=pipe.video.size, stride=cfg.stride,
+                               cache="auto" if cfg.cache else False, seed=cfg.seed,
+                               progress=progress and accelerator.is_main_process)
     student = copy.deepcopy(pipe.model).train().requires_grad_(True)
     # guided distillation: round 1 learns the guided teacher; later students inherit its guidance
     ag_spec = pipe.autoguidance_spec(cfg.autoguidance)
@@ -214,6 +223,8 @@ def run_distill(cfg: DistillConfig, progress: bool = True, resume: bool = False)
         print(f"round 1 distils the autoguided teacher ({ag_spec}); the students need no guide", file=sys.stderr)
     teacher_steps, teacher_name, folders = cfg.start_steps, str(folder), []
     base = {k: v for k, v in pipe.config.items() if k != "autoguidance"}  # the student ships no guide
+    if isinstance(pipe, LatentVideoPipeline) and base.get("latent"):
+        base["latent"] = pipe.latent_section()  # where the teacher's autoencoder was found
 
     for r in range(1, cfg.rounds + 1):
         n = teacher_steps // 2  # the student's DDIM steps
@@ -227,7 +238,7 @@ def run_distill(cfg: DistillConfig, progress: bool = True, resume: bool = False)
                               "teacher": teacher_name, "sampler": "ddim", "spacing": "uniform",
                               "weighting": "truncated_snr", "autoguidance": ag_spec,
                               "recipe": config_to_dict(cfg)}}
-        task = DistillTask(den_t, param, n, schedule, prior, kinds, text_encoder, cond_drop, config)
+        task = DistillTask(den_t, param, n, schedule, prior, kinds, text_encoder, cond_drop, config, to_x0)
         seed = step_seed(cfg.seed, r)  # every round draws its own batches and noise
         loop = LoopConfig(steps=cfg.steps_per_round, minutes=cfg.minutes_per_round, seed=seed,
                           log_every=cfg.log_every, device=cfg.device, progress=progress,

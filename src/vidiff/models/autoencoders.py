@@ -34,6 +34,8 @@ class IdentityAutoencoder(Autoencoder):
     """z = x: spatial and temporal factor 1, scaling 1, a point-mass posterior. A latent pipeline with it is the
     pixel pipeline (the oracle for the latent path)."""
 
+    bounded = True
+
     def __init__(self, channels: int = 3):
         super().__init__()
         self.latent_channels = self.in_channels = channels

@@ -15,13 +15,16 @@ Memory: `encode`/`decode` run in temporal chunks (with `overlap` latent frames o
 that the decoder can see — exact when it covers the temporal receptive field, `decoder_halo`) and in
 spatial tiles whose seams are blended linearly (diffusers' VAE tiling, SVD's `decode_chunk_size`).
 Exactness costs compute: each chunk decodes (chunk + 2·overlap) frames, so a smaller `overlap` trades a
-small error (it decays fast with the overlap) for speed. Tiling is approximate: GroupNorm statistics and
-the spatial receptive field differ per tile.
+small error (it decays fast with the overlap) for speed. A decoder whose temporal layers are convolutions
+streams its chunks instead (`vae_stream`: the convolutions' caches carried between chunks, each frame
+decoded once, exact); temporal attention has no bounded cache and keeps the overlapped chunks. Tiling is
+approximate: GroupNorm statistics and the spatial receptive field differ per tile.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -34,6 +37,7 @@ from ..checkpoint import save_pretrained
 from ..config import config_to_dict
 from ..utils import VidiffError
 from .layers import SpatialAttentionBlock, TemporalAttentionBlock, TemporalConv, VideoCtx, group_norm
+from .vae_stream import stream_decode, streamable
 
 TemporalKind = Literal["none", "conv3d", "attention", "both"]
 
@@ -235,6 +239,7 @@ class Autoencoder(nn.Module):
     decoder_halo: int | None = 0  # latent frames of context each decoded frame needs (None: unbounded)
     fingerprint: str | None = None  # sha256 of the weights file it was loaded from
     source: str | None = None
+    bounded: bool = False  # its latents are pixels in [−1, 1] (the identity): clamped like pixels while sampling
 
     def encode_moments(self, x: Tensor) -> Tensor:
         raise NotImplementedError
@@ -290,17 +295,26 @@ class Autoencoder(nn.Module):
             moments = fn(x)
         return self.posterior(moments)
 
+    def stream_fn(self, chunk: int) -> Callable[[Tensor], Tensor] | None:
+        """`decode_latents` fed `chunk` latent frames at a time, each decoded once with the temporal layers'
+        caches carried between chunks (`vae_stream`, exact); None where the decoder cannot stream."""
+        return None
+
     def decode(self, z: Tensor, chunk: int | None = None, tile: int | None = None, overlap: int | None = None,
-               tile_overlap: int | None = None) -> Tensor:
-        """z (B, C, f, h, w) (unscaled latents) → (B, 3, F, H, W); `chunk` latent frames decoded at a time with
-        `overlap` frames of context (default: the receptive field, or `chunk` where it is unbounded, as with
-        temporal attention), `tile` latent pixels per spatial tile, overlapping by `tile_overlap` (default tile/4)."""
+               tile_overlap: int | None = None, stream: bool = True) -> Tensor:
+        """z (B, C, f, h, w) (unscaled latents) → (B, 3, F, H, W); `chunk` latent frames decoded at a time —
+        streamed (`stream_fn`: each frame decoded once, exact) where the decoder can and no `overlap` is given,
+        else with `overlap` frames of context (default: the receptive field, or `chunk` where it is unbounded,
+        as with temporal attention) — and `tile` latent pixels per spatial tile, overlapping by `tile_overlap`
+        (default tile/4)."""
         if z.dim() != 5 or z.shape[1] != self.latent_channels:
             raise VidiffError(f"expected latents (B, {self.latent_channels}, F, h, w), got shape {tuple(z.shape)}")
-        fn = self.decode_latents
+        long = bool(chunk) and z.shape[2] > chunk
+        streamed = self.stream_fn(chunk) if long and stream and overlap is None else None
+        fn = streamed or self.decode_latents
         if tile:
             fn = _tiles_of(fn, tile, _tile_overlap(tile, tile_overlap), self.spatial_factor)
-        if chunk and z.shape[2] > chunk:
+        if long and streamed is None:
             halo = self.decoder_halo if overlap is None else overlap
             halo = chunk if halo is None else halo
             return chunked(fn, z, chunk, halo, 0 if self.causal else halo, self.temporal_factor, decode=True)
@@ -545,6 +559,10 @@ class VideoAutoencoder(Autoencoder):
 
     def decode_latents(self, z: Tensor) -> Tensor:
         return self.decoder(z)  # (B, 3, F, H, W)
+
+    def stream_fn(self, chunk: int) -> Callable[[Tensor], Tensor] | None:
+        """Streamed decoding where the temporal layers are convolutions (none with temporal attention)."""
+        return partial(stream_decode, self.decoder, chunk=chunk) if streamable(self.decoder) else None
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, DiagonalGaussian]:
         """Reconstruction of x from z ~ q(z|x) and the posterior (for the training losses)."""

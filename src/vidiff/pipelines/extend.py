@@ -32,9 +32,10 @@ from ..diffusion.param import Prediction, broadcast, time_vector
 from ..limits import check_memory, check_positive, estimate_training_bytes, eta_notice, sampling_seconds
 from ..utils import VidiffError
 from .base import initial_noise, is_self_conditioned
+from .latent import LatentVideoPipeline
 
-__all__ = ["METHODS", "DEFAULT_WEIGHT", "Replacement", "prepare_video", "fill_frames", "extend", "interpolate",
-           "interpolation_windows"]
+__all__ = ["METHODS", "DEFAULT_WEIGHT", "Replacement", "prepare_video", "fill_frames", "extend", "extend_frames",
+           "interpolate", "interpolate_frames", "interpolation_windows"]
 
 METHODS = ("reconstruction", "replacement")
 DEFAULT_WEIGHT = 8.0  # w_r of VDM eq. 7 (VDM: w_r > 1 works best); shapes-tiny smoke run best near 8-16, see docs
@@ -111,12 +112,13 @@ def fill_frames(pipeline, x_known: Tensor, mask: Tensor, *, steps: int = 25, sam
                 noise: Tensor | None = None, seed: int = 0, method: str = "reconstruction",
                 guidance_weight: float = DEFAULT_WEIGHT, cond: Cond | None = None,
                 generator: torch.Generator | list[torch.Generator] | None = None, autoguidance: float | None = None,
-                **sampler_kwargs) -> Tensor:
+                clamp: bool = True, **sampler_kwargs) -> Tensor:
     """Sample x (B, C, F, H, W) with the frames where `mask` (B, F) is True held to `x_known` — VDM
     sec. 3.1 conditional sampling by reconstruction guidance (eq. 7) or replacement; in [-1, 1].
     `autoguidance`: the weight of the checkpoint's guide model inside the reconstruction guidance
     (None: the checkpoint's default, 0: off). `generator`: the sampler's fresh noise, one generator or one per
-    sample (default: sample i's own, seeded with `seed + i`, which also draws its initial noise)."""
+    sample (default: sample i's own, seeded with `seed + i`, which also draws its initial noise). `clamp=False`
+    returns the samples as drawn (latents)."""
     pipe = as_pipeline(pipeline)
     if method not in METHODS:
         raise VidiffError(f"unknown method {method!r}; choose one of {list(METHODS)}")
@@ -140,7 +142,7 @@ def fill_frames(pipeline, x_known: Tensor, mask: Tensor, *, steps: int = 25, sam
                    generator=generator, **sampler_kwargs)
     finally:
         model.train(was_training)
-    return x.clamp(-1, 1)
+    return x.clamp(-1, 1) if clamp else x
 
 
 def check_window_work(pipe, videos: int, n_windows: int, window: int, frames_out: int, height: int, width: int,
@@ -170,13 +172,27 @@ def extend(pipeline, video, frames_total: int, *, context: int | None = None, wi
     frames at its start and generates the rest. Returns (B, C, frames_total, H, W) in [-1, 1] (no batch
     dimension if `video` had none); the given frames come first, resized to the model's size.
     `callback(dict(window=j, total=n, frames=F_so_far))` runs after each window; `autoguidance` as in
-    `fill_frames`."""
+    `fill_frames`. A latent model encodes the video, extends its latents and decodes them
+    (`LatentVideoPipeline.extend`)."""
     pipe = as_pipeline(pipeline)
+    options = dict(context=context, window=window, guidance_weight=guidance_weight, steps=steps, sampler=sampler,
+                   seed=seed, method=method, cond=cond, callback=callback, autoguidance=autoguidance)
+    if isinstance(pipe, LatentVideoPipeline):
+        return pipe.extend(video, frames_total, **options)
     pipe.autoguidance_spec(autoguidance)  # no guide -> one-line error before any work
     check_positive(frames_total, "--frames")
     check_positive(steps, "--steps")
-    batched = is_batched_video(video)
     x = prepare_video(video, pipe.video.size, pipe.video.channels)  # (B, C, F0, H, W)
+    y = extend_frames(pipe, x, frames_total, **options)
+    return y if is_batched_video(video) else y[0]
+
+
+def extend_frames(pipe, x: Tensor, frames_total: int, *, context: int | None = None, window: int | None = None,
+                  guidance_weight: float = DEFAULT_WEIGHT, steps: int = 25, sampler: str = "ddim", seed: int = 0,
+                  method: str = "reconstruction", cond: Cond | None = None, callback: Callable | None = None,
+                  autoguidance: float | None = None, clamp: bool = True) -> Tensor:
+    """`extend` on a prepared batch x (B, C, F0, H, W) of what `pipe`'s backbone samples (pixels, or the
+    latents of a latent model's `latent_view`); `clamp=False` keeps the new frames as sampled (latents)."""
     B, C, F0, H, W = x.shape
     window = window or pipe.video.frames
     context = window // 2 if context is None else context
@@ -202,14 +218,14 @@ def extend(pipeline, video, frames_total: int, *, context: int | None = None, wi
         x_known[:, :, :context] = have
         noise = torch.stack([torch.randn((C, window, H, W), generator=g) for g in gens])
         xw = fill_frames(pipe, x_known, mask, steps=steps, sampler=sampler, noise=noise, method=method,
-                         guidance_weight=guidance_weight, cond=cond, generator=gens, autoguidance=autoguidance)
+                         guidance_weight=guidance_weight, cond=cond, generator=gens, autoguidance=autoguidance,
+                         clamp=clamp)
         new = xw[:, :, context:]  # (B, C, window − context, H, W)
         out.append(new)
         have = torch.cat([have, new], dim=2)[:, :, -context:]
         if callback is not None:
             callback(dict(window=j, total=n_windows, frames=F0 + (j + 1) * (window - context)))
-    y = torch.cat(out, dim=2)[:, :, :frames_total]
-    return y if batched else y[0]
+    return torch.cat(out, dim=2)[:, :, :frames_total]
 
 
 # --- interpolation -----------------------------------------------------------------------------------
@@ -241,11 +257,25 @@ def interpolate(pipeline, video, factor: int = 2, *, window: int | None = None,
     (B, C, F_out, H, W) in [-1, 1] (no batch dimension if `video` had none). Windows are independent
     given their end frames and run `batch_size` at a time; frames generated past a window's last given
     frame are discarded, and where the end-aligned last window overlaps the previous one the earlier
-    window's frames are kept. `autoguidance` as in `fill_frames`."""
+    window's frames are kept. `autoguidance` as in `fill_frames`. A latent model encodes the frames,
+    interpolates their latents and decodes them (`LatentVideoPipeline.interpolate`)."""
     pipe = as_pipeline(pipeline)
+    options = dict(window=window, guidance_weight=guidance_weight, steps=steps, sampler=sampler, seed=seed,
+                   method=method, batch_size=batch_size, cond=cond, autoguidance=autoguidance)
+    if isinstance(pipe, LatentVideoPipeline):
+        return pipe.interpolate(video, factor, **options)
     pipe.autoguidance_spec(autoguidance)  # no guide -> one-line error before any work
-    batched = is_batched_video(video)
     x = prepare_video(video, pipe.video.size, pipe.video.channels)  # (B, C, N, H, W)
+    y = interpolate_frames(pipe, x, factor, **options)
+    return y if is_batched_video(video) else y[0]
+
+
+def interpolate_frames(pipe, x: Tensor, factor: int = 2, *, window: int | None = None,
+                       guidance_weight: float = DEFAULT_WEIGHT, steps: int = 25, sampler: str = "ddim", seed: int = 0,
+                       method: str = "reconstruction", batch_size: int = 4, cond: Cond | None = None,
+                       autoguidance: float | None = None, clamp: bool = True) -> Tensor:
+    """`interpolate` on a prepared batch x (B, C, N, H, W) of what `pipe`'s backbone samples (pixels, or the
+    latents of a latent model's `latent_view`); `clamp=False` keeps the generated frames as sampled (latents)."""
     B, C, N, H, W = x.shape
     window = window or pipe.video.frames
     starts = interpolation_windows(N, factor, window)
@@ -276,14 +306,14 @@ def interpolate(pipeline, video, factor: int = 2, *, window: int | None = None,
         xw = fill_frames(pipe, x_known, mask, steps=steps, sampler=sampler, method=method,
                          noise=torch.stack([noise[p] for p in chunk]), guidance_weight=guidance_weight,
                          cond=c, generator=[window_gens[p] for p in chunk],
-                         autoguidance=autoguidance)  # (n, C, window, H, W)
+                         autoguidance=autoguidance, clamp=clamp)  # (n, C, window, H, W)
         for i, (b, a) in enumerate(chunk):
             pos = torch.arange(a * factor, a * factor + span)
             new = ~filled[b, pos]  # keep the earlier window's frames where windows overlap
             y[b, :, pos[new]] = xw[i, :, :span][:, new]
             filled[b, pos] = True
     y[:, :, ::factor] = x  # the given frames exactly
-    return y if batched else y[0]
+    return y
 
 
 def is_batched_video(video) -> bool:

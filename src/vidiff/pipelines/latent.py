@@ -12,13 +12,21 @@ name or path as given (a bundled name is looked up on the model search path), th
 path — and accepts it only when its weights have the recorded sha256, so a latent model is never decoded
 by another autoencoder. Sampling is the pixel pipeline's (`VideoPipeline.__call__`: conditions, CFG,
 autoguidance) on latents of shape (C, f, h, w); decoding runs in temporal chunks and spatial tiles
-(`decode_chunk`, `tile`), so its memory stays flat in length and resolution. Latents z are mapped to the
-diffusion space as (z − shift)·scale (LDM §4.3.2) and back before decoding.
+(`decode_chunk`, `tile`; a decoder with temporal convolutions streams its chunks, each frame decoded once),
+so its memory stays flat in length and resolution. Latents z are mapped to the diffusion space as
+(z − shift)·scale (LDM §4.3.2) and back before decoding.
+
+Long videos by windows (`sample_long`), extension and interpolation (`extend`, `interpolate`: the given pixel
+video is encoded, the window-by-window work runs on `latent_view`, all latents are decoded together and the
+given frames put back as given) and progressive distillation (`clip_dataset`: its training clips as latents;
+`latent_section`: the students record the same autoencoder) work on latent models as on pixel ones; with the
+identity autoencoder each gives the pixel pipeline's result bit for bit.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import Tensor
@@ -26,6 +34,9 @@ from torch import Tensor
 from ..bundled import find_autoencoder
 from ..checkpoint import read_config
 from ..conditioning import Cond
+from ..data.dataset import VideoDataset
+from ..data.latents import INDEX_NAME, LatentDataset
+from ..limits import check_positive
 from ..models.autoencoders import load_autoencoder, vae_fingerprint, weights_file
 from ..models.vae import Autoencoder
 from ..utils import VidiffError
@@ -38,10 +49,13 @@ DEFAULT_TILE = 64
 
 
 def effective_chunk(autoencoder: Autoencoder, latent_frames: int, chunk: int | None) -> int | None:
-    """`chunk`, or None (decode in one piece: the same result, no more memory) when one window with its context
-    on both sides — the decoder's receptive field, or `chunk` frames where that is unbounded — covers the clip."""
+    """`chunk`, or None (decode in one piece: the same result, no more memory) when the clip fits one chunk or,
+    for a decoder that cannot stream (`Autoencoder.stream_fn`), when one window with its context on both sides —
+    the decoder's receptive field, or `chunk` frames where that is unbounded — covers the clip."""
     if not chunk:
         return None
+    if autoencoder.stream_fn(chunk) is not None:  # streamed: every frame decoded once, whatever the length
+        return chunk if latent_frames > chunk else None
     halo = autoencoder.decoder_halo if autoencoder.decoder_halo is not None else chunk
     return None if latent_frames <= chunk + 2 * halo else chunk
 
@@ -186,6 +200,100 @@ class LatentVideoPipeline(VideoPipeline):
             overlap = overlap // self.autoencoder.temporal_factor
         z = sample_long(self.latent_view(), num, frames=f, window=window, overlap=overlap, clamp=False, **kwargs)
         return self.decode(z)
+
+    # --- extension and interpolation (VDM sec. 3.1) in latent space --------------------------------------
+
+    def latent_count(self, frames: int) -> int:
+        """Latent frames that hold at least `frames` pixel frames (1 + ⌈(frames − 1)/k⌉ at temporal factor k)."""
+        return 1 + -(-(frames - 1) // self.autoencoder.temporal_factor)
+
+    def extend(self, video, frames_total: int, *, context: int | None = None, window: int | None = None,
+               callback=None, **options) -> Tensor:
+        """`pipelines.extend.extend` for a latent model: the video (pixels) is encoded to its posterior mean,
+        the latents are extended window by window (`context` and `window` in pixel frames, as latent frames),
+        all latents are decoded together (the temporal decoder sees the seam) and the given frames come first,
+        as given: (B, 3, frames_total, H, W) in [−1, 1] (no batch dimension if `video` had none)."""
+        from .extend import extend_frames, is_batched_video, prepare_video
+
+        self.autoguidance_spec(options.get("autoguidance"))  # no guide -> one-line error before any work
+        check_positive(frames_total, "--frames")
+        check_positive(options.get("steps", 25), "--steps")
+        x = prepare_video(video, self.video.size)  # (B, 3, F0, H, W) pixels
+        F0 = x.shape[2]
+        if frames_total <= F0:
+            raise VidiffError(f"the video already has {F0} frames; ask for more with --frames (got {frames_total})")
+        z = self.encode(self._fits(x, "extend"))  # (B, C, f0, h, w)
+        tf = self.autoencoder.temporal_factor
+        if callback is not None:  # report pixel frames
+            user_callback = callback
+
+            def callback(info):
+                user_callback({**info, "frames": min(frames_total, self.autoencoder.pixel_frames(info["frames"]))})
+        zy = extend_frames(self.latent_view(), z, self.latent_count(frames_total),
+                           context=None if context is None else -(-context // tf),
+                           window=None if window is None else self.autoencoder.latent_frames(window),
+                           callback=callback, clamp=self.autoencoder.bounded, **options)  # (B, C, f, h, w)
+        y = self.decode(zy)[:, :, :frames_total]  # (B, 3, frames_total, H, W)
+        y[:, :, :F0] = x  # the given frames exactly
+        return y if is_batched_video(video) else y[0]
+
+    def interpolate(self, video, factor: int = 2, *, window: int | None = None, **options) -> Tensor:
+        """`pipelines.extend.interpolate` for a latent model: the given frames are encoded, the latents between
+        them generated, all latents decoded together, and the given frames put back as given:
+        (B, 3, (N − 1)·factor + 1, H, W) in [−1, 1] (no batch dimension if `video` had none). An autoencoder
+        that compresses time cannot hold single given frames and is refused."""
+        from .extend import interpolate_frames, is_batched_video, prepare_video
+
+        tf = self.autoencoder.temporal_factor
+        if tf > 1:
+            raise VidiffError(f"interpolation needs one latent per frame, but {self.name or 'this model'}'s "
+                              f"autoencoder compresses time {tf}x; use a latent model whose autoencoder keeps "
+                              "every frame (no --temporal-compression)")
+        self.autoguidance_spec(options.get("autoguidance"))  # no guide -> one-line error before any work
+        x = prepare_video(video, self.video.size)  # (B, 3, N, H, W) pixels
+        z = self.encode(self._fits(x, "interpolate"))  # (B, C, N, h, w)
+        zy = interpolate_frames(self.latent_view(), z, factor, window=window, clamp=self.autoencoder.bounded,
+                                **options)  # (B, C, F_out, h, w)
+        y = self.decode(zy)  # (B, 3, F_out, H, W)
+        y[:, :, ::factor] = x  # the given frames exactly
+        return y if is_batched_video(video) else y[0]
+
+    # --- training clips of a model derived from this one (distillation) ----------------------------------
+
+    def clip_dataset(self, data: str | Path, *, stride: int = 1, cache: bool = True, seed: int = 0,
+                     progress: bool = True) -> tuple[torch.utils.data.Dataset, Callable[[Tensor], Tensor]]:
+        """Training clips in this model's latent space and the map from a batch's "video" to x₀: a latent cache
+        of its own autoencoder (`vidiff vae encode`; its scaled posterior means as they are), or a folder of
+        videos at the model's pixel format, each batch encoded to its scaled posterior mean (`encode`)."""
+        c, f, h, w = self.sample_shape(self.video.frames, self.video.size)
+        if (Path(data) / INDEX_NAME).is_file():
+            ds = LatentDataset(data, seed=seed, scaling_factor=self.scaling_factor)
+            ds.check_autoencoder(self.autoencoder.fingerprint or "")
+            if ds.latent_shape != (c, f, h, w):
+                raise VidiffError(f"latent cache {data} holds latents {ds.latent_shape}; {self.name or 'the model'} "
+                                  f"samples {(c, f, h, w)} — encode {self.video.frames} frames of "
+                                  f"{self.video.size}x{self.video.size}")
+            return ds, lambda z: z
+        ds = VideoDataset(str(data), frames=self.video.frames, size=self.video.size, stride=stride,
+                          cache="auto" if cache else False, seed=seed, progress=progress)
+        return ds, self.encode
+
+    def latent_section(self) -> dict:
+        """The checkpoint's `latent` section pointing at the folder its autoencoder was found in, for a model
+        derived from this one (a distilled student) to find the same autoencoder."""
+        section = dict(self.config.get("latent") or {})
+        if section and self.autoencoder.source:
+            folder = Path(self.autoencoder.source).resolve()
+            section.update(vae_path=str(folder), weights=str(weights_file(folder).resolve()))
+        return section
+
+    def _fits(self, x: Tensor, what: str) -> Tensor:
+        """x, or a one-line error when its frame count cannot be encoded (a causal autoencoder needs 1 + kn)."""
+        try:
+            self.autoencoder.check_video_shape(*x.shape[2:])
+        except VidiffError as e:
+            raise VidiffError(f"cannot {what} the video: {e}") from None
+        return x
 
 
 def is_latent_checkpoint(folder: str | Path) -> bool:

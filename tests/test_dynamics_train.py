@@ -1,5 +1,6 @@
 """`vidiff dynamics train` on real-footage-like videos: the camera-motion filter, training pairs,
 exact resume, the no-usable-clip error, and `vidiff animate --mask`."""
+import dataclasses
 import os
 import signal
 import sys
@@ -104,7 +105,7 @@ def test_training_pairs_round_trip_through_normalisation(videos):
     assert torch.equal(crop_pair(img, sv, (0, 0, H), H, True)[1][:, 0], -sv[:, 0, :, :H].flip(-1))
 
 
-def test_dynamics_train_resumes_exactly_and_previews(videos, tmp_path):
+def test_dynamics_train_resumes_exactly_and_previews(videos, tmp_path, capsys):
     assert stage_budgets(6, None, False) == {"vae": (1, None), "stage1": (3, None), "stage2": (2, None)}
     data = tmp_path / "data"
     data.mkdir()
@@ -121,7 +122,10 @@ def test_dynamics_train_resumes_exactly_and_previews(videos, tmp_path):
     assert not (tmp_path / "part" / "model.safetensors").exists()
     with pytest.raises(Exception, match="--resume"):
         train_motion_real(data, tmp_path / "part", TINY, steps=6, progress=False)
-    train_motion_real(data, tmp_path / "part", steps=6, resume=True, progress=False)
+    capsys.readouterr()
+    train_motion_real(data, tmp_path / "part", dataclasses.replace(TINY, batch=4), steps=6, resume=True,
+                      progress=False)
+    assert "with its saved settings; ignored: --batch" in capsys.readouterr().err
     a = load_state_dict(tmp_path / "full" / "model.safetensors")
     b = load_state_dict(tmp_path / "part" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # exact, not approximate

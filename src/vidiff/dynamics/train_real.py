@@ -246,7 +246,7 @@ def _loop(cfg: RealMotionConfig, budget: tuple, stage: str, progress: bool) -> L
                       progress=progress, desc=f"motion {stage}")
 
 
-def _start(out: Path, videos: list[Path], photos: list[Path], cfg: RealMotionConfig, renderer: bool,
+def _start(out: Path, videos: list[Path], photos: list[Path], cfg: RealMotionConfig | None, renderer: bool,
            resume: bool) -> tuple[RealMotionConfig, list[Path], bool]:
     """Check OUT and record (or, resuming, read back) the run's settings and photos."""
     run_file = out / RUN_FILE
@@ -254,13 +254,18 @@ def _start(out: Path, videos: list[Path], photos: list[Path], cfg: RealMotionCon
         if not run_file.is_file():
             raise VidiffError(f"cannot resume: {run_file} not found; start without --resume")
         saved = read_json(run_file)
-        cfg = config_from_dict(RealMotionConfig, saved["config"], str(run_file))
+        given, cfg = cfg, config_from_dict(RealMotionConfig, saved["config"], str(run_file))
+        if given is not None and given != cfg:
+            changed = [k for k, v in config_to_dict(given).items() if saved["config"].get(k) != v]
+            notice(f"resuming {out} with its saved settings; ignored: "
+                   + ", ".join("--" + k.replace("_", "-") for k in changed))
         if bool(saved["renderer"]) != renderer:
             raise VidiffError(f"{out} was started {'with' if saved['renderer'] else 'without'} --renderer; resume it "
                               "the same way")
         return cfg, [Path(p) for p in saved["photos"]], renderer
     if run_file.is_file():
         raise VidiffError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    cfg = cfg or RealMotionConfig()
     if cfg.size % 8 or cfg.size < 8:
         raise VidiffError(f"--size must be a multiple of 8; got {cfg.size}")
     out.mkdir(parents=True, exist_ok=True)
@@ -280,7 +285,7 @@ def train_motion_real(videos: str | Path | list[Path], out: str | Path, cfg: Rea
     video_list = list_inputs(Path(videos), "videos") if isinstance(videos, (str, Path)) else list(videos)
     photo_list = (list_inputs(Path(photos), "photos", photos=True) if isinstance(photos, (str, Path))
                   else list(photos or []))
-    cfg, photo_list, renderer = _start(out, video_list, photo_list, cfg or RealMotionConfig(), renderer, resume)
+    cfg, photo_list, renderer = _start(out, video_list, photo_list, cfg, renderer, resume)
 
     clips_file = out / CLIPS_FILE
     if resume and clips_file.is_file():

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from vidiff.checkpoint import save_pretrained
 from vidiff.cli import main
 from vidiff.config import config_to_dict
-from vidiff.data.io import read_video
+from vidiff.data.io import from_uint8, read_video
 from vidiff.models import build_model
 from vidiff.models.autoencoders import IdentityAutoencoder, vae_fingerprint
 from vidiff.models.vae import VAEConfig, VideoAutoencoder, save_vae
@@ -147,10 +147,14 @@ def test_distilled_students_record_and_find_the_same_autoencoder(world, capsys, 
     assert np.load(tmp_path / "s.npy").shape == (1, 4, 32, 32, 3)
 
 
-def test_a_time_compressing_autoencoder_cannot_interpolate(world):
+def test_a_time_compressing_autoencoder_extends_but_cannot_interpolate():
     causal = VideoAutoencoder(VAEConfig(base_channels=8, norm_groups=4, causal=True, temporal_compression=4,
                                         mid_attention=False))
-    pipe = LatentVideoPipeline(_model(0), DiffusionConfig(), VideoFormat(frames=5, size=16), causal)
+    torch.manual_seed(0)
+    model = build_model({**TINY, "in_channels": 4, "out_channels": 4}).eval()
+    pipe = LatentVideoPipeline(model, DiffusionConfig(), VideoFormat(frames=9, size=16), causal)
+    y = extend(pipe, _video(5), 12, steps=1)  # latents 2 -> 4 (context 1 of a 3-latent window), decoded, cut to 12
+    assert y.shape == (3, 12, 16, 16) and torch.equal(y[:, :5], from_uint8(_video(5)))  # the given frames first
     with pytest.raises(VidiffError, match="compresses time 4x"):
         interpolate(pipe, _video(3), 2, steps=1)
     with pytest.raises(VidiffError, match="cannot extend the video: 4 frames do not fit the causal autoencoder"):

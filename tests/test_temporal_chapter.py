@@ -222,3 +222,16 @@ def test_vidiff_train_with_a_chapter_mixer_trains_a_tiny_model(tmp_path):
     assert config["model"]["temporal"] == "convgru"
     assert config["train"]["temporal_consistency"] == 0.1
     assert (out / "model.safetensors").is_file()
+
+
+def test_train_recipe_refuses_a_temporal_layer_for_a_dit_and_a_negative_consistency_weight():
+    from vidiff.training.diffusion_task import TrainConfig, build_model_for, check_config
+
+    with pytest.raises(VidiffError, match="not a UNet3D"):
+        build_model_for(TrainConfig(data="x", model="dit-tiny", temporal="convgru", frames=4, size=8))
+    with pytest.raises(VidiffError, match="temporal must be one of"):
+        build_model_for(TrainConfig(data="x", model="unet-nano-image", temporal="lstm", frames=4, size=8))
+    with pytest.raises(VidiffError, match="--temporal-consistency"):
+        check_config(TrainConfig(data="x", steps=1, temporal_consistency=-1.0))
+    model = build_model_for(TrainConfig(data="x", model="unet-nano-image", temporal="motion", frames=4, size=8))
+    assert model.config.temporal == "motion"

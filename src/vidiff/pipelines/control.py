@@ -41,6 +41,8 @@ def control_request(pipe: VideoPipeline, *, num: int, frames: int | None = None,
     if long:
         raise VidiffError("--trajectory, --drag and --physics apply to one window of the model's length; "
                           "leave out --window and keep --frames at most the model's")
+    if drag is not None:
+        parse_drag(drag)  # the syntax first: a malformed drag is named before anything about the model
     out: dict = {}
     frames = pipe.video.frames if frames is None else frames
     size = pipe.video.size

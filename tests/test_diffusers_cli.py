@@ -99,5 +99,6 @@ def test_bad_folders_and_options_are_one_line(sd_folder, svd_folder, tmp_path, c
                                         "--out", str(tmp_path)], capsys)
     assert "--prompt" in _error(["--model", str(svd), "--image", str(first), "--prompt", "x", "--out",
                                  str(tmp_path)], capsys)
-    assert "vidiff checkpoint" in _error(["--model", "shapes-tiny", "--fps", "7", "--out", str(tmp_path)], capsys)
+    assert "not trained with that micro-condition" in _error(["--model", "shapes-tiny", "--fps", "7", "--out",
+                                                               str(tmp_path)], capsys)
     assert not any(tmp_path.glob("samples*"))  # nothing half-written

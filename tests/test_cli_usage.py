@@ -98,3 +98,15 @@ def test_the_command_line_starts_without_torch():
     """Parsing (and so every usage error and `--help`) needs no torch: commands import it when they run."""
     code = "import sys, vidiff.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=120).returncode == 0
+
+
+def test_train_help_names_every_condition_kind():
+    """`vidiff train --help` lists every condition kind `--condition` accepts."""
+    from typer.testing import CliRunner
+
+    from vidiff.conditioning.tasks import KINDS
+
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "400", "TERMINAL_WIDTH": "400"})
+    assert result.exit_code == 0
+    text = " ".join(result.output.split())
+    assert all(f" {kind} " in text or f"| {kind}" in text for kind in KINDS), text

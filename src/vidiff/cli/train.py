@@ -35,7 +35,8 @@ def register(app: typer.Typer) -> None:
         snapshot_steps: Optional[str] = typer.Option(None, "--snapshot-steps",
                                                      help="comma-separated steps whose EMA weights are kept "
                                                           "in OUT/snapshots"),
-        condition: Optional[str] = typer.Option(None, help="none | class | text | first_frame, or joined by '+'"),
+        condition: Optional[str] = typer.Option(None, help="none, or kinds joined by '+': class | text | "
+                                                "first_frame | tsr | ssr | trajectory | gen1 | gen1_flow"),
         cond_drop: Optional[float] = typer.Option(None, help="condition dropout rate for classifier-free guidance"),
         schedule: Optional[str] = typer.Option(None, help="noise schedule: cosine | shifted_cosine | linear | edm "
                                                "(EDM's training law: lognormal sigma, loss weight lambda(sigma))"),

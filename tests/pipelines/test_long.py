@@ -122,6 +122,11 @@ def test_class_conditional_with_cfg(tiny_pipe):
     one = sample_long(pipe, 2, frames=4, class_id=1, guidance=2.0, steps=2, seed=0)
     assert torch.equal(torch.from_numpy(to_uint8(one)), ref)
     assert sample_long(pipe, 1, frames=7, class_id=2, guidance=2.0, steps=2).shape == (1, 3, 7, 16, 16)
+    # CFG rescale (Lin et al. 2024) reaches the long path too, the same as the pipeline's
+    ref = pipe(num=2, class_id=1, guidance=2.0, guidance_rescale=0.7, steps=2, seed=0)
+    one = sample_long(pipe, 2, frames=4, class_id=1, guidance=2.0, guidance_rescale=0.7, steps=2, seed=0)
+    assert torch.equal(torch.from_numpy(to_uint8(one)), ref)
+    assert not torch.equal(ref, pipe(num=2, class_id=1, guidance=2.0, steps=2, seed=0))
 
 
 def test_errors():

@@ -144,7 +144,8 @@ def sample(
         long = pipe.sample_long if isinstance(pipe, LatentVideoPipeline) else partial(sample_long, pipe)
         videos = to_uint8(long(num, frames=frames or pipe.video.frames, window=window, overlap=overlap,
                                steps=steps, sampler=sampler, seed=seed, prompt=prompt, class_id=class_id,
-                               guidance=guidance, autoguidance=autoguidance, **extra))
+                               guidance=guidance, guidance_rescale=guidance_rescale, autoguidance=autoguidance,
+                               **extra))
     else:
         videos = pipe(num=num, frames=frames, steps=steps, sampler=sampler, seed=seed, progress=True,
                       prompt=prompt, class_id=class_id, image=image, guidance=guidance, **control,

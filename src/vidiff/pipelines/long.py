@@ -133,6 +133,7 @@ class TemporalWindows:
 def sample_long(pipeline, num: int = 1, *, frames: int, window: int | None = None, overlap: int | None = None,
                 steps: int = 25, sampler: str = "ddim", seed: int = 0, cond: Cond | None = None,
                 prompt: str | None = None, class_id: int | None = None, guidance: float = 0.0,
+                guidance_rescale: float = 0.0,
                 autoguidance: float | None = None, weighting: str = "triangular", batch_size: int = 8,
                 size: int | None = None,
                 callback: Callable | None = None, **sampler_kwargs) -> Tensor:
@@ -141,9 +142,9 @@ def sample_long(pipeline, num: int = 1, *, frames: int, window: int | None = Non
 
     `pipeline` is a `VideoPipeline` or a model name / checkpoint folder; `window` defaults to the
     model's frame count and `overlap` to half of it. `prompt` / `class_id` condition a model trained
-    with them, `guidance` is the CFG weight w (applied outside the windows); `autoguidance` guides each
-    window with the checkpoint's guide model (None: its default, 0: off). Sample i depends only on
-    `seed + i`.
+    with them, `guidance` is the CFG weight w (applied outside the windows, with its `guidance_rescale` φ);
+    `autoguidance` guides each window with the checkpoint's guide model (None: its default, 0: off).
+    Sample i depends only on `seed + i`.
     """
     from ..conditioning import null_like
     from . import load_pipeline
@@ -172,7 +173,7 @@ def sample_long(pipeline, num: int = 1, *, frames: int, window: int | None = Non
 
     wrap = windows
     if guidance and given:  # CFG outside: its batched [cond, null] call is cut into windows like any cond
-        wrap = partial(_cfg_outside, windows=windows, w=guidance, null=null_like(cond))
+        wrap = partial(_cfg_outside, windows=windows, w=guidance, null=null_like(cond), rescale=guidance_rescale)
 
     shape = (num, pipe.video.channels, frames, size, size)
     return sample_videos(pipe.model, pipe.diffusion, shape, steps=steps, sampler=sampler, seed=seed, cond=cond,
@@ -194,5 +195,6 @@ def _check_long_request(pipe, num: int, frames: int, window: int, overlap: int, 
                f"sampling {num} video(s) of {frames} frames ({n_windows} windows, {steps} steps)")
 
 
-def _cfg_outside(den: Callable, windows: Callable, w: float, null: Cond) -> ClassifierFreeGuidance:
-    return ClassifierFreeGuidance(windows(den), w=w, null_cond=null)
+def _cfg_outside(den: Callable, windows: Callable, w: float, null: Cond,
+                 rescale: float = 0.0) -> ClassifierFreeGuidance:
+    return ClassifierFreeGuidance(windows(den), w=w, null_cond=null, rescale=rescale)

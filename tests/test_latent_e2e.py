@@ -13,16 +13,11 @@ from vidiff.cli import main
 from vidiff.data.io import read_video, to_uint8, write_png
 from vidiff.models.autoencoders import load_autoencoder, vae_fingerprint
 
-TINY_UNET = {"arch": "unet3d", "base_channels": 8, "channel_mults": [1, 2], "attention_levels": [1],
-             "head_dim": 8, "norm_groups": 8, "patch_size": 1}
+from ._tiny import TINY as TINY_UNET
+from ._tiny import run
+
 VAE_FLAGS = ["--frames", "5", "--size", "32", "--crop", "16", "--base-channels", "8", "--batch", "2",
              "--disc-start", "1", "--sample-every", "2", "--save-every", "0"]
-
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

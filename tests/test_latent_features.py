@@ -19,18 +19,8 @@ from vidiff.models.vae import VAEConfig, VideoAutoencoder, save_vae
 from vidiff.pipelines import DiffusionConfig, LatentVideoPipeline, VideoFormat, VideoPipeline, extend, interpolate
 from vidiff.utils import VidiffError
 
-TINY = {"arch": "unet3d", "base_channels": 8, "channel_mults": [1, 2], "attention_levels": [1],
-        "head_dim": 8, "norm_groups": 8, "patch_size": 1}
-
-
-def _model(seed: int):
-    torch.manual_seed(seed)
-    model = build_model(TINY)
-    with torch.no_grad():  # perturb so zero-initialised output layers do not make every frame alike
-        g = torch.Generator().manual_seed(seed + 1)
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-    return model.eval()
+from ._tiny import TINY, run
+from ._tiny import perturbed_model as _model
 
 
 @pytest.fixture(scope="module")
@@ -77,12 +67,6 @@ def test_identity_autoencoder_distils_like_the_pixel_pipeline(pixel_pipe, tmp_pa
 
 
 # --- the commands on a tiny latent checkpoint ---------------------------------------------------------------
-
-def run(capsys, *args) -> tuple[int, str, str]:
-    code = main([str(a) for a in args])
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):

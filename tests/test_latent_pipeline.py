@@ -10,26 +10,15 @@ import torch
 
 from vidiff.checkpoint import save_pretrained
 from vidiff.config import config_to_dict
-from vidiff.models import build_model
 from vidiff.models.autoencoders import IdentityAutoencoder, load_autoencoder, vae_fingerprint, weights_file
 from vidiff.models.vae import VAEConfig, VideoAutoencoder, save_vae
 from vidiff.pipelines import DiffusionConfig, LatentVideoPipeline, VideoFormat, VideoPipeline, load_pipeline
 from vidiff.pipelines.latent import effective_chunk
 from vidiff.utils import VidiffError
 
-TINY = {"arch": "unet3d", "base_channels": 8, "channel_mults": [1, 2], "attention_levels": [1],
-        "head_dim": 8, "norm_groups": 8, "patch_size": 1}
+from ._tiny import perturbed_model as _model
+
 TINY_VAE = VAEConfig(base_channels=8, norm_groups=4, latent_channels=4, spatial_factor=4, mid_attention=False)
-
-
-def _model(seed: int, **extra):
-    torch.manual_seed(seed)
-    model = build_model({**TINY, **extra})
-    with torch.no_grad():  # perturb so zero-initialised output layers do not make every frame alike
-        g = torch.Generator().manual_seed(seed + 1)
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn(p.shape, generator=g))
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

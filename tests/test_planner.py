@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
@@ -15,39 +13,15 @@ from vidiff.models.vae import VAEConfig, VideoAutoencoder, save_vae
 from vidiff.planner import plan
 from vidiff.utils import VidiffError
 
+from ._measure import measured_step_bytes
+
 NAME, FRAMES, SIZE, BATCH = "unet-nano-joint", 8, 32, 2
 
-# Peak RSS of one no-grad forward and of a training step (forward, backward, AdamW) over the RSS before the
-# model was built, in a fresh process (the sampling step runs first: the training high-water mark covers it).
-MEASURE = f"""
-import json, torch
-from vidiff.models import build_model
-from vidiff.models.presets import get_preset
-
-def rss(key):
-    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith(key))
-
-torch.set_num_threads(1)
-cfg = get_preset({NAME!r})
-x, t = torch.randn({BATCH}, 3, {FRAMES}, {SIZE}, {SIZE}), torch.rand({BATCH})
-base = rss("VmRSS:")
-model = build_model(cfg).eval()
-with torch.no_grad():
-    model(x, t)
-sample = rss("VmHWM:") - base
-model.train()
-opt = torch.optim.AdamW(model.parameters())
-(model(x, t) - x).square().mean().backward()
-opt.step()
-print(json.dumps({{"sample": sample, "train": rss("VmHWM:") - base}}))
-"""
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="peak RSS is read from /proc")
 def test_peak_memory_within_2x_of_a_measured_step():
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    out = subprocess.run([sys.executable, "-c", MEASURE], capture_output=True, text=True, env=env, check=True)
-    measured = json.loads(out.stdout.strip().splitlines()[-1])
+    measured = measured_step_bytes(NAME, frames=FRAMES, size=SIZE, batch=BATCH)
     p = plan(NAME, frames=FRAMES, size=SIZE, batch=BATCH)
     assert 0.5 <= p.train_bytes / measured["train"] <= 2.0, (p.train_bytes, measured)
     assert 0.5 <= p.sample_bytes / measured["sample"] <= 2.0, (p.sample_bytes, measured)

@@ -17,20 +17,8 @@ RUN=runs/footage-latent-64
 MINUTES=${MINUTES:-15}
 
 bash scripts/get_footage.sh
-if [ ! -d data/footage64 ]; then
-    $PY - <<'PY'
-from pathlib import Path
-from vidiff.data.dataset import resize_short_side
-from vidiff.data.io import read_video, write_mp4
-for src in sorted(Path("data/footage").glob("*.avi")):
-    v = resize_short_side(read_video(src), 64)  # (F, H, W, 3), shorter side 64
-    cut = int(len(v) * 0.8)
-    for k in range(0, cut - 15, 8):
-        write_mp4(Path("data/footage64/train") / f"{src.stem}-{k:04d}.mp4", v[k:k + 16], fps=25)
-    for k in range(cut, len(v) - 15, 16):
-        write_mp4(Path("data/footage64/heldout") / f"{src.stem}-{k:04d}.mp4", v[k:k + 16], fps=25)
-PY
-fi
+[ -d data/footage64 ] ||
+    $PY scripts/split_footage.py data/footage data/footage64 --size 64 --clip 16 --stride 8 --heldout-clip 16
 [ -s data/footage64-latents/index.json ] ||
     $VIDIFF vae encode data/footage64/train --vae "$VAE" --out data/footage64-latents --frames 16 --size 64
 $VIDIFF train --data data/footage64-latents --model unet-nano-joint --out $RUN --batch 8 --minutes "$MINUTES" "$@"

@@ -22,19 +22,8 @@ RUN=runs/vae-tiny
 [ -s data/shapes128-heldout/metadata.jsonl ] ||
     $VIDIFF data synth shapes data/shapes128-heldout --num 50 --frames 16 --size 128 --seed 1
 bash scripts/get_footage.sh
-if [ ! -d data/footage-split ]; then
-    $PY - <<'PY'
-from pathlib import Path
-from vidiff.data.dataset import resize_short_side
-from vidiff.data.io import read_video, write_mp4
-for src in sorted(Path("data/footage").glob("*.avi")):
-    v = resize_short_side(read_video(src), 128)  # (F, H, W, 3), shorter side 128
-    cut = int(len(v) * 0.8)
-    for k in range(0, cut - 31, 32):
-        write_mp4(Path("data/footage-split/train") / f"{src.stem}-{k // 32:03d}.mp4", v[k:k + 32], fps=25)
-    write_mp4(Path("data/footage-split/heldout") / f"{src.stem}.mp4", v[cut:], fps=25)
-PY
-fi
+[ -d data/footage-split ] ||
+    $PY scripts/split_footage.py data/footage data/footage-split --size 128 --clip 32 --stride 32
 # the training folder: links to the shapes videos and 4 links to each footage clip
 mkdir -p data/vae-train/shapes data/vae-train/footage
 for f in data/shapes128/*.mp4; do ln -sf "../../shapes128/$(basename "$f")" data/vae-train/shapes/; done

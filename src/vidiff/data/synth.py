@@ -3,6 +3,11 @@
 Every video is a pure function of `(seed, index)`; its metadata (shape, colour, size, initial
 position, velocity, direction, class id, caption) is the ground truth the checker recovers.
 Positions and sizes are in pixels of the output frame; `y` grows downwards ("up" is -y).
+
+Optionally (`ShapesConfig.background = "texture"`, `camera_*`) the background is a smooth random
+texture seen by a moving camera: a per-clip pan, roll and zoom (an affine per frame, `camera_affines`)
+move the background, while the object keeps its bouncing path in the frame; the metadata's "camera"
+record holds the frame-to-frame affines, the ground truth of `vidiff.metrics.camera`.
 """
 from __future__ import annotations
 
@@ -34,6 +39,8 @@ DIRECTIONS: dict[str, tuple[int, int]] = {
     "left": (-1, 0), "down-left": (-1, 1), "down": (0, 1), "down-right": (1, 1),
 }
 SIZE_NAMES = ("small", "large")
+BACKGROUNDS = {"black": "black", "texture": "textured"}  # background -> the word captions use
+TEXTURE_WAVES = 12  # plane waves summed into a textured background
 
 # Training captions use exactly these words ...
 _DIR_PHRASE = {
@@ -136,6 +143,11 @@ class ShapesConfig:
     safe_frames: int = 4                         # no bounce during the first frames
     supersample: int = 4                         # render at 4x and box-downsample
     caption_variants: int = 8                    # extra captions per video from the VARIANT_* bank
+    background: str = "black"                    # or "texture": a smooth random texture that shows camera motion
+    camera_speed: tuple[float, float] = (0.0, 0.0)  # camera pan: the background's motion, px per frame / size
+    camera_rotation: float = 0.0                 # max |roll| per frame about the frame centre, degrees
+    camera_zoom: float = 0.0                     # max |log zoom| per frame about the frame centre
+    camera_shake: float = 0.0                    # per-frame jitter of the pan (std, px per frame / size)
 
     def validate(self) -> None:
         """Raise VidiffError on unknown names or sizes the generator cannot draw."""
@@ -147,6 +159,21 @@ class ShapesConfig:
             raise VidiffError(f"shapes need size >= 8 and frames >= 1, got size={self.size}, frames={self.frames}")
         if self.caption_variants < 0:
             raise VidiffError(f"caption_variants must be >= 0, got {self.caption_variants}")
+        if self.background not in BACKGROUNDS:
+            raise VidiffError(f"unknown background {self.background!r}; choose from {list(BACKGROUNDS)}")
+        lo, hi = self.camera_speed
+        if not 0 <= lo <= hi or min(self.camera_rotation, self.camera_zoom, self.camera_shake) < 0:
+            raise VidiffError(f"camera motion needs 0 <= speed min <= speed max and rotation, zoom, shake >= 0; "
+                              f"got speed={self.camera_speed}, rotation={self.camera_rotation}, "
+                              f"zoom={self.camera_zoom}, shake={self.camera_shake}")
+        if self.camera_moves and self.background == "black":
+            raise VidiffError("a camera moving over a uniform background is invisible; "
+                              "use the textured background (--background texture)")
+
+    @property
+    def camera_moves(self) -> bool:
+        """True when any camera motion (pan, roll, zoom, shake) is asked for."""
+        return max(*self.camera_speed, self.camera_rotation, self.camera_zoom, self.camera_shake) > 0
 
     @property
     def num_classes(self) -> int:
@@ -216,8 +243,8 @@ def training_vocabulary() -> set[str]:
     words = set()
     for t in TEMPLATES + VARIANT_TEMPLATES:
         words |= set(re.sub(r"\{\w+\}", " ", t).split())
-    for group in (PALETTE, SHAPES, SIZE_NAMES, _DIR_PHRASE.values(), _DIR_PHRASE_TO.values(), VARIANT_VERBS,
-                  *VARIANT_COLOURS.values(), *VARIANT_SHAPES.values(), *VARIANT_DIRECTIONS.values()):
+    for group in (PALETTE, SHAPES, SIZE_NAMES, BACKGROUNDS.values(), _DIR_PHRASE.values(), _DIR_PHRASE_TO.values(),
+                  VARIANT_VERBS, *VARIANT_COLOURS.values(), *VARIANT_SHAPES.values(), *VARIANT_DIRECTIONS.values()):
         for w in group:
             words |= set(w.split())
     return words
@@ -274,11 +301,17 @@ def sample_params(index: int, seed: int = 0, cfg: ShapesConfig = ShapesConfig())
             a, b = r, S - r
         pos.append(float(rng.uniform(a, b)))
     template = int(rng.integers(len(TEMPLATES)))
+    text = _on_background(caption(colour, shape, direction, size_name, template), cfg)
     return ShapeParams(
         index=index, shape=shape, colour=colour, rgb=PALETTE[colour], size_name=size_name,
         extent=extent, x0=pos[0], y0=pos[1], vx=vx, vy=vy, direction=direction, speed=speed,
-        class_id=class_id(colour, shape, cfg), caption=caption(colour, shape, direction, size_name, template),
+        class_id=class_id(colour, shape, cfg), caption=text,
     )
+
+
+def _on_background(text: str, cfg: ShapesConfig) -> str:
+    """A caption naming the configured background instead of "black"."""
+    return text.replace("black background", f"{BACKGROUNDS[cfg.background]} background")
 
 
 def _bounce(p0: np.ndarray, v: np.ndarray, t: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -314,15 +347,70 @@ def _coverage(shape_ids: np.ndarray, centres: np.ndarray, r: np.ndarray, size: i
     return inside.reshape(N, F, size, ss, size, ss).mean(axis=(3, 5), dtype=np.float32)
 
 
-def render(params: list[ShapeParams], frames: int, size: int, supersample: int = 4) -> np.ndarray:
-    """Render videos as uint8 (N, F, size, size, 3)."""
+def camera_affines(index: int, seed: int = 0, cfg: ShapesConfig = ShapesConfig()) -> np.ndarray:
+    """Frame-to-frame camera affines (F-1, 2, 3) of video `index`, a pure function of (seed, index, cfg):
+    a static background point at pixel p of frame t is at A_t [p; 1] in frame t+1, in pixel-index
+    coordinates (x = column, y = row, pixel centres at integers, as optical flow).
+
+        A_t = [s R(θ) | c − s R(θ) c + d_t],   d_t = d + ε_t,
+
+    a roll θ (|θ| <= camera_rotation degrees) and zoom s = e^z (|z| <= camera_zoom) about the frame centre
+    c = ((S−1)/2, (S−1)/2), then the pan d (|d| / S in camera_speed, any direction) plus shake ε_t ~
+    N(0, (camera_shake·S)²). Identity affines when the camera is static."""
+    rng = np.random.default_rng([seed, index, 3])  # a stream of its own: the object does not change
+    S, n = cfg.size, max(cfg.frames - 1, 0)
+    speed, angle = rng.uniform(*cfg.camera_speed) * S, rng.uniform(0, 2 * np.pi)
+    theta = np.deg2rad(rng.uniform(-cfg.camera_rotation, cfg.camera_rotation))
+    s = np.exp(rng.uniform(-cfg.camera_zoom, cfg.camera_zoom))
+    shake = rng.normal(size=(n, 2)) * cfg.camera_shake * S
+    L = s * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    c = np.full(2, (S - 1) / 2)
+    d = speed * np.array([np.cos(angle), np.sin(angle)]) + shake                 # (F-1, 2)
+    out = np.empty((n, 2, 3))
+    out[:, :, :2] = L
+    out[:, :, 2] = c - L @ c + d
+    return out
+
+
+def background_frames(index: int, seed: int = 0, cfg: ShapesConfig = ShapesConfig()) -> np.ndarray:
+    """The textured background of video `index` as float32 (F, H, W, 3) in [0, 255], seen through the camera
+    of `camera_affines`: a sum of TEXTURE_WAVES random plane waves (wavelengths 0.1..0.4 of the frame)
+    W(w) = Σ_k a_k cos(k_k·w + φ_k) in the world (frame 0's pixel coordinates), frame t showing W(M_t⁻¹ p)
+    with M_t = A_{t-1} ⋯ A_0, box-filtered over `supersample`² sub-pixels; a muted random colour."""
+    rng = np.random.default_rng([seed, index, 4])
+    S, ss, K = cfg.size, cfg.supersample, TEXTURE_WAVES
+    lam = rng.uniform(0.1, 0.4, K) * S
+    ang, phase = rng.uniform(0, 2 * np.pi, K), rng.uniform(0, 2 * np.pi, K)
+    base, tint = rng.uniform(50, 120, 3), rng.uniform(0.6, 1.0, 3)
+    k = 2 * np.pi / lam[:, None] * np.stack([np.cos(ang), np.sin(ang)], 1)      # (K, 2) wave vectors
+    A = camera_affines(index, seed, cfg)
+    M = np.tile(np.eye(3), (cfg.frames, 1, 1))                                 # (F, 3, 3) frame 0 -> frame t
+    for t in range(1, cfg.frames):
+        M[t] = np.vstack([A[t - 1], [0, 0, 1]]) @ M[t - 1]
+    Minv = np.linalg.inv(M)                                                    # frame t -> world
+    # k·(L p + b) + φ = (Lᵀk)·p + (k·b + φ): each frame is a sum of plane waves in its own pixels,
+    # separable as cos(α(x) + β(y)) = cos α cos β − sin α sin β
+    kp = np.einsum("fij,ki->fkj", Minv[:, :2, :2], k)                          # (F, K, 2)
+    ph = k @ Minv[:, :2, 2].T + phase[:, None]                                 # (K, F)
+    g = (np.arange(S * ss) + 0.5) / ss - 0.5                                   # sub-pixel centres, pixel index
+    a = g[None, :, None] * kp[:, None, :, 0] + ph.T[:, None, :]                # (F, n, K) along x
+    b = g[None, :, None] * kp[:, None, :, 1]                                   # (F, n, K) along y
+    amp = np.sqrt(2 / K)
+    v = amp * (np.cos(b) @ np.cos(a).transpose(0, 2, 1) - np.sin(b) @ np.sin(a).transpose(0, 2, 1))  # (F, n, n)
+    v = v.reshape(cfg.frames, S, ss, S, ss).mean(axis=(2, 4))                  # (F, H, W)
+    return np.clip(base + 30.0 * v[..., None] * tint, 0, 255).astype(np.float32)
+
+
+def render(params: list[ShapeParams], frames: int, size: int, supersample: int = 4,
+           background: np.ndarray | None = None) -> np.ndarray:
+    """Render videos as uint8 (N, F, size, size, 3) on black, or on `background` (N, F, H, W, 3) float."""
     if not params:
         return np.zeros((0, frames, size, size, 3), np.uint8)
     centres = trajectories(params, frames, size)
     shape_ids = np.array([SHAPES.index(p.shape) for p in params])
     r = np.array([p.extent / 2 for p in params])
     cov = _coverage(shape_ids, centres, r, size, supersample)[..., None]      # (N, F, H, W, 1)
-    bg = np.array(BACKGROUND, np.float32)
+    bg = np.array(BACKGROUND, np.float32) if background is None else background
     rgb = np.array([p.rgb for p in params], np.float32)[:, None, None, None]  # (N, 1, 1, 1, 3)
     return np.round(bg + cov * (rgb - bg)).astype(np.uint8)
 
@@ -335,7 +423,9 @@ def render_shapes(num: int, frames: int = 16, size: int = 32, seed: int = 0, sta
     params = [sample_params(i, seed, cfg) for i in range(start, start + num)]
     out = np.empty((num, cfg.frames, cfg.size, cfg.size, 3), np.uint8)
     for i in range(0, num, chunk):
-        out[i:i + chunk] = render(params[i:i + chunk], cfg.frames, cfg.size, cfg.supersample)
+        part = params[i:i + chunk]
+        bg = None if cfg.background == "black" else np.stack([background_frames(p.index, seed, cfg) for p in part])
+        out[i:i + chunk] = render(part, cfg.frames, cfg.size, cfg.supersample, bg)
     return out, [metadata(p, cfg, seed) for p in params]
 
 
@@ -357,7 +447,17 @@ def metadata(p: ShapeParams, cfg: ShapesConfig = ShapesConfig(), seed: int = 0) 
     d["rgb"] = list(p.rgb)
     d["num_classes"] = cfg.num_classes
     if cfg.caption_variants:
-        d["captions"] = caption_variants(p, cfg.caption_variants, seed)
+        d["captions"] = [_on_background(c, cfg) for c in caption_variants(p, cfg.caption_variants, seed)]
+    if cfg.background != "black":
+        d["background"] = cfg.background
+    if cfg.camera_moves:
+        A = camera_affines(p.index, seed, cfg)  # (F-1, 2, 3): frame t pixel p -> frame t+1 pixel A_t [p; 1]
+        c = np.full(2, (cfg.size - 1) / 2)
+        pan = A[:, :, 2] - c + A[:, :, :2] @ c if len(A) else np.zeros((0, 2))  # d_t of `camera_affines`
+        d["camera"] = {"pan": pan.mean(0).tolist() if len(A) else [0.0, 0.0],
+                       "rotation": float(np.degrees(np.arctan2(A[0, 1, 0], A[0, 0, 0]))) if len(A) else 0.0,
+                       "zoom": float(np.hypot(A[0, 0, 0], A[0, 1, 0])) if len(A) else 1.0,
+                       "affines": A.tolist()}
     return d
 
 

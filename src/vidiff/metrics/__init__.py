@@ -15,6 +15,7 @@ _EXPORTS = {
     "flicker": "temporal", "warp_error": "temporal", "motion_consistency": "temporal",
     "motion_magnitude": "temporal", "over_windows": "temporal", "sliding_windows": "temporal",
     "optical_flow": "flow", "warp": "flow",
+    "estimate_camera_motion": "camera", "decompose_motion": "camera", "camera_motion_score": "camera",
     "EvalProtocol": "protocol", "sample_clip": "protocol", "resize_video": "protocol",
     "xt_slice": "report", "save_xt_png": "report", "save_side_by_side_mp4": "report", "plot_over_time": "report",
     "evaluate": "evaluation", "METRICS": "evaluation",

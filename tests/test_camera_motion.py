@@ -156,3 +156,27 @@ def test_camera_motion_score_and_errors():
         synth.ShapesConfig(camera_speed=(0.01, 0.02)).validate()
     with pytest.raises(VidiffError, match="background"):
         synth.ShapesConfig(background="plaid").validate()
+
+
+def test_cli_writes_camera_ground_truth(tmp_path):
+    import typer
+    from typer.testing import CliRunner
+
+    from vidiff.cli.data import register
+    from vidiff.data.io import load_npy
+
+    app = typer.Typer()
+    register(app)
+    app.callback()(lambda: None)
+    args = ["data", "synth", "shapes", str(tmp_path / "d"), "--num", "2", "--frames", "4", "--size", "32",
+            "--format", "npy", "--background", "texture", "--camera-pan", "0.04", "--camera-rotation", "1"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    meta = synth.read_metadata(tmp_path / "d")
+    cfg = synth.ShapesConfig(frames=4, size=32, background="texture", camera_speed=(0.04, 0.04), camera_rotation=1)
+    videos, want = synth.render_shapes(2, cfg=cfg)
+    for i, (name, m) in enumerate(sorted(meta.items())):
+        np.testing.assert_array_equal(load_npy(tmp_path / "d" / name), videos[i])
+        assert m["camera"] == want[i]["camera"] and np.hypot(*m["camera"]["pan"]) == pytest.approx(0.04 * 32)
+    r = CliRunner().invoke(app, args[:-6] + ["--camera-pan", "0.01,x"])
+    assert isinstance(r.exception, VidiffError) and "--camera-pan" in str(r.exception)  # `error: ...` in vidiff

@@ -75,12 +75,29 @@ def shapes(
     caption_variants: Annotated[int, typer.Option(
         min=0, help="Rephrased captions per video stored as \"captions\" in metadata.jsonl "
                     "(train with `captions: random` to use them).")] = 8,
+    background: Annotated[str, typer.Option(help="black, or texture: a smooth random texture that shows the "
+                                                 "camera moving.")] = "black",
+    camera_pan: Annotated[str, typer.Option(help="Camera pan speed per frame as a fraction of --size, one value "
+                                                 "or a range MIN,MAX drawn per video (needs --background texture; "
+                                                 "metadata.jsonl records each frame's affine).")] = "0",
+    camera_rotation: Annotated[float, typer.Option(min=0, help="Max camera roll per frame, degrees.")] = 0.0,
+    camera_zoom: Annotated[float, typer.Option(min=0, help="Max camera |log zoom| per frame.")] = 0.0,
+    camera_shake: Annotated[float, typer.Option(min=0, help="Per-frame pan jitter (std) as a fraction of "
+                                                            "--size.")] = 0.0,
 ) -> None:
     """Moving shapes: one object (circle/square/triangle) per video, bouncing off the walls, with captions."""
     from ..data.synth import ShapesConfig, generate_shapes
 
+    try:
+        pan = [float(v) for v in camera_pan.split(",")]
+    except ValueError:
+        raise VidiffError(f"--camera-pan {camera_pan!r} is not a number or MIN,MAX; e.g. --camera-pan 0.02,0.05")
+    if len(pan) not in (1, 2):
+        raise VidiffError(f"--camera-pan takes one value or MIN,MAX, got {camera_pan!r}")
     cfg = ShapesConfig(frames=frames, size=size, colours=tuple(c.strip() for c in colours.split(",") if c.strip()),
-                       caption_variants=caption_variants)
+                       caption_variants=caption_variants, background=background,
+                       camera_speed=(pan[0], pan[-1]), camera_rotation=camera_rotation, camera_zoom=camera_zoom,
+                       camera_shake=camera_shake)
     t0 = time.perf_counter()
     generate_shapes(out_dir, num, seed=seed, fmt=format, cfg=cfg, fps=fps)
     typer.echo(f"wrote {num} videos and metadata.jsonl to {out_dir} in {time.perf_counter() - t0:.1f} s")

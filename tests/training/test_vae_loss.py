@@ -88,3 +88,15 @@ def test_a_few_steps_reduce_reconstruction_error_and_gan_starts_after_warmup():
         opt_d.step()
         errors.append(terms["l1"].item())
     assert errors[-1] < 0.7 * errors[0]
+
+
+def test_l2_term_adds_the_mean_squared_error():
+    x = torch.rand(2, 3, 2, 16, 16) * 2 - 1
+    y = x + 0.1 * torch.randn_like(x)
+    q = DiagonalGaussian(torch.zeros(2, 4, 2, 4, 4), torch.zeros(2, 4, 2, 4, 4))
+    base, terms = VAELoss(VAELossConfig(ssim=0.0, kl=0.0))(x, y, q)
+    with_l2, terms2 = VAELoss(VAELossConfig(ssim=0.0, kl=0.0, l2=10.0))(x, y, q)
+    assert "l2" not in terms and terms2["l2"].item() == pytest.approx(((x - y) ** 2).mean().item(), rel=1e-6)
+    assert (with_l2 - base).item() == pytest.approx(10 * ((x - y) ** 2).mean().item(), rel=1e-5)
+    with pytest.raises(VidiffError, match=">= 0"):
+        VAELossConfig(l2=-1.0)

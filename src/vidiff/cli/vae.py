@@ -67,6 +67,8 @@ def train_cmd(
                                                      "its temporal layers start as identity)")] = None,
     train: Annotated[Optional[str], typer.Option("--train", help="all | decoder | temporal (what trains)")] = None,
     kl_weight: Annotated[Optional[float], typer.Option()] = None,
+    l2_weight: Annotated[Optional[float], typer.Option(min=0, help="squared-error weight next to L1 (sparse content: "
+                                                                   "small objects on plain backgrounds)")] = None,
     disc_start: Annotated[Optional[int], typer.Option(min=0, help="steps before the discriminator starts")] = None,
     disc_weight: Annotated[Optional[float], typer.Option(min=0, help="GAN weight (0: no discriminator)")] = None,
     seed: Annotated[Optional[int], typer.Option()] = None,
@@ -83,6 +85,7 @@ def train_cmd(
                      batch=batch, lr=lr, spatial_factor=spatial_factor, latent_channels=latent_channels,
                      base_channels=base_channels, temporal=temporal, causal=causal,
                      temporal_compression=temporal_compression, init=init, trainable=train, kl_weight=kl_weight,
+                     l2_weight=l2_weight,
                      disc_start=disc_start,
                      disc_weight=disc_weight, seed=seed, sample_every=sample_every, save_every=save_every,
                      device=device)

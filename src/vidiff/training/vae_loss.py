@@ -26,6 +26,8 @@ class VAELossConfig:
     """Weights of the autoencoder objective; the discriminator enters at step `disc_start` (0 weight: never)."""
 
     l1: float = 1.0
+    l2: float = 0.0  # weight of the mean squared error: on sparse content (small objects on a plain background) L1's
+    # median-seeking gradient paints the background first and leaves object colours for last; L2 weights them up
     ssim: float = 0.2  # weight of (1 − SSIM)
     ms_ssim: bool = False  # multi-scale SSIM (Wang et al. 2003) instead of single-scale
     kl: float = 1e-6
@@ -35,7 +37,7 @@ class VAELossConfig:
     adaptive: bool = True  # GAN term scaled by ‖∇rec‖/‖∇gan‖ at the last layer (Esser et al. 2021 eq. 7)
 
     def __post_init__(self):
-        if min(self.l1, self.ssim, self.kl, self.lpips, self.adversarial) < 0 or self.disc_start < 0:
+        if min(self.l1, self.l2, self.ssim, self.kl, self.lpips, self.adversarial) < 0 or self.disc_start < 0:
             raise VidiffError("VAE loss weights and disc_start must be >= 0")
 
 
@@ -110,6 +112,9 @@ class VAELoss(nn.Module):
         cfg = self.config
         terms = {"l1": (x - x_rec).abs().mean()}
         rec = cfg.l1 * terms["l1"]
+        if cfg.l2 > 0:
+            terms["l2"] = (x - x_rec).pow(2).mean()
+            rec = rec + cfg.l2 * terms["l2"]
         if cfg.ssim > 0:
             terms["ssim"] = ssim_loss(x, x_rec, cfg.ms_ssim)
             rec = rec + cfg.ssim * terms["ssim"]

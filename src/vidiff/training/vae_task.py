@@ -75,6 +75,7 @@ class VAETrainConfig:
     trainable: str = "all"  # all | decoder | temporal (the decoder's temporal layers); the discriminator always trains
     # the loss
     kl_weight: float = 1e-6
+    l2_weight: float = 0.0  # mean squared error next to L1 (see VAELossConfig.l2)
     ssim_weight: float = 0.2
     ms_ssim: bool = False
     disc_start: int = 2000
@@ -103,7 +104,7 @@ class VAETrainConfig:
                          temporal_compression=self.temporal_compression, mid_attention=self.mid_attention)
 
     def loss_config(self) -> VAELossConfig:
-        return VAELossConfig(ssim=self.ssim_weight, ms_ssim=self.ms_ssim, kl=self.kl_weight,
+        return VAELossConfig(l2=self.l2_weight, ssim=self.ssim_weight, ms_ssim=self.ms_ssim, kl=self.kl_weight,
                              adversarial=self.disc_weight, disc_start=self.disc_start)
 
 

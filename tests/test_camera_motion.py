@@ -180,3 +180,18 @@ def test_cli_writes_camera_ground_truth(tmp_path):
         assert m["camera"] == want[i]["camera"] and np.hypot(*m["camera"]["pan"]) == pytest.approx(0.04 * 32)
     r = CliRunner().invoke(app, args[:-6] + ["--camera-pan", "0.01,x"])
     assert isinstance(r.exception, VidiffError) and "--camera-pan" in str(r.exception)  # `error: ...` in vidiff
+
+
+def test_dynamics_camera_filter_sees_a_zoom_the_median_flow_misses():
+    from vidiff.dynamics.real_data import camera_shift
+
+    T, H, W = 6, 32, 32
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    zoom = 1.02 ** np.arange(T, dtype=np.float32)[:, None, None] - 1                # D(t, p) = (s^t − 1)(p − c)
+    traj = np.stack([zoom * (xx - (W - 1) / 2), zoom * (yy - (H - 1) / 2)], 1)      # (T, 2, H, W)
+    assert np.abs(np.median(traj.reshape(T, 2, -1), axis=2)).max() < 0.01           # the median flow sees nothing
+    want = np.hypot(xx - (W - 1) / 2, yy - (H - 1) / 2).mean() * zoom.max()
+    assert camera_shift(traj) == pytest.approx(want, rel=1e-3) and want > 1.0
+    sway = np.zeros((T, 2, H, W), np.float32)
+    sway[:, 0, 4:18, 4:18] = 2 * np.sin(np.arange(T))[:, None, None]                  # a fifth of the frame sways
+    assert camera_shift(sway) < 0.05

@@ -220,7 +220,7 @@ def train(
     size: Annotated[int, typer.Option(min=8, help="model resolution (multiple of 8)")] = 32,
     stride: Annotated[Optional[int], typer.Option(min=1, help="frames between clip starts (default T/2)")] = None,
     camera_threshold: Annotated[float, typer.Option(
-        help="px of global motion (median flow) above which a clip counts as camera motion")] = 1.0,
+        help="px of global motion (the flow's robust affine fit) above which a clip counts as camera motion")] = 1.0,
     fps: Annotated[Optional[float], typer.Option(
         callback=positive, help="resample faster videos to this frame rate (default: keep each one's)")] = None,
     batch: Annotated[int, typer.Option(min=1, help="batch size")] = 8,

@@ -9,8 +9,9 @@ hold each frame several times, which would turn an oscillation into a staircase)
 working size, and is cut into windows of T frames (the FFT period); each window's flow from its
 first frame (`flow.flow_to_frames`) gives its spectral volume. A window is rejected, and counted, when
 
-  * "camera motion": max over t of |median over pixels of D(t, p)| > `camera_threshold` px — a pan,
-    tilt, zoom or shake moves most pixels alike, while swaying things move a part of the frame, each
+  * "camera motion": max over t of the mean over pixels of |G_t(p)| > `camera_threshold` px, G_t the
+    affine motion most of D(t, ·) agrees on (`metrics.camera.fit_affine`) — a pan, tilt, zoom, roll or
+    shake moves the whole frame by one affine map, while swaying things move a part of the frame, each
     part its own way (robust while the moving parts cover less than half the frame);
   * "scene cut": max over t of the mean |grey_t − grey_0| > 25 grey levels (another shot, a fade);
   * "no motion": the 95th percentile over pixels of Σ_{f ≥ 1} |S_f(p)| < `min_motion` px;
@@ -42,6 +43,7 @@ from torch import Tensor
 
 from ..checkpoint import load_state_dict, save_state_dict
 from ..data import io
+from ..metrics.camera import affine_flow, fit_affine
 from ..training import step_generator
 from ..utils import VidiffError, notice
 from .flow import flow_to_frames
@@ -115,9 +117,11 @@ def resize_short_side(frames: np.ndarray, short: int) -> np.ndarray:
 
 
 def camera_shift(traj: Tensor | np.ndarray) -> float:
-    """Global motion of trajectories (T, 2, H, W): max over t of |median over pixels of D(t, p)| (px)."""
-    d = torch.as_tensor(traj).flatten(2)  # (T, 2, H·W)
-    return float(d.median(dim=2).values.norm(dim=1).max())
+    """Global motion of trajectories (T, 2, H, W): max over t of the mean over pixels of |G_t(p)| (px), G_t the
+    robust affine fit of D(t, ·) (a pan's shift, a zoom's or roll's mean displacement)."""
+    d = torch.as_tensor(traj).permute(0, 2, 3, 1).numpy()  # (T, H, W, 2)
+    g = affine_flow(fit_affine(d), *d.shape[1:3])          # (T, H, W, 2)
+    return float(np.linalg.norm(g, axis=-1).mean((1, 2)).max())
 
 
 def scene_change(clip: np.ndarray) -> float:

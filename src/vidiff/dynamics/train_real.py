@@ -63,7 +63,7 @@ class RealMotionConfig:
     work_size: int = 128  # short side of the frames the flow is computed at
     max_frames: int = 300  # frames read per video (from its start)
     fps: Optional[float] = None  # resample videos to this rate (None: keep each one's; the median is recorded)
-    camera_threshold: float = 1.0  # px at the working size: max_t |median_p D(t, p)| above it = camera motion
+    camera_threshold: float = 1.0  # px at the working size: max_t mean_p |G_t(p)| (affine fit) above it = camera
     min_motion: float = 0.1  # px: 95th percentile of Σ_{f≥1} |S_f| below it = no motion
     crop: float = 0.6  # smallest crop side, as a share of the short side
     batch: int = 8

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..data.io import to_uint8
 from ..utils import VidiffError
 from .flow import optical_flow
 
@@ -34,8 +35,6 @@ MAX_POINTS = 8192   # flow vectors per frame used in the fit (a regular grid)
 def _frames(video) -> np.ndarray:
     """uint8 (F, H, W, 3) from a uint8 array (F, H, W, 3) or a float tensor (C, F, H, W) in [-1, 1]."""
     if hasattr(video, "detach"):
-        from ..data.io import to_uint8
-
         if video.ndim != 4 or video.shape[0] != 3:
             raise VidiffError(f"expected one video tensor (3, F, H, W) in [-1, 1], got shape {tuple(video.shape)}")
         video = to_uint8(video)

@@ -148,3 +148,6 @@ def test_video_ldm_two_stages_per_frame_then_temporal_decoder(world, capsys, tmp
     code, _, err = run(capsys, "vae", "train", "--data", world / "shapes", "--out", tmp_path / "bad", "--steps", "1",
                        "--temporal", "conv3d", "--init", tmp_path / "frame", *flags, "--base-channels", "16")
     assert code == 2 and "does not fit this recipe" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "vae", "train", "--data", world / "shapes", "--out", tmp_path / "bad", "--steps", "1",
+                       "--temporal", "conv3d", "--init", tmp_path / "frame", *flags, "--norm-groups", "2")
+    assert code == 2 and "pass --norm-groups" in err and len(err.strip().splitlines()) == 1

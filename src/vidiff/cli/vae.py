@@ -59,6 +59,7 @@ def train_cmd(
     spatial_factor: Annotated[Optional[int], typer.Option(help="4 or 8")] = None,
     latent_channels: Annotated[Optional[int], typer.Option(min=1)] = None,
     base_channels: Annotated[Optional[int], typer.Option(min=1)] = None,
+    norm_groups: Annotated[Optional[int], typer.Option(min=1, help="GroupNorm groups (at most)")] = None,
     temporal: Annotated[Optional[str],
                         typer.Option(help="decoder's temporal layers: conv3d | attention | both | none")] = None,
     causal: Annotated[Optional[bool], typer.Option("--causal/--no-causal", help="causal 3D variant")] = None,
@@ -83,7 +84,7 @@ def train_cmd(
 
     overrides = dict(data=data, out=out, frames=frames, size=size, crop=crop, steps=steps, minutes=minutes,
                      batch=batch, lr=lr, spatial_factor=spatial_factor, latent_channels=latent_channels,
-                     base_channels=base_channels, temporal=temporal, causal=causal,
+                     base_channels=base_channels, norm_groups=norm_groups, temporal=temporal, causal=causal,
                      temporal_compression=temporal_compression, init=init, trainable=train, kl_weight=kl_weight,
                      l2_weight=l2_weight,
                      disc_start=disc_start,

@@ -70,6 +70,7 @@ class VAETrainConfig:
     causal: bool = False
     temporal_compression: int = 1
     mid_attention: bool = True
+    norm_groups: int = 32  # GroupNorm groups (at most; 32 groups of a 32-channel level is instance norm)
     # Video LDM's two stages: a per-frame autoencoder first, then its decoder fine-tuned on video with temporal layers
     init: Optional[str] = None  # an autoencoder folder whose weights start this one (missing temporal layers: identity)
     trainable: str = "all"  # all | decoder | temporal (the decoder's temporal layers); the discriminator always trains
@@ -101,7 +102,8 @@ class VAETrainConfig:
         return VAEConfig(latent_channels=self.latent_channels, base_channels=self.base_channels,
                          channel_mult=self.channel_mult, num_res_blocks=self.num_res_blocks,
                          spatial_factor=self.spatial_factor, temporal_decoder=self.temporal, causal=self.causal,
-                         temporal_compression=self.temporal_compression, mid_attention=self.mid_attention)
+                         temporal_compression=self.temporal_compression, mid_attention=self.mid_attention,
+                         norm_groups=self.norm_groups)
 
     def loss_config(self) -> VAELossConfig:
         return VAELossConfig(l2=self.l2_weight, ssim=self.ssim_weight, ms_ssim=self.ms_ssim, kl=self.kl_weight,
@@ -146,6 +148,9 @@ def init_from(vae: VideoAutoencoder, folder: str) -> None:
     source = load_autoencoder(folder)
     if not isinstance(source, VideoAutoencoder):
         raise VidiffError(f"--init {folder}: a vidiff autoencoder folder is needed, not a diffusers one")
+    if source.config.norm_groups != vae.config.norm_groups:  # same tensor shapes, different function
+        raise VidiffError(f"--init {folder}: its autoencoder has norm_groups {source.config.norm_groups}, this recipe "
+                          f"{vae.config.norm_groups}; pass --norm-groups {source.config.norm_groups}")
     own, theirs = vae.state_dict(), source.state_dict()
     bad = [k for k, v in theirs.items() if k not in own or own[k].shape != v.shape]
     missing = [k for k in own if k not in theirs and ".temporal." not in k]

@@ -13,6 +13,7 @@ from torch import Tensor
 
 from ..checkpoint import read_config
 from ..conditioning import Cond
+from ..conditioning.image_embed import embeds_first_frame
 from ..config import config_from_dict, config_to_dict
 from ..diffusion.config import DiffusionConfig, VideoFormat
 from ..limits import check_positive, check_sampling
@@ -181,7 +182,8 @@ class VideoPipeline:
             encoder = get_text_encoder()
         img = None if image is None else load_image(image, size)
         return request_cond(kinds, num, frames=frames, prompt=prompt, class_id=class_id, image=img,
-                            text_encoder=encoder, num_classes=getattr(self.model.config, "num_classes", 0))
+                            text_encoder=encoder, num_classes=getattr(self.model.config, "num_classes", 0),
+                            image_embed=embeds_first_frame(kinds, self.model.config))
 
     def to_config(self) -> dict:
         return {**self.config, "diffusion": config_to_dict(self.diffusion), "video": config_to_dict(self.video)}
@@ -198,8 +200,10 @@ class VideoPipeline:
                  steps: int = 25, sampler: str = "ddim", seed: int = 0, batch_size: int = 8,
                  cond: Cond | None = None, prompt: str | None = None, class_id: int | None = None,
                  image=None, guidance: float = 0.0, guidance_rescale: float = 0.0,
-                 autoguidance: float | None = None, progress: bool = False, **kwargs) -> Tensor:
-        """Generate `num` videos as a uint8 tensor (N, F, H, W, 3).
+                 autoguidance: float | None = None, progress: bool = False, output_type: str = "uint8",
+                 **kwargs) -> Tensor:
+        """Generate `num` videos as a uint8 tensor (N, F, H, W, 3) (`output_type="latent"`: the samples as the
+        sampler returns them, (N, C, f, h, w) unclamped — a latent pipeline's scaled latents, not decoded).
 
         `prompt` / `class_id` / `image` (first frame) condition a model trained with them; `guidance`
         is the classifier-free guidance weight w (x̂ = x̂_c + w (x̂_c − x̂_∅); 0 = plain conditional).
@@ -209,6 +213,8 @@ class VideoPipeline:
         from ..diffusion import ClassifierFreeGuidance
         from ..data.io import to_uint8
 
+        if output_type not in ("uint8", "latent"):
+            raise VidiffError(f"output_type must be 'uint8' or 'latent'; got {output_type!r}")
         ag = self.autoguidance_spec(autoguidance)  # resolved once; no guide fails here, before any work
 
         frames = self.video.frames if frames is None else frames
@@ -245,7 +251,7 @@ class VideoPipeline:
             x = sample_videos(self.model, self.diffusion, shape, steps=steps, sampler=sampler,
                               seed=seed + start, cond=cb, clamp=False,
                               callback=(lambda info, b=b: bar.update(b)) if bar else None, **kwargs)
-            outs.append(torch.from_numpy(to_uint8(self.to_pixels(x))))
+            outs.append(x if output_type == "latent" else torch.from_numpy(to_uint8(self.to_pixels(x))))
         if bar:
             bar.close()
         return torch.cat(outs)

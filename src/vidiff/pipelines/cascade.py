@@ -10,6 +10,10 @@ at 16→32 also takes 32→64 when its backbone accepts the size (`check_size`);
 
     y = upsample(tsr_pipe, ssr_pipe, video, space=2, time=2, steps=25, seed=0)  # (B, C, 2F, 2H, 2W)
     videos = CascadePipeline.from_config("cascade.yaml")(num=4, seed=0)       # uint8 (N, F, H, W, 3)
+
+A TSR model trained with `--latent VAE` interpolates in its latent space (`pipelines.keyframes`, Video LDM):
+all its passes run on latents and the result is decoded once; after a latent base of the same autoencoder
+the keyframe latents go to it as sampled, never decoded in between. SSR stages are pixel models.
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ from ..conditioning.tasks import NOISE_AUG_SAMPLE, SR_FACTOR, sr_request_cond
 from ..limits import check_sampling
 from ..utils import VidiffError
 from .base import VideoPipeline
+from .keyframes import interpolate_video, keyframes_then_interpolate
+from .latent import LatentVideoPipeline
 
 __all__ = ["StageConfig", "CascadeConfig", "CascadePipeline", "bundled_cascades", "resolve_cascade", "upsample",
            "upsample_stages"]
@@ -134,6 +140,9 @@ def _passes(factor: int, kind: str, pipe: VideoPipeline | None) -> int:
         if len(kinds) > 1:
             raise VidiffError(f"{pipe.name} is also conditioned on {'+'.join(k for k in kinds if k != kind)}; "
                               f"cascade stages must be conditioned on the low-res video only")
+        if kind == "ssr" and isinstance(pipe, LatentVideoPipeline):
+            raise VidiffError(f"{pipe.name} is a latent model; spatial super-resolution stages run on pixels: "
+                              f"give {flag} a model trained without --latent")
     return n
 
 
@@ -207,6 +216,11 @@ def upsample_stages(tsr: VideoPipeline | str | None, ssr: VideoPipeline | str | 
                    height=H0 * space, width=H0 * space, steps=(ssr_steps if n_space else tsr_steps) or steps,
                    what="upsampling to")
     opts = dict(seed=seed, noise_aug=noise_aug, batch_size=batch_size, progress=progress)
+    if n_time and isinstance(tsr, LatentVideoPipeline):  # every pass in its latent space, decoded once
+        x = interpolate_video(tsr, x, n_time, steps=tsr_steps or steps, sampler=tsr_sampler or sampler, seed=seed,
+                              batch_size=batch_size, progress=progress)  # (B, C, F·time, H, W)
+        yield "tsr", x
+        n_time = 0
     for _ in range(n_time):
         x = _stage(tsr, "tsr", x, steps=tsr_steps or steps, sampler=tsr_sampler or sampler, **opts)  # (B, C, 2F, H, W)
         yield "tsr", x
@@ -266,17 +280,27 @@ class CascadePipeline:
                  image=None, guidance: float = 0.0, batch_size: int = 8, progress: bool = False,
                  return_stages: bool = False) -> Tensor | dict[str, Tensor]:
         """Generate `num` videos as uint8 (N, F, H, W, 3); `prompt` / `class_id` / `image` / `guidance` go
-        to the base model. `return_stages`: {"base": …, "tsr": …, "ssr": …} after each stage."""
+        to the base model. `return_stages`: {"base": …, "tsr": …, "ssr": …} after each stage (a latent TSR's
+        keyframes are then decoded for "base" too; otherwise the one decode is the interpolated video's)."""
         from ..data.io import from_uint8, to_uint8
 
         cfg = self.config
         time, space = cfg.factors
-        base = self.base(num, steps=cfg.base.steps, sampler=cfg.base.sampler or cfg.sampler, seed=seed, prompt=prompt,
-                         class_id=class_id, image=image, guidance=guidance, batch_size=batch_size,
-                         progress=progress)  # uint8 (N, F, H, W, 3)
-        stages = {"base": base}
+        base_options = dict(steps=cfg.base.steps, sampler=cfg.base.sampler or cfg.sampler, seed=seed, prompt=prompt,
+                            class_id=class_id, image=image, guidance=guidance, batch_size=batch_size,
+                            progress=progress)
+        if time > 1 and isinstance(self.tsr, LatentVideoPipeline):  # Video LDM: keyframes -> latent interpolation
+            out = keyframes_then_interpolate(self.base, self.tsr, num, passes=_passes(time, "tsr", self.tsr),
+                                             tsr_steps=cfg.tsr.steps, tsr_sampler=cfg.tsr.sampler or cfg.sampler,
+                                             **base_options)
+            stages = {"base": torch.from_numpy(to_uint8(self.base.to_pixels(out.keyframes)))} if return_stages else {}
+            stages["tsr"] = torch.from_numpy(to_uint8(out.video))  # (N, F·time, H, W, 3)
+            low, time = out.video, 1
+        else:
+            stages = {"base": self.base(num, **base_options)}  # uint8 (N, F, H, W, 3)
+            low = from_uint8(stages["base"])
         if time > 1 or space > 1:
-            for kind, x in upsample_stages(self.tsr, self.ssr, from_uint8(base), space=space, time=time,
+            for kind, x in upsample_stages(self.tsr, self.ssr, low, space=space, time=time,
                                            tsr_steps=cfg.tsr.steps if cfg.tsr else None,
                                            ssr_steps=cfg.ssr.steps if cfg.ssr else None, sampler=cfg.sampler,
                                            tsr_sampler=cfg.tsr.sampler if cfg.tsr else None,

@@ -212,9 +212,10 @@ def upsample_stages(tsr: VideoPipeline | str | None, ssr: VideoPipeline | str | 
     x = _load_video(video)  # (B, C, F, H, W)
     B, _, F0, H0, _ = x.shape
     last = ssr if n_space else tsr  # the last pass is the largest: refuse before the first if it cannot fit
-    check_sampling(getattr(last.model, "config", None), num=B, batch=batch_size, frames=F0 * time,
-                   height=H0 * space, width=H0 * space, steps=(ssr_steps if n_space else tsr_steps) or steps,
-                   what="upsampling to")
+    c, f, h, w = last.sample_shape(F0 * time, H0 * space)  # what it samples: latents for a latent TSR
+    check_sampling(getattr(last.model, "config", None), num=B, batch=batch_size, frames=f, height=h, width=w,
+                   channels=c, steps=(ssr_steps if n_space else tsr_steps) or steps,
+                   what="upsampling to" if c == x.shape[1] else "upsampling (in latents) to")
     opts = dict(seed=seed, noise_aug=noise_aug, batch_size=batch_size, progress=progress)
     if n_time and isinstance(tsr, LatentVideoPipeline):  # every pass in its latent space, decoded once
         x = interpolate_video(tsr, x, n_time, steps=tsr_steps or steps, sampler=tsr_sampler or sampler, seed=seed,

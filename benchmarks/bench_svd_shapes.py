@@ -54,6 +54,7 @@ def main(argv=None) -> int:
 
     from vidiff import load_pipeline
     from vidiff.conditioning import Cond
+    from vidiff.conditioning.image_embed import embeds_first_frame, with_frame_embedding
     from vidiff.conditioning.micro import request_svd_cond
     from vidiff.conditioning.tasks import known_frames_concat
     from vidiff.data.io import from_uint8
@@ -81,6 +82,8 @@ def main(argv=None) -> int:
         if not len(idx):
             continue
         cond = Cond(concat=known_frames_concat(given[idx], v.frames)) if "first_frame" in pipe.condition else None
+        if embeds_first_frame(pipe.condition, pipe.model.config):  # --image-embed: the frame's embedding too
+            cond = with_frame_embedding(cond, given[idx][:, :, 0], len(idx))
         cond = request_svd_cond(cond, conditioning, len(idx), channels=v.channels, seed=args.seed,
                                 **{control: float(level)})
         out = pipe(len(idx), cond=cond, steps=args.steps, sampler=args.sampler, seed=args.seed + int(idx[0]))

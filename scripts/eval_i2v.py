@@ -58,6 +58,7 @@ def main(argv=None) -> int:
 
     from vidiff import load_pipeline
     from vidiff.conditioning import Cond
+    from vidiff.conditioning.image_embed import embeds_first_frame, with_frame_embedding
     from vidiff.conditioning.tasks import known_frames_concat
     from vidiff.data.io import from_uint8
     from vidiff.data.synth import render_shapes
@@ -69,6 +70,8 @@ def main(argv=None) -> int:
     real = Counter(m["direction"] for m in meta)
     conditional = "first_frame" in pipe.condition
     cond = Cond(concat=known_frames_concat(from_uint8(clips[:, :1]), v.frames)) if conditional else None
+    if embeds_first_frame(pipe.condition, pipe.model.config):  # --image-embed: the frame's embedding too
+        cond = with_frame_embedding(cond, from_uint8(clips[:, :1])[:, :, 0], len(clips))
     report = {"model": args.model, "num": args.num, "steps": args.steps, "sampler": args.sampler,
               "real_directions": dict(real), "rows": []}
     print(f"{args.model}: {args.num} held-out first frames, {args.sampler} {args.steps} steps; "

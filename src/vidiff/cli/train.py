@@ -45,6 +45,9 @@ def register(app: typer.Typer) -> None:
         cond_noise_aug: Optional[float] = typer.Option(None, "--cond-noise-aug",
                                                        help="noise augmentation of the first frame: levels drawn "
                                                             "from [0, this) (first_frame models; e.g. 0.1)"),
+        image_embed: Optional[bool] = typer.Option(None, "--image-embed/--no-image-embed",
+                                                   help="also embed the first frame with a jointly trained image "
+                                                        "encoder, seen by cross-attention (first_frame models; SVD)"),
         captions: Optional[str] = typer.Option(None, help="first: metadata's \"caption\"; random: one of it and its "
                                                "\"captions\" list per step (caption augmentation)"),
         init_from: Optional[str] = typer.Option(None, "--init-from", help="checkpoint whose weights start the run"),
@@ -81,7 +84,7 @@ def register(app: typer.Typer) -> None:
                          gradient_checkpointing=gradient_checkpointing, sample_every=sample_every,
                          save_every=save_every, num_workers=num_workers, device=device, condition=condition,
                          cond_drop=cond_drop, captions=captions, schedule=schedule, micro=micro,
-                         cond_noise_aug=cond_noise_aug,
+                         cond_noise_aug=cond_noise_aug, image_embed=image_embed,
                          init_from=init_from, init_image=init_image, trainable=trainable, images=images,
                          image_ratio=image_ratio, temporal=temporal, temporal_consistency=temporal_consistency,
                          noise=noise, noise_alpha=noise_alpha, self_cond=self_cond,

@@ -32,8 +32,9 @@ class Cond:
                  built with `self_cond=True` read zeros when it is None.
       micro:     (B, K) float micro-conditions embedded like the timestep (Stable Video Diffusion: fps − 1
                  and motion bucket); kept by `null_like`, as SVD's unconditional branch keeps them.
-      content:   (B, C, H, W) a reference image in [-1, 1] (Gen-1 content): backbones built with
-                 `content_channels` turn it into `text` tokens and `pooled` (conditioning.content).
+      content:   (B, C, H, W) a reference image in [-1, 1] (Gen-1 content) or an image-to-video model's first
+                 frame (conditioning.image_embed): backbones built with `content_channels` turn it into `text`
+                 tokens and `pooled` (conditioning.content).
     """
 
     class_ids: Tensor | None = None

@@ -29,6 +29,7 @@ from ..diffusion.noise import rand, randn
 from ..utils import VidiffError
 from .cond import Cond
 from .content import GEN1_KINDS, gen1_overrides, gen1_training_cond
+from .image_embed import with_frame_embedding
 from .trajectory import CHANNELS as TRAJECTORY_CHANNELS
 from .trajectory import trajectory_concat
 
@@ -133,10 +134,11 @@ def _check_factor(factor: int, *dims: int, what: str) -> None:
 def training_cond(kinds: Sequence[str], *, x0: Tensor, class_ids: Tensor | None = None,
                   captions: Sequence[str] | None = None, text_encoder=None, drop_prob: float = 0.1,
                   generator: torch.Generator | None = None, sr_factor: int = SR_FACTOR,
-                  noise_aug_max: float = NOISE_AUG_MAX) -> Cond | None:
+                  noise_aug_max: float = NOISE_AUG_MAX, image_embed: bool = False) -> Cond | None:
     """The Cond of a training batch x0 (B, C, F, H, W), with condition dropout at `drop_prob` (not
     applied to tsr/ssr); tsr keeps every `sr_factor`-th frame, ssr downsamples by `sr_factor` and
-    upsamples back, noised to s ~ U[0, noise_aug_max) (Imagen Video)."""
+    upsamples back, noised to s ~ U[0, noise_aug_max) (Imagen Video); `image_embed` adds the first frame's
+    embedding, dropped with the frame (conditioning.image_embed)."""
     if not kinds:
         return None
     b = x0.shape[0]
@@ -155,6 +157,8 @@ def training_cond(kinds: Sequence[str], *, x0: Tensor, class_ids: Tensor | None 
     if "first_frame" in kinds:
         keep = (torch.rand(b, generator=generator) >= drop_prob).to(x0.dtype)  # (B,)
         cond.concat = known_frames_concat(x0[:, :, :1], x0.shape[2]) * keep[:, None, None, None, None]
+        if image_embed:
+            cond = with_frame_embedding(cond, x0[:, :, 0], b, dropped=keep == 0)
     if "trajectory" in kinds:  # the clip's own object track, dropped independently (zeros)
         keep = (torch.rand(b, generator=generator) >= drop_prob).to(x0.dtype)  # (B,)
         traj = trajectory_concat(x0) * keep[:, None, None, None, None]  # (B, TRAJECTORY_CHANNELS, F, H, W)
@@ -176,10 +180,11 @@ def training_cond(kinds: Sequence[str], *, x0: Tensor, class_ids: Tensor | None 
 
 def request_cond(kinds: Sequence[str], num: int, *, frames: int, prompt: str | None = None,
                  class_id: int | None = None, image: Tensor | None = None, text_encoder=None,
-                 num_classes: int = 0, trajectory: Tensor | None = None) -> Cond | None:
+                 num_classes: int = 0, trajectory: Tensor | None = None, image_embed: bool = False) -> Cond | None:
     """The Cond for sampling `num` videos from a prompt / class id / first frame (C, H, W) in [-1, 1] /
     encoded trajectory (TRAJECTORY_CHANNELS, F, H, W); a condition the model does not take, or one it
-    needs but did not get, is a one-line error."""
+    needs but did not get, is a one-line error. `image_embed`: the model also embeds the first frame
+    (without one, its null embedding)."""
     sr = [k for k in kinds if k in SR_KINDS]
     if sr:
         what = "temporal" if sr[0] == "tsr" else "spatial"
@@ -214,6 +219,8 @@ def request_cond(kinds: Sequence[str], num: int, *, frames: int, prompt: str | N
             cond.concat = None
         else:
             cond.concat = known_frames_concat(image[None, :, None].expand(num, -1, 1, -1, -1), frames)
+        if image_embed:
+            cond = with_frame_embedding(cond, None if image is None else image[None], num)
     if "trajectory" in kinds and (trajectory is not None or cond.concat is not None):  # a missing part is zeros
         ref = trajectory if trajectory is not None else cond.concat
         traj = (trajectory[None].expand(num, -1, -1, -1, -1) if trajectory is not None

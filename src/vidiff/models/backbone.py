@@ -108,7 +108,10 @@ class Backbone(nn.Module):
         self.check_size(frames, h, w)
         if c != cfg.in_channels:
             raise VidiffError(f"expected {cfg.in_channels} input channels, got {c}")
-        cond = encode_content(cond, self.content_encoder)  # Gen-1: reference image -> text tokens, pooled
+        cond = encode_content(cond, self.content_encoder)  # Gen-1 / i2v: reference or first frame -> tokens, pooled
+        if self.content_encoder is not None and cond.text is None:
+            raise VidiffError("this model embeds an image (content_channels > 0) but the cond has none; give "
+                              "cond.content (its reference or first frame) or the null (conditioning.image_embed)")
         cond = apply_null_condition(cond, self.null_cond, cfg.num_classes)  # CFG: flagged samples -> null
         x = self_condition(x, cond, cfg.self_cond)  # (B, C [+ C], F, H, W)
         x = concat_condition(x, cond, cfg.cond_channels)  # (B, C_in, F, H, W)

@@ -57,7 +57,7 @@ class DiTConfig:
     causal: bool = False
     num_classes: int = 0
     text_dim: int = 0
-    content_channels: int = 0  # 0 = none; else channels of a Gen-1 reference image (Cond.content -> text tokens)
+    content_channels: int = 0  # 0 = none; else channels of an image embedded as text tokens (Cond.content: Gen-1, i2v)
     qk_norm: bool = True
     gradient_checkpointing: bool = False
 

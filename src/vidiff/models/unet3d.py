@@ -86,7 +86,7 @@ class UNet3DConfig:
     causal: bool = False  # frame t only sees frames <= t
     num_classes: int = 0  # 0 = unconditional; class id `num_classes` is the null class (CFG)
     text_dim: int = 0  # 0 = no text; else width of Cond.text tokens / Cond.pooled
-    content_channels: int = 0  # 0 = none; else channels of a Gen-1 reference image (Cond.content -> text tokens)
+    content_channels: int = 0  # 0 = none; else channels of an image embedded as text tokens (Cond.content: Gen-1, i2v)
     norm_groups: int = 32  # GroupNorm groups (capped so each group has >= min_group_channels channels)
     min_group_channels: int = 1
     # AdaGN (Dhariwal & Nichol 2021 §3): the embedding scales and shifts the normalised features,

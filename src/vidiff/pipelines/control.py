@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..conditioning.image_embed import embeds_first_frame
 from ..conditioning.tasks import request_cond
 from ..conditioning.trajectory import drag_trajectory, encode_tracks, load_trajectory, parse_drag
 from ..diffusion.physics import CONSTRAINTS, DEFAULT_WEIGHT, PhysicsGuidance
@@ -97,7 +98,8 @@ def _trajectory_cond(pipe: VideoPipeline, num: int, frames: int, size: int, traj
         encoder = get_text_encoder()
     return request_cond(kinds, num, frames=frames, prompt=prompt, class_id=class_id,
                         image=img if "first_frame" in kinds else None, text_encoder=encoder,
-                        num_classes=getattr(pipe.model.config, "num_classes", 0), trajectory=encoded)
+                        num_classes=getattr(pipe.model.config, "num_classes", 0), trajectory=encoded,
+                        image_embed=embeds_first_frame(kinds, pipe.model.config))
 
 
 def _to_model_pixels(point, hw: tuple[int, int], size: int) -> tuple[float, float]:

@@ -34,6 +34,7 @@ from torch import Tensor
 from ..bundled import find_autoencoder
 from ..checkpoint import read_config
 from ..conditioning import Cond
+from ..conditioning.image_embed import embeds_first_frame
 from ..data.dataset import VideoDataset
 from ..data.latents import INDEX_NAME, LatentDataset
 from ..limits import check_positive
@@ -171,7 +172,8 @@ class LatentVideoPipeline(VideoPipeline):
 
             encoder = get_text_encoder()
         return request_cond(self.condition, num, frames=f, prompt=prompt, class_id=class_id, image=latent_image,
-                            text_encoder=encoder, num_classes=getattr(self.model.config, "num_classes", 0))
+                            text_encoder=encoder, num_classes=getattr(self.model.config, "num_classes", 0),
+                            image_embed=embeds_first_frame(self.condition, self.model.config))
 
     def latent_view(self) -> VideoPipeline:
         """The same backbone as a pipeline over latents (`video` in latent units): what window-based

@@ -25,6 +25,7 @@ import torch
 
 from .. import __version__
 from ..checkpoint import read_config, save_pretrained
+from ..conditioning.image_embed import check_image_embed, image_embed_overrides
 from ..conditioning.micro import parse_micro
 from ..conditioning.tasks import model_overrides, parse_condition, training_cond
 from ..conditioning.text import get_text_encoder
@@ -89,6 +90,9 @@ class TrainConfig:
     # speed (metadata.jsonl), measured per training video (training.svd)
     micro: str = ""
     cond_noise_aug: float = 0.0  # noise augmentation of the first frame: level s ~ U[0, cond_noise_aug) (SVD)
+    # the first frame also embedded by a jointly trained image encoder, seen by cross-attention and the time
+    # embedding (SVD's image embedding; conditioning.image_embed)
+    image_embed: bool = False
     # first: the "caption" of metadata.jsonl; random: each epoch draws one of "caption" and the
     # record's "captions" list (caption augmentation; `vidiff data synth shapes` writes 8 variants)
     captions: str = "first"
@@ -162,6 +166,7 @@ def check_config(cfg: TrainConfig) -> None:
         raise VidiffError(f"--temporal-consistency is a loss weight >= 0; got {cfg.temporal_consistency}")
     DiffusionConfig(schedule=cfg.schedule, schedule_kwargs=dict(cfg.schedule_kwargs)).build_schedule()
     check_svd_recipe(cfg.micro, cfg.cond_noise_aug, parse_condition(cfg.condition), images=cfg.images)
+    check_image_embed(cfg.image_embed, parse_condition(cfg.condition))
 
 
 def trainable_selection(which: str, model) -> tuple[str, ...] | None:
@@ -206,6 +211,8 @@ def build_model_for(cfg: TrainConfig, num_classes: int = 0, channels: int = 3, f
     mcfg = dataclasses.replace(mcfg, **model_overrides(parse_condition(cfg.condition), num_classes, channels))
     if parse_micro(cfg.micro):
         mcfg = dataclasses.replace(mcfg, micro_conds=len(parse_micro(cfg.micro)))
+    if cfg.image_embed:
+        mcfg = dataclasses.replace(mcfg, **image_embed_overrides(channels))
     if not 0.0 <= cfg.self_cond < 1.0:
         raise VidiffError(f"self_cond is the share of samples trained with self-conditioning, "
                           f"in [0, 1); got {cfg.self_cond}")
@@ -264,7 +271,8 @@ class DiffusionTask(Task):
         else:
             x0 = batch["video"].to(trainer.device)  # (B, C, F, H, W)
         cond = training_cond(self.kinds, x0=x0, class_ids=batch["class_id"], captions=batch["caption"],
-                             text_encoder=self.text_encoder, drop_prob=cfg.cond_drop, generator=generator)
+                             text_encoder=self.text_encoder, drop_prob=cfg.cond_drop, generator=generator,
+                             image_embed=cfg.image_embed)
         cond = with_is_image(cond, batch, trainer.device)  # joint image–video training: image stacks flagged
         if self.svd is not None:  # micro-conditions of the batch's videos, the first frame noise-augmented
             cond = self.svd.apply(cond, x0, batch["path"], generator)
@@ -294,7 +302,8 @@ class DiffusionTask(Task):
             x0 = self.latent.as_latents(x0)  # (n, C_lat, f, h, w)
         cond = training_cond(self.kinds, x0=x0,
                              class_ids=torch.tensor([it["class_id"] for it in shown]),
-                             captions=[it["caption"] for it in shown], text_encoder=self.text_encoder, drop_prob=0.0)
+                             captions=[it["caption"] for it in shown], text_encoder=self.text_encoder, drop_prob=0.0,
+                             image_embed=cfg.image_embed)
         if self.svd is not None:
             cond = self.svd.preview(cond, x0, [it["path"] for it in shown])
         if cond is not None:
@@ -365,7 +374,8 @@ def train(cfg: TrainConfig, resume: bool = False, sample_fn: SampleFn | None = N
         "diffusion": config_to_dict(diffusion),
         "video": config_to_dict(VideoFormat(channels=3, frames=cfg.frames, size=cfg.size, fps=cfg.fps)),
         "conditioning": {"condition": "+".join(kinds) or "none", "cond_drop": cfg.cond_drop,
-                         "text_encoder": "minilm" if text_encoder else None, **(svd.section() if svd else {})},
+                         "text_encoder": "minilm" if text_encoder else None, "image_embed": cfg.image_embed,
+                         **(svd.section() if svd else {})},
         "train": config_to_dict(cfg),
         "vidiff_version": __version__,
     }

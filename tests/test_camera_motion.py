@@ -195,3 +195,19 @@ def test_dynamics_camera_filter_sees_a_zoom_the_median_flow_misses():
     sway = np.zeros((T, 2, H, W), np.float32)
     sway[:, 0, 4:18, 4:18] = 2 * np.sin(np.arange(T))[:, None, None]                  # a fifth of the frame sways
     assert camera_shift(sway) < 0.05
+
+
+def test_curation_camera_score_separates_a_pan_from_a_moving_object():
+    from vidiff.data import curate, curate_scores
+
+    still, _ = synth.render_shapes(1, cfg=_cfg(frames=5), seed=0)               # an object moves, the camera not
+    pan, meta = synth.render_shapes(1, cfg=_cfg(frames=5, camera_speed=(0.03, 0.03)), seed=0)
+    flows = curate_scores.pair_flows(still[0])
+    assert curate_scores.flow_motion(still[0], flows=flows) == curate_scores.flow_motion(still[0])
+    assert curate_scores.flow_motion(still[0]) > 0.1 and curate_scores.camera_motion(still[0]) < 0.05
+    assert curate_scores.camera_motion(pan[0]) == pytest.approx(0.03 * S, abs=0.1)
+    scores = {"motion": 2.0, "sharpness": 100.0, "brightness": 0.5, "aspect": 1.0}
+    f = curate.Filters(max_camera=0.5)
+    assert curate.failed_filters({**scores, "camera": 1.9}, f) == ["camera"]
+    assert curate.failed_filters({**scores, "camera": 0.01}, f) == []
+    assert curate.failed_filters(scores, f) == []                                 # manifests from before the score

@@ -162,6 +162,9 @@ def curate(
                           typer.Option(help="Drop clips with less optical flow (px/frame at 256 px).")] = 0.05,
     max_motion: Annotated[Optional[float],
                           typer.Option(help="Drop clips with more optical flow (px/frame at 256 px).")] = 24.0,
+    max_camera: Annotated[Optional[float],
+                          typer.Option(help="Drop clips whose camera moves more (px/frame at 256 px; "
+                                            "e.g. 0.5 for still-camera footage).")] = None,
     caption_query: Annotated[Optional[str], typer.Option(help="Keep captioned clips similar to this text.")] = None,
     min_caption_similarity: Annotated[Optional[float],
                                       typer.Option(help="MiniLM cosine bound for --caption-query.")] = None,
@@ -176,8 +179,8 @@ def curate(
         raise typer.BadParameter(f"{detector!r}: use adaptive or content", param_hint="--detector")
     cfg = CurateConfig(min_frames=min_frames, max_frames=max_frames, detector=detector,
                        cut_threshold=cut_threshold, ocr=ocr)
-    filters = replace(Filters(), min_motion=min_motion, max_motion=max_motion, caption_query=caption_query,
-                      min_caption_similarity=min_caption_similarity)
+    filters = replace(Filters(), min_motion=min_motion, max_motion=max_motion, max_camera=max_camera,
+                      caption_query=caption_query, min_caption_similarity=min_caption_similarity)
     t0 = time.perf_counter()
     counts = curate_videos(src, out, cfg, filters, workers=workers, engine=engine, ray_address=ray,
                            resume=resume, shard_size=shard_size)
@@ -185,8 +188,8 @@ def curate(
 
 
 def _print_counts(counts: dict, out: Path, seconds: float) -> None:
-    dropped = ", ".join(f"{k} {counts[k]}" for k in ("static", "too_fast", "blurry", "dark", "aspect", "text",
-                                                      "caption", "duplicate") if counts[k])
+    dropped = ", ".join(f"{k} {counts[k]}" for k in ("static", "too_fast", "camera", "blurry", "dark", "aspect",
+                                                      "text", "caption", "duplicate") if counts.get(k))
     typer.echo(f"kept {counts['kept']} of {counts['clips']} clip(s) from {counts['sources'] - counts['unreadable']} "
                f"video(s) ({counts['unreadable']} unreadable) in {counts['shards']} shard(s) in {out} "
                f"({seconds:.1f} s); dropped: {dropped or 'none'}; report: {out / 'report'}")
@@ -197,6 +200,7 @@ def filter_(
     dataset: Annotated[Path, typer.Argument(help="Dataset folder written by vidiff data curate.")],
     min_motion: Annotated[Optional[float], typer.Option(help="Optical-flow bounds (px/frame at 256 px).")] = None,
     max_motion: Annotated[Optional[float], typer.Option()] = None,
+    max_camera: Annotated[Optional[float], typer.Option(help="Camera-motion bound (px/frame at 256 px).")] = None,
     min_sharpness: Annotated[Optional[float], typer.Option(help="Laplacian-variance bound (blur).")] = None,
     min_brightness: Annotated[Optional[float], typer.Option(help="Mean-luma bound in [0, 1] (darkness).")] = None,
     min_aspect: Annotated[Optional[float], typer.Option(help="Width / height bounds.")] = None,
@@ -212,10 +216,10 @@ def filter_(
     from ..data.curate import refilter
 
     t0 = time.perf_counter()
-    counts = refilter(dataset, min_motion=min_motion, max_motion=max_motion, min_sharpness=min_sharpness,
-                      min_brightness=min_brightness, min_aspect=min_aspect, max_aspect=max_aspect,
-                      max_text=max_text, dedupe_distance=dedupe_distance, caption_query=caption_query,
-                      min_caption_similarity=min_caption_similarity)
+    counts = refilter(dataset, min_motion=min_motion, max_motion=max_motion, max_camera=max_camera,
+                      min_sharpness=min_sharpness, min_brightness=min_brightness, min_aspect=min_aspect,
+                      max_aspect=max_aspect, max_text=max_text, dedupe_distance=dedupe_distance,
+                      caption_query=caption_query, min_caption_similarity=min_caption_similarity)
     _print_counts(counts, dataset, time.perf_counter() - t0)
 
 

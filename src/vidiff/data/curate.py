@@ -57,6 +57,7 @@ class Filters:
 
     min_motion: float | None = 0.05
     max_motion: float | None = 24.0
+    max_camera: float | None = None   # camera motion (px/frame at the analysis size); set it for still-camera sets
     min_sharpness: float | None = 15.0
     min_brightness: float | None = 0.06
     min_aspect: float | None = 0.5
@@ -67,7 +68,7 @@ class Filters:
     min_caption_similarity: float | None = None
 
 
-FILTER_NAMES = ("static", "too_fast", "blurry", "dark", "aspect", "text", "caption", "duplicate")
+FILTER_NAMES = ("static", "too_fast", "camera", "blurry", "dark", "aspect", "text", "caption", "duplicate")
 
 
 # --- one source video -------------------------------------------------------------------------------------
@@ -236,7 +237,9 @@ def process_source(job: dict) -> dict:
             clip = frames[start:start + n]
             copy = start in copied
             mid = clip[len(clip) // 2]
-            scores = {"motion": S.flow_motion(clip), "sharpness": S.sharpness(clip),
+            flows = S.pair_flows(clip)
+            scores = {"motion": S.flow_motion(clip, flows=flows), "camera": S.camera_motion(clip, flows=flows),
+                      "sharpness": S.sharpness(clip),
                       "brightness": S.brightness(clip), "aspect": w / h,
                       "text": S.text_area(mid) if cfg.ocr else None}
             rec = {"key": key, "source": job["rel"], "start": start, "frames": n, "fps": fps, "width": w,
@@ -328,6 +331,7 @@ def failed_filters(scores: dict, f: Filters) -> list[str]:
         return hi is not None and x is not None and x > hi
 
     checks = (("static", below(scores["motion"], f.min_motion)), ("too_fast", above(scores["motion"], f.max_motion)),
+              ("camera", above(scores.get("camera"), f.max_camera)),
               ("blurry", below(scores["sharpness"], f.min_sharpness)),
               ("dark", below(scores["brightness"], f.min_brightness)),
               ("aspect", below(scores["aspect"], f.min_aspect) or above(scores["aspect"], f.max_aspect)),

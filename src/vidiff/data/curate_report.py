@@ -13,6 +13,7 @@ from ..utils import atomic_path, atomic_write_text
 
 # score -> (lower-bound field, upper-bound field, axis label)
 PLOTS = {"motion": ("min_motion", "max_motion", "optical-flow motion (px / frame at 256 px)"),
+         "camera": (None, "max_camera", "camera motion (px / frame at 256 px)"),
          "sharpness": ("min_sharpness", None, "sharpness (Laplacian variance)"),
          "brightness": ("min_brightness", None, "brightness (mean luma)"),
          "aspect": ("min_aspect", "max_aspect", "aspect (width / height)"),

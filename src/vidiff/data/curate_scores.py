@@ -1,6 +1,7 @@
 """Per-clip curation scores, after Stable Video Diffusion's data curation (Blattmann et al. 2023, sec. 3):
-shot cuts (PySceneDetect's content / adaptive detectors), optical-flow motion (OpenCV DIS), sharpness,
-brightness, on-screen text (tesseract OCR), perceptual hashes for near-duplicates, caption similarity.
+shot cuts (PySceneDetect's content / adaptive detectors), optical-flow motion (OpenCV DIS) and the camera's
+share of it (`vidiff.metrics.camera`), sharpness, brightness, on-screen text (tesseract OCR), perceptual
+hashes for near-duplicates, caption similarity.
 
 Every score is measured on "analysis frames": RGB uint8 frames resized so that the long side is
 `ANALYSIS_SIZE` pixels, so scores of sources of different resolutions are comparable.
@@ -13,6 +14,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ..metrics.camera import camera_motion_score
 from ..utils import notice
 
 ANALYSIS_SIZE = 256  # long side (pixels) of the frames every score is measured on
@@ -110,19 +112,33 @@ def detect_cuts(frames: np.ndarray, method: str = "adaptive", threshold: float |
 
 
 # --- motion, sharpness, brightness ------------------------------------------------------------------
-def flow_motion(frames: list[np.ndarray] | np.ndarray, pairs: int = 8) -> float:
-    """Mean optical-flow magnitude (pixels per frame at the frames' resolution) over up to `pairs`
-    evenly spaced consecutive-frame pairs: SVD's motion score, with OpenCV's DIS flow."""
+def pair_flows(frames: list[np.ndarray] | np.ndarray, pairs: int = 8) -> np.ndarray:
+    """OpenCV DIS optical flows (P, H, W, 2), in pixels, of up to `pairs` evenly spaced consecutive-frame
+    pairs (P = 0 for fewer than 2 frames)."""
     n = len(frames)
     if n < 2:
-        return 0.0
+        return np.zeros((0, 0, 0, 2), np.float32)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     starts = np.unique(np.linspace(0, n - 2, min(pairs, n - 1)).round().astype(int))
-    mags = []
-    for t in starts:
-        flow = dis.calc(grey(frames[t]), grey(frames[t + 1]), None)  # (H, W, 2) displacement in pixels
-        mags.append(float(np.sqrt((flow ** 2).sum(-1)).mean()))
-    return float(np.mean(mags))
+    return np.stack([dis.calc(grey(frames[t]), grey(frames[t + 1]), None) for t in starts])
+
+
+def flow_motion(frames: list[np.ndarray] | np.ndarray, pairs: int = 8, flows: np.ndarray | None = None) -> float:
+    """Mean optical-flow magnitude (pixels per frame at the frames' resolution) over up to `pairs`
+    evenly spaced consecutive-frame pairs: SVD's motion score, with OpenCV's DIS flow (`flows`: those
+    of `pair_flows`, when already computed)."""
+    flows = pair_flows(frames, pairs) if flows is None else flows
+    if not len(flows):
+        return 0.0
+    return float(np.mean([float(np.sqrt((f ** 2).sum(-1)).mean()) for f in flows]))
+
+
+def camera_motion(frames: list[np.ndarray] | np.ndarray, pairs: int = 8, flows: np.ndarray | None = None) -> float:
+    """The camera's motion (pixels per frame): the mean displacement of the robust affine fit of the same
+    flows as `flow_motion` (`metrics.camera`); a pan, zoom or shake scores its speed, things moving in
+    front of a still camera score ~0."""
+    flows = pair_flows(frames, pairs) if flows is None else flows
+    return camera_motion_score(flows=flows) if len(flows) else 0.0
 
 
 def sharpness(frames: list[np.ndarray] | np.ndarray) -> float:

@@ -12,15 +12,18 @@ from ..config import config_to_dict
 from ..limits import check_positive
 from ..utils import VidiffError
 from . import image, temporal
+from .clip import check_clip_options, read_prompts, score_clip
 from .extractors import FeatureExtractor, fallback_extractor, load_i3d, load_inception
 from .frechet import frechet_distance_features
+from .inception_score import check_is_options, score_inception
 from .kid import kernel_distance
 from .protocol import EvalProtocol, as_uint8_videos, as_video_tensor, resize_video, sample_clip
 
 DISTRIBUTION = ("fvd", "fid", "kid")
 PAIRED = ("psnr", "ssim", "lpips")
 PER_VIDEO = ("flicker", "warp", "motion")
-METRICS = DISTRIBUTION + PAIRED + PER_VIDEO
+GENERATED = ("is", "clip")  # scores of the generated set alone, from local weights only
+METRICS = DISTRIBUTION + PAIRED + PER_VIDEO + GENERATED
 
 
 def parse_metrics(spec: str | list[str]) -> list[str]:
@@ -46,12 +49,27 @@ def check_eval_options(*, device: str = "cpu", batch_size: int = 8, frames: int 
         raise VidiffError(f"--device {device}: no CUDA GPU is available here; use --device cpu")
 
 
+def check_generated_options(names: list[str], *, inception: str | None = None, is_splits: int = 10,
+                            clip_model: str | None = None, clip_weights: str | None = None) -> None:
+    """Refuse `is` / `clip` without their local weights in one line naming the flag, before any video is read."""
+    if "is" in names:
+        check_is_options(inception, is_splits)
+    if "clip" in names:
+        check_clip_options(clip_model, clip_weights)
+
+
 def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: str | None = None,
              inception: str | None = None, i3d_features: str = "logits", frames: int = 16, start: int = 0,
              stride: int = 1, window: int | None = None, kid_subsets: int = 100, kid_subset_size: int = 1000,
              lpips_vgg: str | None = None, lpips_lin: str | None = None, device: str = "cpu",
-             batch_size: int = 8, progress: bool = False, warn: Callable[[str], None] = print) -> dict:
+             batch_size: int = 8, progress: bool = False, warn: Callable[[str], None] = print,
+             is_splits: int = 10, clip_model: str | dict | None = None, clip_weights: str | None = None,
+             clip_tokenizer: str | None = None, prompt: str | None = None,
+             prompts: str | list[str] | None = None) -> dict:
     """Score `fake` against `real` ((N, F, H, W, 3) uint8 or (B, C, F, H, W) in [-1, 1]).
+
+    `is` (Inception Score, from the --inception weights) and `clip` (CLIP score against `prompt` or one of
+    `prompts` per generated video, from local OpenCLIP weights) score the generated set alone.
 
     Sets are kept as uint8 and converted batch by batch, so memory stays bounded for thousands of videos.
     Returns {"scores": {metric: {"value", ..., "protocol"}}, "over_time": {metric: [(frame, value)]}}.
@@ -59,6 +77,8 @@ def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: s
     names = parse_metrics(metrics)
     check_eval_options(device=device, batch_size=batch_size, frames=frames, stride=stride, start=start,
                        window=window, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
+    check_generated_options(names, inception=inception, is_splits=is_splits, clip_model=clip_model,
+                            clip_weights=clip_weights)
     # sets stay uint8 (N, frames, H, W, 3); metrics convert chunk by chunk to bound memory
     r = sample_clip(as_uint8_videos(real), frames, start, stride)
     f = sample_clip(as_uint8_videos(fake), frames, start, stride)
@@ -159,6 +179,14 @@ def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: s
             over_time["flicker"] = [
                 (t, float(np.mean([np.abs(v[t + 1].astype(np.float32) - v[t]).mean() for v in f]) / 255))
                 for t in range(frames - 1)]
+
+    if "is" in names:
+        scores["is"] = score_inception(f, inception, is_splits, base=base, device=device, batch_size=batch_size,
+                                       progress=progress)
+    if "clip" in names:
+        texts, source, sha = read_prompts(f.shape[0], prompt, prompts)
+        scores["clip"] = score_clip(f, texts, clip_weights, clip_model, clip_tokenizer, base=base,
+                                    source=(source, sha), device=device, batch_size=batch_size)
     return {"scores": scores, "over_time": over_time}
 
 

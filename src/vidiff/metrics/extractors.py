@@ -152,8 +152,11 @@ def load_i3d(path, features: Literal["logits", "pool"] = "logits", device: str =
     return FeatureExtractor(f"i3d-400-{features}", "video", 224, fn, sha, True, device)
 
 
-def load_inception(path, device: str = "cpu") -> FeatureExtractor:
-    """FID Inception-v3 extractor (2048-d pool3) from pytorch-fid's state dict; frames resized to 299×299."""
+def load_inception(path, device: str = "cpu", output: Literal["pool3", "logits"] = "pool3") -> FeatureExtractor:
+    """FID Inception-v3 extractor (2048-d pool3, or the 1008 logits for the Inception Score) from pytorch-fid's
+    state dict; frames resized to 299×299."""
+    if output not in ("pool3", "logits"):
+        raise VidiffError(f"unknown Inception output {output!r}; use 'pool3' or 'logits'")
     path = _check_file(path)
     if _looks_like_torchscript(path):
         raise VidiffError(f"{path} is a TorchScript archive; accepted formats: {'; '.join(INCEPTION_FORMATS)}")
@@ -161,7 +164,8 @@ def load_inception(path, device: str = "cpu") -> FeatureExtractor:
 
     model = load_matching(FIDInceptionV3(), _read_state_dict(path, INCEPTION_FORMATS), path, INCEPTION_FORMATS)
     model = model.to(device)
-    return FeatureExtractor("inception-v3-fid-pool3", "image", 299, model.features, sha256_file(path), True, device)
+    fn = model.features if output == "pool3" else model
+    return FeatureExtractor(f"inception-v3-fid-{output}", "image", 299, fn, sha256_file(path), True, device)
 
 
 class RandomVideoNet(nn.Module):

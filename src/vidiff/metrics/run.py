@@ -15,7 +15,7 @@ from rich.table import Table
 from .. import __version__
 from ..data.io import check_output, load_npy, read_video_set, write_mp4
 from ..utils import VidiffError, atomic_write_text, os_error_message
-from .evaluation import check_eval_options, evaluate, parse_metrics
+from .evaluation import check_eval_options, check_generated_options, evaluate, parse_metrics
 from .report import plot_over_time, save_xt_png, side_by_side
 
 
@@ -74,7 +74,8 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
              stride: int = 1, window: int | None = None, out: str | None = None, report_dir: str | None = None,
              kid_subsets: int = 100, kid_subset_size: int = 1000, lpips_vgg: str | None = None,
              lpips_lin: str | None = None, device: str = "auto", batch_size: int = 8, row: int | None = None,
-             quiet: bool = False) -> dict:
+             quiet: bool = False, is_splits: int = 10, clip_model: str | None = None, clip_weights: str | None = None,
+             clip_tokenizer: str | None = None, prompt: str | None = None, prompts: str | None = None) -> dict:
     """The body of `vidiff eval`, callable from Python; returns the JSON report as a dict."""
     console = Console(stderr=True, quiet=quiet)
     warnings: list[str] = []
@@ -89,6 +90,8 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
         device = "cuda" if torch.cuda.is_available() else "cpu"
     check_eval_options(device=device, batch_size=batch_size, frames=frames, stride=stride, start=start,
                        window=window, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
+    check_generated_options(names, inception=inception, is_splits=is_splits, clip_model=clip_model,
+                            clip_weights=clip_weights)
     if out:  # outputs are checked before any work, so a bad --report-dir never leaves a lone --out
         check_output(out, "--out")
     if report_dir:
@@ -102,7 +105,8 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
     res = evaluate(real_v, fake_v, names, i3d=i3d, inception=inception, i3d_features=i3d_features, frames=frames,
                    start=start, stride=stride, window=window, kid_subsets=kid_subsets,
                    kid_subset_size=kid_subset_size, lpips_vgg=lpips_vgg, lpips_lin=lpips_lin, device=device,
-                   batch_size=batch_size, progress=not quiet, warn=warn)
+                   batch_size=batch_size, progress=not quiet, warn=warn, is_splits=is_splits, clip_model=clip_model,
+                   clip_weights=clip_weights, clip_tokenizer=clip_tokenizer, prompt=prompt, prompts=prompts)
     by_msg: dict[str, list[str]] = {}
     for m, s in res["scores"].items():
         for w in s["protocol"]["warnings"]:

@@ -92,10 +92,9 @@ def same_autoencoder(a: LatentVideoPipeline, b: LatentVideoPipeline) -> bool:
 
 
 def to_interpolator_latents(source: VideoPipeline | None, tsr: LatentVideoPipeline, z: Tensor) -> Tensor:
-    """`source`'s samples z (B, C, f, h, w) — a latent model's scaled latents, a pixel model's (or, with no source,
-    a given video's) frames in [−1, 1] —
-    as `tsr`'s scaled latents: as they are with the same autoencoder and scaling (rescaled where only the scaling
-    differs), else decoded and re-encoded with a notice; pixels are encoded."""
+    """`source`'s samples z (B, C, f, h, w) — a latent model's scaled latents, a pixel model's (with no source, a
+    given video's) frames in [−1, 1] — as `tsr`'s scaled latents: as they are with the same autoencoder and scaling
+    (rescaled where only the scaling differs), else decoded and re-encoded with a notice; pixels are encoded."""
     if isinstance(source, LatentVideoPipeline):
         if same_autoencoder(source, tsr):
             if (source.scaling_factor, source.shift_factor) == (tsr.scaling_factor, tsr.shift_factor):

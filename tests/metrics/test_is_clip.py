@@ -1,6 +1,7 @@
 """Inception Score and CLIP score: analytic IS values, IS through the FID Inception equal to the formula on its
 logits, a tiny random CLIP checked against transformers' CLIP (converted to OpenCLIP's names) and its tokenizer,
 the protocol record, refusals, and `vidiff eval` end to end."""
+import gzip
 import hashlib
 import json
 
@@ -173,7 +174,7 @@ def features(out) -> torch.Tensor:
 PROMPTS = ["A red cat jumps over the dog!", "the dog   slowly jumps 33", "a cat", "over the red red red dog " * 3]
 
 
-def test_tokenizer_matches_transformers_clip_tokenizer(clip_files):
+def test_tokenizer_matches_transformers_clip_tokenizer(clip_files, tmp_path):
     d, _, hf_tok = clip_files
     ours = CLIPTokenizer.from_file(d / "merges.txt", hf_tok.vocab_size, CTX)
     ids = ours(PROMPTS)
@@ -182,6 +183,13 @@ def test_tokenizer_matches_transformers_clip_tokenizer(clip_files):
         assert row[:len(r)].tolist() == r and not row[len(r):].any()  # zeros after the end token
     assert ids[3, -1] == ours.eot and len(ref[3]) == CTX  # a long prompt is cut and still ends with the end token
     assert (ids == ours.eot).sum() == len(PROMPTS)
+    # OpenAI/OpenCLIP's gzip file: the same merges after a `"bpe_simple_vocab_16e6.txt#version: 0.2` line
+    merges = (d / "merges.txt").read_text().split("\n", 1)[1]
+    gz = tmp_path / "bpe_simple_vocab_16e6.txt.gz"
+    gz.write_bytes(gzip.compress(('"bpe_simple_vocab_16e6.txt#version: 0.2\n' + merges).encode()))
+    assert torch.equal(CLIPTokenizer.from_file(gz, hf_tok.vocab_size, CTX)(PROMPTS), ids)
+    with pytest.raises(VidiffError, match="fewer than"):
+        CLIPTokenizer.from_file(gz, hf_tok.vocab_size + 5, CTX)
 
 
 def test_clip_towers_match_transformers_clip(clip_files):

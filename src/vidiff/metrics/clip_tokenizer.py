@@ -3,8 +3,8 @@ padded with 0 (or cut, keeping the end token) to the model's context length — 
 tokenize, so the text tower sees the ids it was trained on.
 
 The merges come from a local file (nothing is downloaded): OpenAI/OpenCLIP's `bpe_simple_vocab_16e6.txt.gz` or
-a Hugging Face `merges.txt` (the same list after a `#version` line). The vocabulary is built from them in CLIP's
-order: the 256 byte symbols, the same with the end-of-word mark `</w>`, one token per merge, then
+a Hugging Face `merges.txt` (the same list; both start with a `#version` line). The vocabulary is built from
+them in CLIP's order: the 256 byte symbols, the same with the end-of-word mark `</w>`, one token per merge, then
 `<|startoftext|>` and `<|endoftext|>` (the largest id, where the text tower pools).
 """
 from __future__ import annotations
@@ -59,7 +59,7 @@ def read_merges(path: str | Path, count: int) -> list[tuple[str, str]]:
     except (OSError, UnicodeDecodeError, EOFError) as e:
         raise VidiffError(f"cannot read {path} as a BPE merges file ({type(e).__name__}); give "
                           f"{' or '.join(BPE_FILES)}") from None
-    if lines and lines[0].startswith("#version"):
+    if lines and "#version" in lines[0]:  # `#version: 0.2` (merges.txt) or `"bpe_simple_vocab_16e6.txt#version: 0.2`
         lines = lines[1:]
     merges = [tuple(line.split()) for line in lines[:count]]
     if len(merges) < count or any(len(m) != 2 for m in merges):

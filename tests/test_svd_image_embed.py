@@ -180,4 +180,10 @@ def test_image_embed_without_the_first_frame_condition_is_one_line(shapes, tmp_p
         assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, err
         assert "--image-embed" in err
     assert not (tmp_path / "none").exists()
+    image = tmp_path / "image_model"  # an image model trained without the embedding under a video recipe with it
+    image.mkdir()
+    (image / "config.json").write_text(json.dumps({"conditioning": {"condition": "first_frame"}}))
+    code, _, err = run(capsys, *_train(shapes, tmp_path / "ldm", "--init-image", image))
+    last = err.splitlines()[-1]  # after the progress bar of decoding the clips
+    assert code == 2 and last.startswith("error: ") and "without --image-embed" in last and err.count("error") == 1
 

@@ -235,6 +235,10 @@ def video_model_from_image(cfg: TrainConfig, kinds: tuple[str, ...], frames: int
     if trained != ("+".join(kinds) or "none"):
         raise VidiffError(f"--init-image {cfg.init_image} was trained with condition {trained!r}; give --condition "
                           f"{trained} to train its video model")
+    if bool((image_cfg.get("conditioning") or {}).get("image_embed")) != cfg.image_embed:
+        raise VidiffError(f"--init-image {cfg.init_image} was trained "
+                          f"{'with' if not cfg.image_embed else 'without'} --image-embed; train its video model "
+                          f"{'with' if not cfg.image_embed else 'without'} it too")
     if bool(image_cfg.get("latent")) != bool(cfg.latent):
         raise VidiffError(f"--init-image {cfg.init_image} is a {'latent' if image_cfg.get('latent') else 'pixel'} "
                           f"model; train its video model "

@@ -64,19 +64,19 @@ def fit_affine(flows: np.ndarray, iters: int = 10, margin: int | None = None) ->
     """Robust affine motion (N, 2, 3) of flow fields (N, H, W, 2): the A minimising Σ_p ρ(‖A p̃ − p − u(p)‖)
     (module doc; IRLS with Tukey weights from a median start). `margin`: border band left out (default
     1/16 of the short side, at least 1 px)."""
-    flows = np.asarray(flows, np.float64)
+    flows = np.asarray(flows)
     if flows.ndim != 4 or flows.shape[-1] != 2:
         raise VidiffError(f"expected flow fields (N, H, W, 2), got shape {flows.shape}")
     n, h, w = flows.shape[:3]
     rows, cols = _grid(h, w, max(1, min(h, w) // 16) if margin is None else margin)
-    u = flows[:, rows][:, :, cols].reshape(n, -1, 2)                           # (N, P, 2)
+    u = flows[:, rows][:, :, cols].reshape(n, -1, 2).astype(np.float64)        # (N, P, 2)
     yy, xx = np.meshgrid(rows.astype(np.float64), cols.astype(np.float64), indexing="ij")
     centre, scale = np.array([(w - 1) / 2, (h - 1) / 2]), max(h, w) / 2
     q = (np.stack([xx.ravel(), yy.ravel()], 1) - centre) / scale               # (P, 2) centred, ~[-1, 1]
     X = np.concatenate([q, np.ones((len(q), 1))], 1)                           # (P, 3) homogeneous
     Y = q[None] + u / scale                                                     # (N, P, 2) targets A q̃
     # start: medians of the flow's derivatives (the linear part) and of what is left (the translation)
-    inner = flows[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]                # (N, h', w', 2)
+    inner = flows[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1].astype(np.float64)  # (N, h', w', 2)
     B = np.zeros((n, 3, 2))                                                     # Aᵀ in normalised coordinates
     B[:, 0] = np.median(np.diff(inner, axis=2).reshape(n, -1, 2), axis=1)      # ∂u/∂x
     B[:, 1] = np.median(np.diff(inner, axis=1).reshape(n, -1, 2), axis=1)      # ∂u/∂y

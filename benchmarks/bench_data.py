@@ -2,6 +2,7 @@
 trainer's shard loader serves batches next to the folder loader.
 
     OMP_NUM_THREADS=2 python benchmarks/bench_data.py [--raw DIR] [--videos 8] [--workers 2] [--batches 30]
+        [--train-steps 60]
     python benchmarks/bench_data.py --quick         # a reduced run that only checks the script works
 
 Without --raw it writes `--videos` synthetic videos into a temporary folder: each is two shots (textures
@@ -14,11 +15,20 @@ video. Measured in one run, as ratios against baselines from the same run:
     first batch) over the same kept clips: the curated WebDataset shards (`ShardClips` + `EpochBatches`, what
     `vidiff train --data SHARDS` uses) vs the clips as a folder of mp4 files decoded per item
     (`VideoDataset(cache=False)` + `StepBatches`) and vs the folder decoded into memory up front (the default
-    `VideoDataset`, whose decode is the start-up time), each with 0 and --workers DataLoader workers.
+    `VideoDataset`, whose decode is the start-up time), each with 0 and --workers DataLoader workers;
+  * training throughput (steps/s of `vidiff.train.train`, in process: unet-nano-joint on batches of `--batch`
+    clips of 16×32×32, `--train-steps` steps on the CPU) reading the same clips as a folder (the default,
+    decoded into memory before the first step; and decoded per item, `--no-cache`) and as the curated shards,
+    with 0 and --workers DataLoader workers, after one untimed 2-step warm-up run. Steps/s are counted between
+    the first and the last log entry (every `--train-steps`/12 steps), so the start-up is left out: the loop's
+    seconds to the first entry (the first batch and steps) and the seconds outside the loop (dataset index or
+    in-memory decode, model, DataLoader workers' start, final save and preview) are reported on their own.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io as text_io
 import json
 import shutil
 import tempfile
@@ -32,6 +42,7 @@ from vidiff.data import io
 from vidiff.data.curate import CurateConfig, Filters, curate
 from vidiff.data.dataset import VideoDataset
 from vidiff.data.shards import ShardClips, expand_shards, iter_shard
+from vidiff.train import TrainConfig, train
 from vidiff.training.data import EpochBatches, StepBatches
 
 
@@ -92,6 +103,28 @@ def time_loader(name: str, make, batches: int) -> dict:
     return {"loader": name, "first_batch_s": first, "batches_per_s": per_s}
 
 
+def time_training(name: str, data: Path, out: Path, *, workers: int, cache: bool, steps: int, batch: int) -> dict:
+    """`vidiff.train.train` for `steps` steps of unet-nano-joint at 16×32×32 reading `data`: steps/s between
+    the first and the last log entry; the loop's seconds to the first entry (first batch included); the
+    seconds outside the loop (dataset, model, DataLoader workers' start, final save and preview)."""
+    every = max(1, steps // 12)
+    cfg = TrainConfig(data=str(data), out=str(out), model="unet-nano-joint", frames=16, size=32, batch=batch,
+                      steps=steps, log_every=every, save_every=0, sample_every=0, sample_steps=1, num_samples=1,
+                      num_workers=workers, cache=cache, device="cpu")
+    t = time.perf_counter()
+    with contextlib.redirect_stderr(text_io.StringIO()):  # progress bars and the final line
+        train(cfg)
+    wall = time.perf_counter() - t
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    first, last = log[0], log[-1]
+    per_s = (last["step"] - first["step"]) / (last["elapsed"] - first["elapsed"])
+    # the loop's clock ("elapsed") starts after the dataset, the model and the DataLoader iterator are made and
+    # stops before the last save and preview: what lies outside it is start-up (in-memory decode included) and
+    # wrap-up
+    return {"training": name, "steps_per_s": per_s, "first_log_step": first["step"],
+            "first_log_s": first["elapsed"], "outside_loop_s": wall - last["elapsed"], "wall_s": wall}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--raw", help="a folder of videos to curate (default: synthetic videos in a temp folder)")
@@ -100,14 +133,17 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="process-pool / Ray / DataLoader workers")
     ap.add_argument("--batches", type=int, default=30, help="batches timed per loader (after the first)")
     ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--train-steps", type=int, default=60, help="training steps timed per data source (0: none)")
     ap.add_argument("--ocr", action="store_true", help="measure on-screen text too (needs tesseract)")
     ap.add_argument("--no-ray", action="store_true", help="leave Ray out even when it is installed")
     ap.add_argument("--quick", action="store_true",
-                    help="3 videos, 1 curation worker (no pool, no Ray), 6 batches: check that the script works")
+                    help="3 videos, 1 curation worker (no pool, no Ray), 6 batches, 6 training steps: check that "
+                         "the script works")
     ap.add_argument("--json", help="also write the results to this file")
     args = ap.parse_args()
     if args.quick:
         args.videos, args.batches = min(args.videos, 3), min(args.batches, 6)
+        args.train_steps = min(args.train_steps, 6)
 
     work = Path(tempfile.mkdtemp(prefix="vidiff_bench_data_"))
     try:
@@ -154,7 +190,6 @@ def main() -> None:
         print(f"{'loader':<40}{'first batch s':>14}{'batches/s':>11}")
         for r in loaders:
             print(f"{r['loader']:<40}{r['first_batch_s']:>14.2f}{r['batches_per_s']:>11.2f}")
-        print("\nratios (same run):")
         rows = {r["loader"]: r for r in loaders}
         ratios = {}
         if len(curation) > 1:
@@ -169,11 +204,32 @@ def main() -> None:
         if args.workers:
             ratios[f"shards {args.workers} workers / shards 0 workers"] = \
                 rows[f"shards, {args.workers} workers"]["batches_per_s"] / rows["shards, 0 workers"]["batches_per_s"]
+        training = []
+        if args.train_steps:
+            runs = [("folder, in memory", folder, 0, True)]
+            for w in sorted({0, args.workers}):
+                runs += [(f"folder, decoded per item, {w} workers", folder, w, False),
+                         (f"shards, {w} workers", shards, w, True)]
+            # untimed: one-time costs (lazy imports, first allocations, the preview sampler) fall on no row
+            time_training("warm-up", folder, work / "train_warmup", workers=0, cache=False, steps=2, batch=b)
+            training = [time_training(name, data, work / f"train_{i}", workers=w, cache=cache,
+                                      steps=args.train_steps, batch=b)
+                        for i, (name, data, w, cache) in enumerate(runs)]
+            base_steps = training[0]["steps_per_s"]
+            print(f"\ntraining (vidiff.train.train, unet-nano-joint, batches of {b} x 3x{frames}x{size}x{size}, "
+                  f"{args.train_steps} steps, CPU) over the {kept} kept clips")
+            print(f"{'data':<40}{'steps/s':>9}{'vs folder':>11}{'loop s to step k':>18}{'outside loop s':>16}")
+            for r in training:
+                print(f"{r['training']:<40}{r['steps_per_s']:>9.2f}{r['steps_per_s'] / base_steps:>10.2f}x"
+                      f"{r['first_log_s']:>12.2f} @ {r['first_log_step']:<3}{r['outside_loop_s']:>16.2f}")
+                if r is not training[0]:
+                    ratios[f"training steps/s, {r['training']} / folder in memory"] = r["steps_per_s"] / base_steps
+        print("\nratios (same run):")
         for k, v in ratios.items():
-            print(f"  {k:<52}{v:6.2f}x")
+            print(f"  {k:<72}{v:6.2f}x")
         if args.json:
             result = {"curation": [{k: v for k, v in r.items() if k != "out"} for r in curation],
-                      "loaders": loaders, "ratios": ratios, "videos": n, "kept_clips": kept}
+                      "loaders": loaders, "training": training, "ratios": ratios, "videos": n, "kept_clips": kept}
             Path(args.json).write_text(json.dumps(result, indent=1))
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -274,17 +274,20 @@ def test_cli_clip_score_and_refusal(clip_files, tmp_path, capsys):
     videos = np.random.default_rng(3).integers(0, 256, (2, 3, 40, 48, 3), dtype=np.uint8)
     np.save(tmp_path / "v.npy", videos)
     (tmp_path / "prompts.txt").write_text("a red cat\nthe dog jumps\n")
-    base = ["eval", "--real", str(tmp_path / "v.npy"), "--fake", str(tmp_path / "v.npy"), "--metrics", "clip",
-            "--frames", "3"]
+    base = ["eval", "--fake", str(tmp_path / "v.npy"), "--metrics", "clip", "--frames", "3"]  # no --real needed
     assert main(base + ["--prompts", str(tmp_path / "prompts.txt")]) == 2
     err = capsys.readouterr().err
     assert "--clip-weights" in err and "Traceback" not in err
+    assert main(["eval", "--fake", str(tmp_path / "v.npy"), "--metrics", "clip,psnr", "--frames", "3"]) == 2
+    assert "psnr compare with real videos: pass --real" in capsys.readouterr().err
     out = tmp_path / "r.json"
     rc = main(base + ["--prompts", str(tmp_path / "prompts.txt"), "--clip-model", str(d / "open_clip_config.json"),
                       "--clip-weights", str(d / "open_clip_model.safetensors"), "--clip-tokenizer",
                       str(d / "merges.txt"), "--out", str(out)])
     assert rc == 0, capsys.readouterr().err
-    s = json.loads(out.read_text())["scores"]["clip"]
+    rep = json.loads(out.read_text())
+    s = rep["scores"]["clip"]
+    assert rep["real"] is None and s["protocol"]["num_real"] == 0 and s["protocol"]["num_fake"] == 2
     assert len(s["per_video"]) == 2 and 0 <= s["value"] <= 100
     assert s["protocol"]["prompts"] == str(tmp_path / "prompts.txt")
     assert s["protocol"]["prompts_sha256"] == hashlib.sha256((tmp_path / "prompts.txt").read_bytes()).hexdigest()

@@ -9,8 +9,9 @@ from .options import Device
 
 
 def evaluate(
-    real: Annotated[str, typer.Option("--real", help="real videos: folder, video file, or .npy (N,F,H,W,3) uint8")],
     fake: Annotated[str, typer.Option("--fake", help="generated videos, same forms as --real")],
+    real: Annotated[Optional[str], typer.Option(
+        "--real", help="real videos: folder, video file, or .npy (N,F,H,W,3) uint8 (not needed by is, clip)")] = None,
     metrics: Annotated[str, typer.Option(
         help="comma list of: fvd,fid,kid,psnr,ssim,lpips,flicker,warp,motion,is,clip")
     ] = "fvd,fid,kid,psnr,ssim,flicker,warp",

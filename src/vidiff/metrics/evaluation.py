@@ -50,8 +50,13 @@ def check_eval_options(*, device: str = "cpu", batch_size: int = 8, frames: int 
 
 
 def check_generated_options(names: list[str], *, inception: str | None = None, is_splits: int = 10,
-                            clip_model: str | None = None, clip_weights: str | None = None) -> None:
-    """Refuse `is` / `clip` without their local weights in one line naming the flag, before any video is read."""
+                            clip_model: str | None = None, clip_weights: str | None = None,
+                            has_real: bool = True) -> None:
+    """Refuse `is` / `clip` without their local weights, and other metrics without real videos, in one line
+    naming the flag, before any video is read."""
+    if not has_real and any(m not in GENERATED for m in names):
+        raise VidiffError(f"{','.join(m for m in names if m not in GENERATED)} compare with real videos: pass "
+                          "--real (only is and clip score the generated set alone)")
     if "is" in names:
         check_is_options(inception, is_splits)
     if "clip" in names:
@@ -71,6 +76,7 @@ def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: s
     `is` (Inception Score, from the --inception weights) and `clip` (CLIP score against `prompt` or one of
     `prompts` per generated video, from local OpenCLIP weights) score the generated set alone.
 
+    `real` may be None when only `is` / `clip` are asked for.
     Sets are kept as uint8 and converted batch by batch, so memory stays bounded for thousands of videos.
     Returns {"scores": {metric: {"value", ..., "protocol"}}, "over_time": {metric: [(frame, value)]}}.
     """
@@ -78,11 +84,12 @@ def evaluate(real, fake, metrics="fvd,fid,kid,psnr,ssim,flicker,warp", *, i3d: s
     check_eval_options(device=device, batch_size=batch_size, frames=frames, stride=stride, start=start,
                        window=window, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
     check_generated_options(names, inception=inception, is_splits=is_splits, clip_model=clip_model,
-                            clip_weights=clip_weights)
+                            clip_weights=clip_weights, has_real=real is not None)
     # sets stay uint8 (N, frames, H, W, 3); metrics convert chunk by chunk to bound memory
-    r = sample_clip(as_uint8_videos(real), frames, start, stride)
+    r = None if real is None else sample_clip(as_uint8_videos(real), frames, start, stride)
     f = sample_clip(as_uint8_videos(fake), frames, start, stride)
-    base = dict(num_real=r.shape[0], num_fake=f.shape[0], frames=frames, clip_start=start, clip_stride=stride)
+    base = dict(num_real=0 if r is None else r.shape[0], num_fake=f.shape[0], frames=frames, clip_start=start,
+                clip_stride=stride)
     scores: dict[str, dict] = {}
     over_time: dict[str, list] = {}
 

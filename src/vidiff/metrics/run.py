@@ -69,7 +69,7 @@ def _fmt(v) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
-def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker,warp", i3d: str | None = None,
+def run_eval(real: str | None, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker,warp", i3d: str | None = None,
              inception: str | None = None, i3d_features: str = "logits", frames: int = 16, start: int = 0,
              stride: int = 1, window: int | None = None, out: str | None = None, report_dir: str | None = None,
              kid_subsets: int = 100, kid_subset_size: int = 1000, lpips_vgg: str | None = None,
@@ -91,15 +91,17 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
     check_eval_options(device=device, batch_size=batch_size, frames=frames, stride=stride, start=start,
                        window=window, kid_subsets=kid_subsets, kid_subset_size=kid_subset_size)
     check_generated_options(names, inception=inception, is_splits=is_splits, clip_model=clip_model,
-                            clip_weights=clip_weights)
+                            clip_weights=clip_weights, has_real=real is not None)
+    if report_dir and real is None:
+        raise VidiffError("--report-dir shows real and generated videos side by side: pass --real too")
     if out:  # outputs are checked before any work, so a bad --report-dir never leaves a lone --out
         check_output(out, "--out")
     if report_dir:
         check_output(report_dir, "--report-dir", kind="dir")
     need = start + (frames - 1) * stride + 1
-    real_v = _load_set(real, need, "real", warn)
+    real_v = None if real is None else _load_set(real, need, "real", warn)
     fake_v = _load_set(fake, need, "generated", warn)
-    if real_v.shape[2:4] != fake_v.shape[2:4]:
+    if real_v is not None and real_v.shape[2:4] != fake_v.shape[2:4]:
         warn(f"real frames are {real_v.shape[2]}x{real_v.shape[3]}, generated {fake_v.shape[2]}x{fake_v.shape[3]}: "
              "feature metrics resize both to the extractor size; paired metrics resize generated to real")
     res = evaluate(real_v, fake_v, names, i3d=i3d, inception=inception, i3d_features=i3d_features, frames=frames,
@@ -113,9 +115,11 @@ def run_eval(real: str, fake: str, metrics: str = "fvd,fid,kid,psnr,ssim,flicker
             by_msg.setdefault(w, []).append(m)
     for w, ms in by_msg.items():
         warn(f"{','.join(ms)}: {w}")
-    report = _clean({"vidiff_version": __version__, "real": str(real), "fake": str(fake), **res, "warnings": warnings})
+    report = _clean({"vidiff_version": __version__, "real": None if real is None else str(real), "fake": str(fake),
+                     **res, "warnings": warnings})
 
-    table = Table(title=f"vidiff eval: {len(fake_v)} generated vs {len(real_v)} real, {frames} frames")
+    against = "" if real_v is None else f" vs {len(real_v)} real"
+    table = Table(title=f"vidiff eval: {len(fake_v)} generated{against}, {frames} frames")
     for col in ("metric", "value", "real (ref.)", "extractor", "comparable"):
         table.add_column(col)
     for m, s in report["scores"].items():

@@ -12,7 +12,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from vidiff.cli import main
-from vidiff.metrics.clip import CLIP_MEAN, CLIP_STD, clip_config, load_clip, preprocess
+from vidiff.metrics.clip import CLIP_CONFIGS, CLIP_MEAN, CLIP_STD, clip_config, from_transformers, load_clip, preprocess
 from vidiff.metrics.clip_tokenizer import CLIPTokenizer, byte_symbols
 from vidiff.metrics.evaluation import evaluate
 from vidiff.metrics.inception import FIDInceptionV3
@@ -112,35 +112,6 @@ def write_tokenizer_files(d):
     return len(vocab)
 
 
-def hf_to_open_clip(sd: dict, layers: int) -> dict:
-    """transformers' CLIPModel state dict -> OpenCLIP's names (q, k, v joined into in_proj, projections
-    transposed)."""
-    out = {}
-    for tower, prefix, ln_pre in (("vision_model", "visual.", "pre_layrnorm"), ("text_model", "", None)):
-        for i in range(layers):
-            src, dst = f"{tower}.encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
-            for kind in ("weight", "bias"):
-                out[dst + f"attn.in_proj_{kind}"] = torch.cat([sd[src + f"self_attn.{c}_proj.{kind}"] for c in "qkv"])
-                for a, b in (("self_attn.out_proj", "attn.out_proj"), ("layer_norm1", "ln_1"), ("layer_norm2", "ln_2"),
-                             ("mlp.fc1", "mlp.c_fc"), ("mlp.fc2", "mlp.c_proj")):
-                    out[dst + f"{b}.{kind}"] = sd[src + f"{a}.{kind}"]
-        if ln_pre:
-            for kind in ("weight", "bias"):
-                out[f"visual.ln_pre.{kind}"] = sd[f"vision_model.pre_layrnorm.{kind}"]
-                out[f"visual.ln_post.{kind}"] = sd[f"vision_model.post_layernorm.{kind}"]
-    out["visual.conv1.weight"] = sd["vision_model.embeddings.patch_embedding.weight"]
-    out["visual.class_embedding"] = sd["vision_model.embeddings.class_embedding"]
-    out["visual.positional_embedding"] = sd["vision_model.embeddings.position_embedding.weight"]
-    out["visual.proj"] = sd["visual_projection.weight"].T.contiguous()
-    out["token_embedding.weight"] = sd["text_model.embeddings.token_embedding.weight"]
-    out["positional_embedding"] = sd["text_model.embeddings.position_embedding.weight"]
-    for kind in ("weight", "bias"):
-        out[f"ln_final.{kind}"] = sd[f"text_model.final_layer_norm.{kind}"]
-    out["text_projection"] = sd["text_projection.weight"].T.contiguous()
-    out["logit_scale"] = sd["logit_scale"]
-    return out
-
-
 @pytest.fixture(scope="module")
 def clip_files(tmp_path_factory):
     """A tiny random transformers CLIP, its weights under OpenCLIP's names, an OpenCLIP config and tokenizer."""
@@ -157,7 +128,10 @@ def clip_files(tmp_path_factory):
     hf = transformers.CLIPModel(cfg).eval()
     with torch.no_grad():  # one projection for both towers: random image/text cosines of both signs
         hf.text_projection.weight.copy_(hf.visual_projection.weight)
-    save_file(hf_to_open_clip(hf.state_dict(), 2), str(d / "open_clip_model.safetensors"))
+    save_file(from_transformers(hf.state_dict()), str(d / "open_clip_model.safetensors"))
+    (d / "hf").mkdir()
+    save_file({k: v.contiguous() for k, v in hf.state_dict().items()}, str(d / "hf" / "model.safetensors"))
+    cfg.save_pretrained(str(d / "hf"))  # config.json: hidden_act gelu
     (d / "open_clip_config.json").write_text(json.dumps({"model_cfg": {
         "embed_dim": EMBED, "vision_cfg": {"image_size": IMAGE, "layers": 2, "width": WIDTH, "patch_size": 8,
                                            "head_width": WIDTH // 2, "mlp_ratio": 2},
@@ -192,9 +166,10 @@ def test_tokenizer_matches_transformers_clip_tokenizer(clip_files, tmp_path):
         CLIPTokenizer.from_file(gz, hf_tok.vocab_size + 5, CTX)
 
 
-def test_clip_towers_match_transformers_clip(clip_files):
+@pytest.mark.parametrize("weights", ["open_clip_model.safetensors", "hf/model.safetensors"])
+def test_clip_towers_match_transformers_clip(clip_files, weights):
     d, hf, hf_tok = clip_files
-    model = load_clip(d / "open_clip_model.safetensors", str(d / "open_clip_config.json"))
+    model = load_clip(d / weights, str(d / "open_clip_config.json"))
     x = torch.randn(3, 3, IMAGE, IMAGE)
     ids = torch.tensor([r + [0] * (CTX - len(r)) for r in hf_tok(PROMPTS[:3])["input_ids"]])
     with torch.no_grad():
@@ -202,6 +177,10 @@ def test_clip_towers_match_transformers_clip(clip_files):
                                    rtol=1e-4, atol=1e-5)
         torch.testing.assert_close(model.encode_text(ids), features(hf.get_text_features(input_ids=ids)),
                                    rtol=1e-4, atol=1e-5)
+    quick = json.loads((d / "open_clip_config.json").read_text())["model_cfg"] | {"quick_gelu": True}
+    if weights.startswith("hf/"):  # its config.json says gelu: a QuickGELU architecture is refused
+        with pytest.raises(VidiffError, match="hidden_act 'gelu'"):
+            load_clip(d / weights, quick)
 
 
 def test_preprocess_resizes_the_short_side_and_centre_crops_like_pil():
@@ -247,6 +226,14 @@ def test_clip_config_names_and_refusals(tmp_path):
     bad = tmp_path / "c.json"
     bad.write_text(json.dumps({"embed_dim": 8, "vision_cfg": {"timm_model_name": "x"}, "text_cfg": {}}))
     with pytest.raises(VidiffError, match="timm_model_name"):
+        clip_config(str(bad))
+    pre = {"mean": [0.5] * 3, "std": [0.5] * 3, "size": 224, "interpolation": "bicubic", "mode": "RGB"}
+    release = {"model_cfg": CLIP_CONFIGS["ViT-B-32"], "preprocess_cfg": pre}
+    bad.write_text(json.dumps(release))
+    assert clip_config(str(bad))["mean"] == (0.5, 0.5, 0.5) and clip_config("ViT-B-32")["std"] == CLIP_STD
+    release["preprocess_cfg"]["resize_mode"] = "squash"
+    bad.write_text(json.dumps(release))
+    with pytest.raises(VidiffError, match="resize_mode=squash"):
         clip_config(str(bad))
 
 

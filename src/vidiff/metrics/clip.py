@@ -3,7 +3,8 @@ between each frame's CLIP image embedding and its video's prompt embedding, aver
 
 The CLIP is an OpenCLIP ViT (Radford et al. 2021; Cherti et al. 2023) loaded from a user's local weight file
 with OpenCLIP's parameter names: `open_clip_model.safetensors` / `open_clip_pytorch_model.bin` of an OpenCLIP
-release, or an OpenAI CLIP state dict in the same layout (nothing is downloaded). `--clip-model` names the
+release, an OpenAI CLIP state dict in the same layout, or a Hugging Face `CLIPModel`'s `model.safetensors`
+(renamed on load; nothing is downloaded). `--clip-model` names the
 architecture as OpenCLIP does (ViT-B-32, ViT-L-14, … with `-quickgelu` for OpenAI-trained weights) or is a path
 to an OpenCLIP config JSON (`open_clip_config.json` of a release, or a bare model config). The tokenizer reads
 the release's merges file (`clip_tokenizer`).
@@ -33,7 +34,7 @@ from .protocol import as_video_tensor, sha256_file
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 CLIP_FORMATS = ("OpenCLIP state dict open_clip_model.safetensors", "open_clip_pytorch_model.bin",
-                "an OpenAI CLIP state dict in the same layout")
+                "an OpenAI CLIP state dict in the same layout", "a Hugging Face CLIPModel model.safetensors")
 # OpenCLIP's model configs of the plain ViT CLIPs (vision heads = width / head_width, head_width 64 by default)
 CLIP_CONFIGS = {
     "ViT-B-32": {"embed_dim": 512, "vision_cfg": {"image_size": 224, "layers": 12, "width": 768, "patch_size": 32},
@@ -57,11 +58,14 @@ CLIP_CONFIGS = {
 }
 _VISION_KEYS = {"image_size", "layers", "width", "patch_size", "head_width", "mlp_ratio"}
 _TEXT_KEYS = {"context_length", "vocab_size", "width", "heads", "layers", "mlp_ratio"}
+_PREPROCESS = {"interpolation": "bicubic", "resize_mode": "shortest", "mode": "RGB"}  # OpenCLIP's eval transform
 
 
 def clip_config(model: str | dict) -> dict:
-    """An OpenCLIP model config {embed_dim, quick_gelu, vision_cfg, text_cfg} from a known name (optionally
-    `-quickgelu`), a config JSON path, or a dict; refuses the OpenCLIP variants this CLIP does not build."""
+    """An OpenCLIP model config {embed_dim, quick_gelu, vision_cfg, text_cfg, mean, std} from a known name
+    (optionally `-quickgelu`), a config JSON path (a release's `preprocess_cfg` mean/std are kept), or a dict;
+    refuses the OpenCLIP variants this CLIP does not build."""
+    pre: dict = {}
     if isinstance(model, dict):
         cfg, where = model, "the CLIP config"
     elif str(model).endswith(".json"):
@@ -71,7 +75,8 @@ def clip_config(model: str | dict) -> dict:
         except (OSError, json.JSONDecodeError) as e:
             raise VidiffError(f"cannot read --clip-model {path} as an OpenCLIP config JSON ({type(e).__name__})") \
                 from None
-        cfg, where = cfg.get("model_cfg", cfg), str(path)
+        pre = cfg.get("preprocess_cfg", {}) if isinstance(cfg, dict) else {}
+        cfg, where = cfg.get("model_cfg", cfg) if isinstance(cfg, dict) else cfg, str(path)
     else:
         name = str(model).removesuffix("-quickgelu")
         if name not in CLIP_CONFIGS:
@@ -81,12 +86,16 @@ def clip_config(model: str | dict) -> dict:
         where = str(model)
     if not isinstance(cfg, dict) or not {"embed_dim", "vision_cfg", "text_cfg"} <= set(cfg):
         raise VidiffError(f"{where} is not an OpenCLIP model config (needs embed_dim, vision_cfg, text_cfg)")
-    extra = (set(cfg) - {"embed_dim", "quick_gelu", "vision_cfg", "text_cfg"}) | \
-        (set(cfg["vision_cfg"]) - _VISION_KEYS) | (set(cfg["text_cfg"]) - _TEXT_KEYS)
+    size = cfg["vision_cfg"].get("image_size")
+    extra = (set(cfg) - {"embed_dim", "quick_gelu", "vision_cfg", "text_cfg", "mean", "std"}) | \
+        (set(cfg["vision_cfg"]) - _VISION_KEYS) | (set(cfg["text_cfg"]) - _TEXT_KEYS) | \
+        {f"preprocess_cfg.{k}={v}" for k, v in pre.items()
+         if (k in _PREPROCESS and v != _PREPROCESS[k]) or (k == "size" and v not in (size, [size, size]))}
     if extra or isinstance(cfg["vision_cfg"].get("layers"), (list, tuple)):
         raise VidiffError(f"{where} uses OpenCLIP options {sorted(extra) or ['ResNet tower']} that vidiff's CLIP does "
                           f"not build; it supports the plain ViT CLIPs ({', '.join(CLIP_CONFIGS)})")
-    return {"quick_gelu": False, **cfg}
+    mean, std = pre.get("mean", cfg.get("mean", CLIP_MEAN)), pre.get("std", cfg.get("std", CLIP_STD))
+    return {"quick_gelu": False, **cfg, "mean": tuple(mean), "std": tuple(std)}
 
 
 class QuickGELU(nn.Module):
@@ -166,6 +175,7 @@ class CLIP(nn.Module):
         self.ln_final = nn.LayerNorm(t["width"])
         self.text_projection = nn.Parameter(torch.zeros(t["width"], cfg["embed_dim"]))
         self.logit_scale = nn.Parameter(torch.tensor(np.log(1 / 0.07), dtype=torch.float32))
+        self.mean, self.std = cfg.get("mean", CLIP_MEAN), cfg.get("std", CLIP_STD)  # of the input pixels
         causal = torch.full((t["context_length"],) * 2, float("-inf")).triu(1)  # token i sees tokens ≤ i
         self.register_buffer("attn_mask", causal, persistent=False)
 
@@ -180,11 +190,62 @@ class CLIP(nn.Module):
         return x[torch.arange(len(ids), device=ids.device), ids.argmax(dim=-1)] @ self.text_projection
 
 
+def from_transformers(sd: dict[str, Tensor]) -> dict[str, Tensor]:
+    """A Hugging Face `CLIPModel` state dict under OpenCLIP's names: q, k, v projections joined into in_proj,
+    the projections transposed (Linear weights (D, width) -> matrices (width, D))."""
+    out = {"visual.conv1.weight": sd["vision_model.embeddings.patch_embedding.weight"],
+           "visual.class_embedding": sd["vision_model.embeddings.class_embedding"],
+           "visual.positional_embedding": sd["vision_model.embeddings.position_embedding.weight"],
+           "visual.proj": sd["visual_projection.weight"].T.contiguous(),
+           "token_embedding.weight": sd["text_model.embeddings.token_embedding.weight"],
+           "positional_embedding": sd["text_model.embeddings.position_embedding.weight"],
+           "text_projection": sd["text_projection.weight"].T.contiguous()}
+    if "logit_scale" in sd:
+        out["logit_scale"] = sd["logit_scale"]
+    norms = {"visual.ln_pre": "vision_model.pre_layrnorm", "visual.ln_post": "vision_model.post_layernorm",
+             "ln_final": "text_model.final_layer_norm"}
+    block = {"attn.out_proj": "self_attn.out_proj", "ln_1": "layer_norm1", "ln_2": "layer_norm2",
+             "mlp.c_fc": "mlp.fc1", "mlp.c_proj": "mlp.fc2"}
+    for tower, prefix in (("vision_model", "visual."), ("text_model", "")):
+        i = 0
+        while f"{tower}.encoder.layers.{i}.layer_norm1.weight" in sd:
+            src, dst = f"{tower}.encoder.layers.{i}.", f"{prefix}transformer.resblocks.{i}."
+            norms.update({dst + ours: src + theirs for ours, theirs in block.items()})
+            for kind in ("weight", "bias"):
+                out[dst + f"attn.in_proj_{kind}"] = torch.cat([sd[src + f"self_attn.{c}_proj.{kind}"] for c in "qkv"])
+            i += 1
+    for ours, theirs in norms.items():
+        out.update({f"{ours}.{kind}": sd[f"{theirs}.{kind}"] for kind in ("weight", "bias")})
+    return out
+
+
+def _check_hf_activation(path: Path, cfg: dict) -> None:
+    """A Hugging Face folder's config.json names the activation the shapes cannot tell: refuse a mismatch."""
+    config = path.parent / "config.json"
+    try:
+        act = json.loads(config.read_text()).get("text_config", {}).get("hidden_act")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return
+    if act and (act == "quick_gelu") != cfg["quick_gelu"]:
+        want = "a -quickgelu --clip-model (e.g. ViT-L-14-quickgelu)" if act == "quick_gelu" else \
+            "a --clip-model without -quickgelu"
+        raise VidiffError(f"{config} says hidden_act {act!r} but --clip-model uses "
+                          f"{'QuickGELU' if cfg['quick_gelu'] else 'GELU'}; pass {want}")
+
+
 def load_clip(weights, model: str | dict = "ViT-B-32", device: str = "cpu") -> CLIP:
-    """A CLIP of architecture `model` (name, config JSON or dict) with a local OpenCLIP state dict."""
+    """A CLIP of architecture `model` (name, config JSON or dict) with a local OpenCLIP (or Hugging Face
+    CLIPModel) state dict."""
     path = _check_file(weights)
     cfg = clip_config(model)
     sd = _read_state_dict(path, CLIP_FORMATS)
+    if "vision_model.embeddings.patch_embedding.weight" in sd:
+        _check_hf_activation(path, cfg)
+        try:
+            sd = from_transformers(sd)
+        except KeyError as e:
+            raise VidiffError(f"{path} looks like a Hugging Face CLIPModel but lacks {e}; accepted formats: "
+                              f"{'; '.join(CLIP_FORMATS)}") from None
     for key in ("input_resolution", "context_length", "vocab_size", "attn_mask"):  # OpenAI extras, buffers
         sd.pop(key, None)
     return load_matching(CLIP(cfg), sd, path, CLIP_FORMATS).to(device)
@@ -206,9 +267,9 @@ def find_tokenizer(weights, tokenizer: str | None = None) -> Path:
                       f"OpenCLIP) or {BPE_FILES[1]} (from the weights' release), or put it next to {weights}")
 
 
-def preprocess(frames: Tensor, size: int) -> Tensor:
+def preprocess(frames: Tensor, size: int, mean=CLIP_MEAN, std=CLIP_STD) -> Tensor:
     """Frames (B, 3, H, W) in [-1, 1] -> CLIP input (B, 3, size, size): short side to `size` (bicubic,
-    antialiased), centre crop, OpenAI mean/std."""
+    antialiased), centre crop, (x - mean) / std (OpenAI's by default)."""
     h, w = frames.shape[-2:]
     scale = size / min(h, w)
     nh, nw = max(size, round(h * scale)), max(size, round(w * scale))
@@ -217,7 +278,7 @@ def preprocess(frames: Tensor, size: int) -> Tensor:
         x = F.interpolate(x, size=(nh, nw), mode="bicubic", align_corners=False, antialias=True).clamp(0, 1)
     top, left = (nh - size) // 2, (nw - size) // 2
     x = x[..., top:top + size, left:left + size]  # (B, 3, size, size)
-    mean, std = (torch.tensor(v, device=x.device).view(1, 3, 1, 1) for v in (CLIP_MEAN, CLIP_STD))
+    mean, std = (torch.tensor(v, device=x.device, dtype=x.dtype).view(1, 3, 1, 1) for v in (mean, std))
     return (x - mean) / std
 
 
@@ -285,7 +346,7 @@ def score_clip(fake, prompts: list[str], clip_weights: str, clip_model: str | di
         b, _, f = v.shape[:3]
         text = model.encode_text(tokenizer(prompts[s:s + b]).to(device))  # (b, D)
         frames = v.permute(0, 2, 1, 3, 4).reshape(b * f, 3, *v.shape[-2:])  # (b*F, 3, H, W)
-        img = model.encode_image(preprocess(frames.to(device), size))  # (b*F, D)
+        img = model.encode_image(preprocess(frames.to(device), size, model.mean, model.std))  # (b*F, D)
         sim = clip_similarity(img, text.repeat_interleave(f, 0))  # (b*F,)
         per_video += sim.view(b, f).mean(1).cpu().tolist()
     name = Path(clip_model).stem if isinstance(clip_model, str) and clip_model.endswith(".json") else \

@@ -88,6 +88,7 @@ def test_is_through_the_inception_module_equals_the_formula_on_its_logits(tmp_pa
     assert p["extractor_weights_sha256"] == hashlib.sha256(weights.read_bytes()).hexdigest()
     assert (p["splits"], p["images"], p["frames"], p["resize_size"], s["classes"]) == (2, 4, 2, 299, 1008)
     assert p["extractor"] == "inception-v3-fid-logits" and any("50,000" in w for w in p["warnings"])
+    assert any("C3D" in w for w in p["warnings"])  # not the UCF-101 video IS
 
 
 # ------------------------------------------------------------------------------------------------- CLIP score

@@ -7,6 +7,8 @@ Convention (the original TF code's and torch-fidelity's): p(y|x) is the softmax 
 parts in the order given — videos stay whole when a split boundary falls between them — each part scored with
 its own marginal p(y); the score is the mean ± std over parts. Frames are resized bilinearly to 299×299 in
 [-1, 1] like FID's. The published protocol uses 50,000 images; fewer give a lower, noisier score.
+It is the image IS of the frames, comparable with image-model IS, not with the "IS" of video papers on UCF-101
+(Saito et al. 2017), which classifies whole clips with a C3D trained on UCF-101.
 """
 from __future__ import annotations
 
@@ -57,6 +59,9 @@ class ScoreProtocol(EvalProtocol):
             self.warnings = list(self.warnings) + [
                 f"only {self.images} images (< {REFERENCE_IMAGES:,} of the published protocol): the Inception "
                 "Score is lower and noisier; compare only runs with equal image counts and splits"]
+        if self.metric == "is":
+            self.warnings.append("a per-frame image Inception Score: not the video IS of UCF-101 papers, which "
+                                 "classifies clips with a C3D trained on UCF-101")
 
 
 def check_is_options(inception: str | None, splits: int) -> None:

@@ -12,3 +12,10 @@ ensure_shapes_data() {
     grep -qs '"captions"' data/shapes/metadata.jsonl ||
         $VIDIFF data synth shapes data/shapes --num 2000 --frames 16 --size 32 --seed 0
 }
+
+# Whether the latent cache $1 was made with the autoencoder $2 (sha256 of its weights); a stale cache is re-encoded.
+cached_for() {
+    $PY -c "import json, sys; from vidiff.bundled import find_autoencoder; from vidiff.models.autoencoders import \
+vae_fingerprint; idx = json.load(open(sys.argv[1] + '/index.json')); \
+sys.exit(idx['autoencoder']['fingerprint'] != vae_fingerprint(find_autoencoder(sys.argv[2])))" "$1" "$2" 2>/dev/null
+}

@@ -22,11 +22,6 @@ score() {  # score RUN NAME: 64 samples, 25 DDIM steps, the shapes checker
 
 [ -s data/shapes128/metadata.jsonl ] ||
     $VIDIFF data synth shapes data/shapes128 --num 500 --frames 16 --size 128 --seed 0
-cached_for() {  # whether the latent cache $1 was made with the autoencoder $2 (sha256 of its weights)
-    $PY -c "import json, sys; from vidiff.bundled import find_autoencoder; from vidiff.models.autoencoders import \
-vae_fingerprint; idx = json.load(open(sys.argv[1] + '/index.json')); \
-sys.exit(idx['autoencoder']['fingerprint'] != vae_fingerprint(find_autoencoder(sys.argv[2])))" "$1" "$2" 2>/dev/null
-}
 cached_for data/shapes128-latents "$VAE" || rm -rf data/shapes128-latents
 [ -s data/shapes128-latents/index.json ] ||
     $VIDIFF vae encode data/shapes128 --vae "$VAE" --out data/shapes128-latents --frames 16 --size 128

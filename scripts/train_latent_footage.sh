@@ -19,6 +19,7 @@ MINUTES=${MINUTES:-15}
 bash scripts/get_footage.sh
 [ -d data/footage64 ] ||
     $PY scripts/split_footage.py data/footage data/footage64 --size 64 --clip 16 --stride 8 --heldout-clip 16
+cached_for data/footage64-latents "$VAE" || rm -rf data/footage64-latents
 [ -s data/footage64-latents/index.json ] ||
     $VIDIFF vae encode data/footage64/train --vae "$VAE" --out data/footage64-latents --frames 16 --size 64
 $VIDIFF train --data data/footage64-latents --model unet-nano-joint --out $RUN --batch 8 --minutes "$MINUTES" "$@"

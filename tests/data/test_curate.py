@@ -4,6 +4,8 @@ import json
 import os
 import sys
 import tarfile
+from fractions import Fraction
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,6 +15,8 @@ from vidiff.data import curate as C
 from vidiff.data import curate_scores as S
 from vidiff.data import io, synth
 from vidiff.utils import VidiffError
+
+FOOTAGE = Path(__file__).resolve().parents[2] / "data" / "footage" / "tree.avi"
 
 
 def _texture(seed: int, size: int = 400) -> np.ndarray:
@@ -34,7 +38,9 @@ def test_cuts_at_splice_points():
     v = np.concatenate([a[0], b, c])
     for method in ("content", "adaptive"):
         assert S.detect_cuts(v, method, min_scene_len=8) == [24, 48], method
-    assert S.detect_cuts(b, "adaptive", min_scene_len=8) == []           # a pan is not a cut
+    for method in ("content", "adaptive"):
+        assert S.detect_cuts(b, method, min_scene_len=8) == [], method    # a pan is not a cut
+    assert C.CurateConfig().detector == "content"                        # the more accurate one is the default
     assert C.clip_spans(72, [24, 48], 16, 64) == [(0, 24), (24, 24), (48, 24)]
     assert C.clip_spans(100, [10], 16, 40) == [(10, 40), (50, 40)]       # shot 0..10 too short, tail of 10 dropped
 
@@ -187,6 +193,62 @@ def test_resume_skips_finished_parts_and_matches(tmp_path, monkeypatch):
         assert resumed[k] == whole[k], k
     with pytest.raises(VidiffError, match="other settings"):
         C.curate(raw, out, C.CurateConfig(min_frames=8), FILTERS, engine="process", resume=True, progress=False)
+
+
+def _gapped_mp4(path, times, size=64):
+    """An H.264 MP4 (8 frames/s time base) whose random frames are stamped at `times` (in 1/8 s)."""
+    av = pytest.importorskip("av")
+    rng = np.random.default_rng(0)
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=8)
+        s.width = s.height = size
+        s.pix_fmt, s.time_base = "yuv420p", Fraction(1, 8)
+        for t in times:
+            f = av.VideoFrame.from_ndarray((rng.random((size, size, 3)) * 255).astype(np.uint8), format="rgb24")
+            f.pts, f.time_base = t, s.time_base
+            for pk in s.encode(f):
+                c.mux(pk)
+        for pk in s.encode():
+            c.mux(pk)
+    return path
+
+
+def test_curation_reads_every_frame_as_read_video(tmp_path, monkeypatch, capsys):
+    cfg = C.CurateConfig(min_frames=8, min_scene_len=8, ocr=False)
+    # three shots of 20 frames in an MP4 written by vidiff: every frame, cuts at the splice points
+    shots = [_panning(5, 20, 1.0), _panning(6, 20, 1.0)[:, ::-1] // 2 + 100, _panning(7, 20, 0.5)[:, :, ::-1]]
+    io.write_mp4(tmp_path / "raw" / "three.mp4", np.concatenate(shots), fps=8)
+    a = C._read_analysis(tmp_path / "raw" / "three.mp4", cfg)
+    assert len(a["frames"]) == len(io.read_video(tmp_path / "raw" / "three.mp4")) == 60
+    assert a["cuts"] == [20, 40] and a["fps"] == pytest.approx(8.0)
+    C.curate(tmp_path / "raw", tmp_path / "ds", cfg, C.Filters(min_motion=None, max_motion=None, dedupe_distance=None),
+             engine="process", progress=False)
+    m = json.loads((tmp_path / "ds" / C.MANIFEST).read_text())
+    assert m["sources"][0]["frames"] == 60 and m["sources"][0]["cuts"] == [20, 40]
+    assert [(c["start"], c["frames"]) for c in m["clips"]] == [(0, 20), (20, 20), (40, 20)]
+    # time stamps with a gap (frames at 0..9 and 20..29 eighths of a second): decoded as read_video decodes
+    # it, at a constant rate with the held frame repeated, and said once (OpenCV reads the 20 coded frames)
+    monkeypatch.setattr(C, "notice", lambda msg: print(msg, file=sys.stderr))
+    gapped = _gapped_mp4(tmp_path / "gapped.mp4", [*range(10), *range(20, 30)])
+    a = C._read_analysis(gapped, cfg)
+    assert len(a["frames"]) == len(io.read_video(gapped)) >= 30 and a["fps"] == pytest.approx(8.0)
+    err = capsys.readouterr().err
+    assert err.count("holds 20 coded frames;") == 1 and "repeating" in err
+    spans = C.clip_spans(len(a["frames"]), [], 8, 16)
+    clips = C._decode_spans(gapped, spans, a["fps"])                    # the in-order fallback agrees
+    assert all(io.read_video(_bytes_file(tmp_path, clips[st])).shape[0] == n for st, n in spans)
+
+
+def _bytes_file(tmp_path, data):
+    (tmp_path / "span.mp4").write_bytes(data)
+    return tmp_path / "span.mp4"
+
+
+@pytest.mark.skipif(not FOOTAGE.is_file(), reason="data/footage/tree.avi absent (bash scripts/get_footage.sh)")
+def test_curation_reads_every_frame_of_tree_avi():
+    # 68 coded frames over 444 frame slots at 15 frames/s: curation sees read_video's frames, not the 68
+    a = C._read_analysis(FOOTAGE, C.CurateConfig(ocr=False))
+    assert len(a["frames"]) == len(io.read_video(FOOTAGE)) > 400
 
 
 def test_bad_inputs(tmp_path):

@@ -153,9 +153,10 @@ def curate(
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted curation in --out.")] = False,
     min_frames: Annotated[int, typer.Option(min=2, help="Shortest clip in frames.")] = 16,
     max_frames: Annotated[int, typer.Option(min=2, help="Longer shots are cut into clips of this many frames.")] = 64,
-    detector: Annotated[str, typer.Option(help="PySceneDetect detector: adaptive or content.")] = "adaptive",
+    detector: Annotated[str, typer.Option(help="PySceneDetect detector: content (HSV and edge change) or "
+                                               "adaptive (that change relative to its neighbours').")] = "content",
     cut_threshold: Annotated[Optional[float],
-                             typer.Option(help="Detector threshold (adaptive 3.0, content 27).")] = None,
+                             typer.Option(help="Detector threshold (content 27, adaptive 3.0).")] = None,
     ocr: Annotated[bool, typer.Option("--ocr/--no-ocr", help="Measure on-screen text with tesseract.")] = True,
     shard_size: Annotated[int, typer.Option(min=1, help="Clips per shard.")] = 256,
     min_motion: Annotated[Optional[float],
@@ -176,7 +177,7 @@ def curate(
     from ..data.curate import CurateConfig, Filters, curate as curate_videos
 
     if detector not in ("adaptive", "content"):
-        raise typer.BadParameter(f"{detector!r}: use adaptive or content", param_hint="--detector")
+        raise typer.BadParameter(f"{detector!r}: use content or adaptive", param_hint="--detector")
     cfg = CurateConfig(min_frames=min_frames, max_frames=max_frames, detector=detector,
                        cut_threshold=cut_threshold, ocr=ocr)
     filters = replace(Filters(), min_motion=min_motion, max_motion=max_motion, max_camera=max_camera,

@@ -21,6 +21,7 @@ import subprocess
 import tarfile
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
@@ -29,7 +30,7 @@ import numpy as np
 
 from ..utils import VidiffError, atomic_path, atomic_write_text, notice
 from . import curate_scores as S
-from .io import VIDEO_EXTS, list_videos, read_video, video_fps, write_mp4
+from .io import VIDEO_EXTS, iter_video, list_videos, read_video, video_fps, write_mp4
 from .synth import read_metadata
 
 MANIFEST, CONFIG = "manifest.json", "curate.json"
@@ -42,8 +43,8 @@ class CurateConfig:
 
     min_frames: int = 16          # shots (or their last piece) shorter than this give no clip
     max_frames: int = 64          # longer shots are cut into pieces of this many frames
-    detector: str = "adaptive"    # PySceneDetect detector: "adaptive" or "content"
-    cut_threshold: float | None = None  # the detector's threshold (None: its default, 3.0 / 27)
+    detector: str = "content"     # PySceneDetect detector: "content" or "adaptive"
+    cut_threshold: float | None = None  # the detector's threshold (None: its default, content 27, adaptive 3.0)
     min_scene_len: int = 15       # frames between two cuts at least
     ocr: bool = True              # measure on-screen text (needs tesseract)
 
@@ -72,22 +73,27 @@ FILTER_NAMES = ("static", "too_fast", "camera", "blurry", "dark", "aspect", "tex
 
 
 # --- one source video -------------------------------------------------------------------------------------
-def _keyframes(path: Path) -> tuple[dict[int, float], str | None]:
-    """{frame index: time in seconds} of the keyframes of a video file, and its codec name (PyAV);
-    empty when PyAV is not installed or cannot parse the container."""
+def _container(path: Path) -> dict:
+    """What a video file's container says of its video stream (PyAV; demuxed, nothing decoded): "codec",
+    "frames" (the header's frame count, 0 when unknown), "coded" (frames stored: non-empty packets), "fps",
+    and "keyframes" {frame index as `iter_video` decodes the file, at a constant fps from the file's start:
+    seconds from the start}; {} when PyAV is not installed or cannot parse the container."""
     try:
         import av
     except ImportError:
-        return {}, None
+        return {}
     try:
         with av.open(str(path)) as c:
             s = c.streams.video[0]
-            pts = [(p.pts, p.is_keyframe) for p in c.demux(s) if p.pts is not None and p.size > 0]
-            codec, tb = s.codec_context.name, float(s.time_base)
+            rate, tb = s.guessed_rate or s.average_rate, float(s.time_base)
+            t0 = (c.start_time or 0) / 1e6  # FFmpeg counts time from the file's start
+            packets = [(p.pts * tb - t0, p.is_keyframe) for p in c.demux(s) if p.pts is not None and p.size > 0]
+            info = {"codec": s.codec_context.name, "frames": int(s.frames or 0), "coded": len(packets),
+                    "fps": float(rate) if rate else None}
     except Exception:  # noqa: BLE001 - any container problem: re-encode instead
-        return {}, None
-    order = {v: i for i, v in enumerate(sorted(p for p, _ in pts))}
-    return {order[p]: p * tb for p, k in pts if k}, codec
+        return {}
+    info["keyframes"] = {round(t * info["fps"]): t for t, key in packets if key and t >= 0} if info["fps"] else {}
+    return info
 
 
 def _ffmpeg_clip(src: Path, seek: float, length: int, fps: float, copy: bool) -> bytes | None:
@@ -127,44 +133,47 @@ def _matches(data: bytes | None, clip: list[np.ndarray]) -> bool:
 
 def _decode_spans(path: Path, spans: list[tuple[int, int]], fps: float) -> dict[int, bytes]:
     """Fallback: decode the file once in order and encode the frames of each span; {start: mp4 bytes}."""
-    out, todo = {}, sorted(spans)
-    cap = cv2.VideoCapture(str(path))
-    t, buf = 0, []
-    while todo:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        start, n = todo[0]
-        if t >= start:
-            buf.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            if len(buf) == n:
-                with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
-                    out[start] = write_mp4(Path(d) / "clip.mp4", np.stack(buf), fps=fps).read_bytes()
-                buf = []
-                todo.pop(0)
-        t += 1
-    cap.release()
+    out, todo, buf = {}, sorted(spans), []
+    try:
+        with closing(iter_video(path)) as stream:
+            for t, frame in enumerate(stream):
+                if not todo:
+                    break
+                start, n = todo[0]
+                if t >= start:
+                    buf.append(frame)
+                    if len(buf) == n:
+                        with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
+                            out[start] = write_mp4(Path(d) / "clip.mp4", np.stack(buf), fps=fps).read_bytes()
+                        buf = []
+                        todo.pop(0)
+    except VidiffError:  # decoded fine the first time: keep the spans written, leave out the rest
+        pass
     return out
 
 
 def _read_analysis(path: Path, cfg: CurateConfig) -> dict:
-    """Decode a source once: analysis frames, full-size frames for non-file sources, cuts, fps, size."""
+    """Decode a source once (a video file streamed frame by frame, as `read_video` decodes it): analysis
+    frames, full-size frames for non-file sources, cuts, fps, size, and for files what the container says."""
     is_file = path.is_file() and path.suffix.lower() in VIDEO_EXTS
-    frames, full = [], None
+    frames, full, info = [], None, {}
     if is_file:
-        cap = cv2.VideoCapture(str(path))
-        fps = cap.get(cv2.CAP_PROP_FPS) or video_fps(path)
+        info = _container(path)
+        fps = info.get("fps") or video_fps(path)
         det = S.CutDetector(cfg.detector, cfg.cut_threshold, cfg.min_scene_len, fps)
         cuts, size = [], None
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
-            size = bgr.shape[1], bgr.shape[0]
-            rgb = S.analysis_frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-            cuts += det.push(len(frames), rgb)
-            frames.append(rgb)
-        cap.release()
+        with closing(iter_video(path)) as stream:
+            for t, frame in enumerate(stream):
+                size = frame.shape[1], frame.shape[0]
+                frames.append(S.analysis_frame(frame))
+                cuts += det.push(t, frames[-1])
+        coded, declared = info.get("coded", 0), info.get("frames", 0)
+        if frames and any(k and k != len(frames) for k in (coded, declared)):
+            said = f"{coded} coded frames" + (f" in {declared} frame slots" if declared not in (0, coded) else "")
+            why = ("its time stamps leave gaps, filled by repeating the frame before"
+                   if len(frames) > (coded or declared) else "the file may be truncated or damaged")
+            notice(f"{path}: the container holds {said}; {len(frames)} were decoded at a constant {fps:.4g} "
+                   f"frames/s ({why}); clips and scores follow the decoded frames")
     else:
         full = read_video(path)
         fps, size = video_fps(path), (full.shape[2], full.shape[1])
@@ -176,7 +185,8 @@ def _read_analysis(path: Path, cfg: CurateConfig) -> dict:
     if not frames:
         raise VidiffError(f"cannot read video {path}: no frames could be decoded")
     cuts = sorted({c for c in cuts + det.finish() if 0 < c < len(frames)})
-    return {"frames": frames, "full": full, "fps": float(fps), "size": size, "cuts": cuts, "is_file": is_file}
+    return {"frames": frames, "full": full, "fps": float(fps), "size": size, "cuts": cuts, "is_file": is_file,
+            "container": info}
 
 
 def clip_spans(num_frames: int, cuts: list[int], min_frames: int, max_frames: int) -> list[tuple[int, int]]:
@@ -207,7 +217,7 @@ def process_source(job: dict) -> dict:
         return {"index": job["index"], "status": "unreadable"}
     frames, fps = a["frames"], a["fps"]
     w, h = a["size"]
-    keyframes, codec = _keyframes(path) if a["is_file"] else ({}, None)
+    keyframes, codec = a["container"].get("keyframes", {}), a["container"].get("codec")
     summary.update(frames=len(frames), fps=fps, width=w, height=h, cuts=a["cuts"], codec=codec)
     spans = clip_spans(len(frames), a["cuts"], cfg.min_frames, cfg.max_frames)
     data, copied = {}, set()

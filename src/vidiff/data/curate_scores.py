@@ -59,7 +59,7 @@ class CutDetector:
     without the scenedetect package a colour-histogram detector (total variation > `threshold`, default
     0.4) is used, with one notice."""
 
-    def __init__(self, method: str = "adaptive", threshold: float | None = None, min_scene_len: int = 15,
+    def __init__(self, method: str = "content", threshold: float | None = None, min_scene_len: int = 15,
                  fps: float = 25.0):
         if method not in ("content", "adaptive"):
             raise ValueError(f"unknown cut detector {method!r}")
@@ -103,7 +103,7 @@ class CutDetector:
         return [c.frame_num for c in self.detector.post_process(self._timecode(self.last, fps=self.fps))]
 
 
-def detect_cuts(frames: np.ndarray, method: str = "adaptive", threshold: float | None = None,
+def detect_cuts(frames: np.ndarray, method: str = "content", threshold: float | None = None,
                 min_scene_len: int = 15, fps: float = 25.0) -> list[int]:
     """Shot starts (frame indices > 0, sorted) in RGB uint8 frames (F, H, W, 3)."""
     det = CutDetector(method, threshold, min_scene_len, fps)

@@ -5,10 +5,12 @@ Arrays are uint8 `(F, H, W, 3)` (frames, height, width, RGB). Writes are atomic.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -88,17 +90,7 @@ def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
             with Image.open(path) as im:
                 frames = np.stack([np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(im)])
         else:
-            import imageio_ffmpeg
-
-            gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
-            meta = next(gen)
-            w, h = meta["size"]
-            out = []
-            for buf in gen:
-                out.append(np.frombuffer(buf, np.uint8).reshape(h, w, 3))
-                if max_frames is not None and len(out) >= max_frames:
-                    break
-            gen.close()
+            out = list(itertools.islice(iter_video(path), max_frames))
             if not out:
                 raise VidiffError(f"{path}: no frames could be decoded")
             frames = np.stack(out)
@@ -108,6 +100,24 @@ def read_video(path: str | Path, max_frames: int | None = None) -> np.ndarray:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise VidiffError(f"cannot read video {path}: {msg[:200]}") from None
     return frames[:max_frames] if max_frames is not None else frames
+
+
+def iter_video(path: str | Path) -> Iterator[np.ndarray]:
+    """Stream a video file's frames, uint8 (H, W, 3) each, as `read_video` reads them (FFmpeg, at the
+    stream's constant frame rate: a variable-rate file's held frames are repeated), holding one frame at a
+    time; a decoding failure is a VidiffError naming the file."""
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+    try:
+        w, h = next(gen)["size"]
+        for buf in gen:
+            yield np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+    except Exception as e:  # noqa: BLE001 - decoders raise many types
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise VidiffError(f"cannot read video {path}: {msg[:200]}") from None
+    finally:
+        gen.close()
 
 
 def load_npy(path: str | Path, mmap: bool = False) -> np.ndarray:

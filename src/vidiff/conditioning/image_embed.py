@@ -20,9 +20,15 @@ Classifier-free guidance drops the embedding with the frame: a training sample w
 model's null condition (`models.layers.NullCondition`, as for text and Gen-1 content); the unconditional branch
 (`null_like`) and a request without an image are that null. `Cond.drop` nulls class and text too, so an
 embedded first frame combines with neither.
+
+Every path that samples such a model completes its Cond here (`frame_embedding_cond`): a request with a frame
+embeds it (`with_frame_embedding`, via `tasks.request_cond`), a window sampled with no conditioning frame
+(`vidiff extend` / `interpolate` without a Cond, a long video's windows) gets the null embedding, and a long
+video's windows that do not hold the frame drop its embedding with it (`drop_unheld_frames`), as training does.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import torch
@@ -54,6 +60,29 @@ def image_embed_overrides(channels: int) -> dict:
 def embeds_first_frame(kinds: Sequence[str], model_config) -> bool:
     """True for a first-frame model whose backbone embeds the frame (it owns a content encoder)."""
     return "first_frame" in kinds and bool(getattr(model_config, "content_channels", 0))
+
+
+def frame_embedding_cond(cond: Cond | None, kinds: Sequence[str], model_config, num: int) -> Cond | None:
+    """`cond` for `num` samples of a model: unchanged (the same object) unless the model embeds its first frame
+    and `cond` carries no frame at all (no concat, no content, no tokens); then `cond` with the null embedding,
+    the model's null condition, as its concat reads zeros. A concat without the embedding is left to the
+    backbone, which refuses it in one line."""
+    if not embeds_first_frame(kinds, model_config):
+        return cond
+    if cond is not None and (cond.content is not None or cond.text is not None or cond.concat is not None):
+        return cond
+    return with_frame_embedding(dataclasses.replace(cond) if cond is not None else Cond(), None, num)
+
+
+def drop_unheld_frames(cond: Cond, starts: Sequence[int]) -> Cond:
+    """A long video's window Conds (one per window, starting at frame `starts`[i]) with the first frame's
+    embedding dropped where the window does not hold that frame (start > 0): its concat has no known frame
+    there, and training drops the embedding with the frame. Conds without an embedded frame are unchanged."""
+    if cond.content is None:
+        return cond
+    unheld = torch.tensor([s > 0 for s in starts], device=cond.content.device)  # (n,)
+    drop = unheld if cond.drop is None else cond.drop.bool() | unheld
+    return dataclasses.replace(cond, drop=drop)
 
 
 def with_frame_embedding(cond: Cond, frame: Tensor | None, num: int, dropped: Tensor | None = None) -> Cond:

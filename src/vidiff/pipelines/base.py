@@ -13,7 +13,7 @@ from torch import Tensor
 
 from ..checkpoint import read_config
 from ..conditioning import Cond
-from ..conditioning.image_embed import embeds_first_frame
+from ..conditioning.image_embed import embeds_first_frame, frame_embedding_cond
 from ..config import config_from_dict, config_to_dict
 from ..diffusion.config import DiffusionConfig, VideoFormat
 from ..limits import check_positive, check_sampling
@@ -230,6 +230,7 @@ class VideoPipeline:
         given = cond is not None or prompt is not None or class_id is not None or image is not None
         if cond is None and (given or self.condition):
             cond = self.make_cond(num, frames, size, prompt=prompt, class_id=class_id, image=image)
+        cond = frame_embedding_cond(cond, self.condition, getattr(self.model, "config", None), num)  # i2v: no frame
         if not given:
             guidance = 0.0  # nothing to guide towards: the model's null condition alone
         outer = kwargs.pop("denoiser_wrapper", None)  # the caller's own guidance (e.g. physics), outermost

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..conditioning import Cond
+from ..conditioning.image_embed import frame_embedding_cond
 from ..diffusion import Denoiser, ReconstructionGuidance, SelfConditioning, expand_mask, sample, sample_generators
 from ..diffusion.param import Prediction, broadcast, time_vector
 from ..limits import check_memory, check_positive, estimate_training_bytes, eta_notice, sampling_seconds
@@ -128,6 +129,8 @@ def fill_frames(pipeline, x_known: Tensor, mask: Tensor, *, steps: int = 25, sam
                           generators=generator if isinstance(generator, list) else None)  # the model's prior out
     sampler_kwargs.setdefault("noise_prior", pipe.diffusion.build_noise())
     den = pipe.autoguided(Denoiser(pipe.model, parameterization=pipe.diffusion.parameterization), autoguidance)
+    # a model that embeds its first frame, given no frame: its null embedding (as its concat reads zeros)
+    cond = frame_embedding_cond(cond, pipe.condition, getattr(pipe.model, "config", None), x_known.shape[0])
     if method == "reconstruction":
         den = ReconstructionGuidance(den, x_known, mask, weight=guidance_weight, replace=True)
     else:

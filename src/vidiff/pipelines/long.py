@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from ..conditioning import Cond
+from ..conditioning.image_embed import drop_unheld_frames, frame_embedding_cond
 from ..diffusion.guidance import ClassifierFreeGuidance
 from ..diffusion.param import Prediction
 from ..limits import check_memory, check_positive, estimate_sampling_bytes, eta_notice, sampling_seconds
@@ -77,7 +78,7 @@ def _slice_cond(cond: Any, pairs: list[tuple[int, int]], window: int) -> Any:
         v = getattr(cond, name)
         if v is not None:
             out = replace(out, **{name: torch.stack([v[b, :, s:s + window] for b, s in pairs])})
-    return out
+    return drop_unheld_frames(out, [s for _, s in pairs])  # an embedded first frame: only where the window holds it
 
 
 class TemporalWindows:
@@ -88,7 +89,9 @@ class TemporalWindows:
     and guidance wrapper (`guidance=partial(TemporalWindows, window=16, overlap=8)`). At most
     `batch_size` (sample, window) pairs go through the wrapped denoiser at once, so peak activation
     memory does not grow with the length. `cond.concat` and `cond.self_cond` are sliced along F per window; other Cond
-    fields are per sample. With one window (frames <= window) it is the wrapped denoiser itself.
+    fields are per sample, but an embedded first frame (`Cond.content`) is dropped to the null in the windows
+    that do not hold frame 0 (conditioning.image_embed). With one window (frames <= window) it is the wrapped
+    denoiser itself.
     """
 
     def __init__(self, denoiser: Callable, window: int, overlap: int | None = None,
@@ -165,6 +168,7 @@ def sample_long(pipeline, num: int = 1, *, frames: int, window: int | None = Non
     given = cond is not None or prompt is not None or class_id is not None
     if cond is None and (given or pipe.condition):
         cond = pipe.make_cond(num, frames, size, prompt=prompt, class_id=class_id)
+    cond = frame_embedding_cond(cond, pipe.condition, getattr(pipe.model, "config", None), num)  # i2v: its embedding
     ag = pipe.autoguidance_spec(autoguidance)  # no guide -> one-line error before any work
 
     def windows(den: Callable) -> TemporalWindows:

@@ -11,8 +11,8 @@ from torch import Tensor, nn
 from ..conditioning.cond import Cond
 from ..conditioning.content import ContentEncoder, encode_content
 from ..utils import VidiffError
-from .layers import (NullCondition, TimestepEmbedder, apply_null_condition, concat_condition, embed_conditions,
-                     self_condition, timestep_embedding)
+from .layers import (CrossAttention, NullCondition, TimestepEmbedder, apply_null_condition, concat_condition,
+                     embed_conditions, self_condition, timestep_embedding)
 
 
 class MicroEmbedder(nn.Module):
@@ -58,6 +58,15 @@ class Backbone(nn.Module):
         micro = getattr(cfg, "micro_conds", 0)
         if micro:  # only models built with micro-conditions own the module (older checkpoints load unchanged)
             self.micro_embed = MicroEmbedder(micro, freq_dim, width)
+
+    def conditioning_outputs(self) -> list[str]:
+        """Names of the last tensors on the paths by which text or an embedded image reach the features: every
+        cross-attention's output projection and the pooled projection into the time embedding. At zero those
+        paths add nothing (`training.surgery.init_weights_from` zeroes the ones its checkpoint lacks, so a
+        fine-tune that adds them starts as the checkpoint's model, as `MicroEmbedder` does by construction)."""
+        names = [f"{name}.to_out.{p}" for name, m in self.named_modules() if isinstance(m, CrossAttention)
+                 for p in ("weight", "bias")]
+        return names + (["pooled_proj.weight", "pooled_proj.bias"] if self.pooled_proj is not None else [])
 
     @property
     def input_channels(self) -> int:

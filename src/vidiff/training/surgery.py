@@ -31,7 +31,10 @@ def init_weights_from(model: nn.Module, folder: str | Path) -> None:
     """Copy every weight of checkpoint `folder` whose name and shape match (fine-tuning, or adding a
     condition to a trained unconditional model); an input layer that gained channels gets the
     checkpoint's weights for the old ones and zeros for the new (`widen_input_channels`, as Stable
-    Diffusion's inpainting model was made from the text-to-image one); the rest keep their initialisation.
+    Diffusion's inpainting model was made from the text-to-image one); the rest keep their initialisation,
+    except that the output projections of conditioning paths the checkpoint lacks (new cross-attention and
+    pooled projection: `Backbone.conditioning_outputs`, e.g. `--image-embed` on an unconditional model) start
+    at zero, so the model starts computing what the checkpoint did and training grows the new paths.
     Weights holding NaN or inf are refused (`checkpoint.load_state_dict`)."""
     path = Path(folder) / WEIGHTS_NAME
     if not path.is_file():
@@ -41,11 +44,17 @@ def init_weights_from(model: nn.Module, folder: str | Path) -> None:
     widened = {k: w for k, v in src.items() if k in own and k not in hit
                for w in [widen_input_channels(v, own[k])] if w is not None}
     model.load_state_dict({**hit, **widened}, strict=False)
+    outputs = getattr(model, "conditioning_outputs", None)
+    silenced = sorted(k for k in (outputs() if outputs is not None else []) if k not in hit and k not in widened)
+    with torch.no_grad():
+        for k in silenced:  # a conditioning path new to the checkpoint: no-op until trained
+            model.get_parameter(k).zero_()
     # a tensor of another shape that could not be widened is worth naming
     reshaped = sorted(k for k, v in src.items() if k in own and own[k].shape != v.shape and k not in widened)
     fresh = len(own) - len(hit) - len(widened)
     print(f"init from {folder}: {len(hit)}/{len(own)} tensors copied, {fresh} newly initialised"
           + (f"; widened with zero weights for the new input channels: {', '.join(sorted(widened))}" if widened else "")
+          + (f"; {len(silenced)} output projections of new conditioning paths zeroed" if silenced else "")
           + (f"; of another shape there, so not copied: {', '.join(reshaped)}" if reshaped else ""), file=sys.stderr)
 
 

@@ -88,6 +88,9 @@ def extract(
     k: Annotated[int, typer.Option(min=1, help="number of lowest frequencies kept")] = 16,
     method: Annotated[str, typer.Option(help="optical flow: dis or farneback")] = "dis",
     plot: Annotated[bool, typer.Option(help="also write OUT.png: amplitude per frequency")] = True,
+    remove_camera: Annotated[bool, typer.Option(
+        help="remove the camera's motion first (per-frame affine of the optical flow): a hand-held clip "
+             "gives the scene's own oscillation")] = False,
 ):
     """Spectral volume (K, 4, H, W) of a video's motion, plus a PNG of amplitude per frequency."""
     import torch
@@ -107,6 +110,9 @@ def extract(
                           "lower --k or give a longer video")
     fps = io.video_fps(video, default=30.0)
     traj = flow_to_frames(arr, ref=0, method=method, progress=True)
+    if remove_camera:
+        from ..dynamics.camera_motion import remove_camera as scene_motion
+        traj = scene_motion(arr, traj)[0]
     sv = trajectories_to_spectral(torch.from_numpy(traj), k=k)
     save_spectral_volume(out, sv, period=arr.shape[0], fps=fps, reference=arr[0])
     msg = f"wrote {out} (K={k}, {arr.shape[2]}x{arr.shape[1]}, period {arr.shape[0]} frames at {fps:g} fps)"
@@ -182,6 +188,9 @@ def animate(
     renderer: Renderer = None,
     mask: Annotated[Optional[Path], typer.Option(
         help="painted mask: white parts move, black parts stay still (resized to the photo)")] = None,
+    camera: Annotated[Optional[str], typer.Option(
+        help="camera motion per frame composed with the scene's: pan:DX,DY (px), zoom:S, rotate:DEG, "
+             "comma-separated, e.g. 'pan:1,0,zoom:1.01'")] = None,
 ):
     """Animate a photo with oscillating motion, predicted by a motion model or taken from --spectral-volume."""
     from ..data.io import check_output
@@ -191,6 +200,10 @@ def animate(
     from ..utils import seed_everything
 
     check_output(out, "--out")
+    cam = None
+    if camera is not None:
+        from ..dynamics.camera_motion import parse_camera
+        cam = parse_camera(camera)
     seed_everything(seed)
     image = _read_photo(photo)
     check_frames_memory(frames, *image.shape[-2:], "animating", bytes_per_pixel=3 * 2)  # the frames and their copy
@@ -199,8 +212,13 @@ def animate(
                      loop_weight=loop_guidance, loop_end=frames / slowmo)
     if region is not None:
         motion = mask_motion(motion, region)
-    video = gid.animate(image, motion, frames, slowmo=slowmo, magnify=magnify, loop=loop,
-                        renderer=gid.get_renderer(renderer))
+    if cam is None:
+        video = gid.animate(image, motion, frames, slowmo=slowmo, magnify=magnify, loop=loop,
+                            renderer=gid.get_renderer(renderer))
+    else:
+        from ..dynamics.camera_motion import animate_with_camera
+        video = animate_with_camera(image, motion, frames, cam, slowmo=slowmo, magnify=magnify, loop=loop,
+                                    renderer=gid.get_renderer(renderer))
     write_video_file(out, video, fps or motion["fps"])
     typer.echo(f"wrote {out} ({frames} frames)")
 

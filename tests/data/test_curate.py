@@ -218,8 +218,8 @@ def test_curation_reads_every_frame_as_read_video(tmp_path, monkeypatch, capsys)
     # three shots of 20 frames in an MP4 written by vidiff: every frame, cuts at the splice points
     shots = [_panning(5, 20, 1.0), _panning(6, 20, 1.0)[:, ::-1] // 2 + 100, _panning(7, 20, 0.5)[:, :, ::-1]]
     io.write_mp4(tmp_path / "raw" / "three.mp4", np.concatenate(shots), fps=8)
-    a = C._read_analysis(tmp_path / "raw" / "three.mp4", cfg)
-    assert len(a["frames"]) == len(io.read_video(tmp_path / "raw" / "three.mp4")) == 60
+    a = C._scan(tmp_path / "raw" / "three.mp4", cfg)
+    assert a["frames"] == len(io.read_video(tmp_path / "raw" / "three.mp4")) == 60
     assert a["cuts"] == [20, 40] and a["fps"] == pytest.approx(8.0)
     C.curate(tmp_path / "raw", tmp_path / "ds", cfg, C.Filters(min_motion=None, max_motion=None, dedupe_distance=None),
              engine="process", progress=False)
@@ -230,11 +230,11 @@ def test_curation_reads_every_frame_as_read_video(tmp_path, monkeypatch, capsys)
     # it, at a constant rate with the held frame repeated, and said once (OpenCV reads the 20 coded frames)
     monkeypatch.setattr(C, "notice", lambda msg: print(msg, file=sys.stderr))
     gapped = _gapped_mp4(tmp_path / "gapped.mp4", [*range(10), *range(20, 30)])
-    a = C._read_analysis(gapped, cfg)
-    assert len(a["frames"]) == len(io.read_video(gapped)) >= 30 and a["fps"] == pytest.approx(8.0)
+    a = C._scan(gapped, cfg)
+    assert a["frames"] == len(io.read_video(gapped)) >= 30 and a["fps"] == pytest.approx(8.0)
     err = capsys.readouterr().err
     assert err.count("holds 20 coded frames;") == 1 and "repeating" in err
-    spans = C.clip_spans(len(a["frames"]), [], 8, 16)
+    spans = C.clip_spans(a["frames"], [], 8, 16)
     clips = C._decode_spans(gapped, spans, a["fps"])                    # the in-order fallback agrees
     assert all(io.read_video(_bytes_file(tmp_path, clips[st])).shape[0] == n for st, n in spans)
 
@@ -247,8 +247,8 @@ def _bytes_file(tmp_path, data):
 @pytest.mark.skipif(not FOOTAGE.is_file(), reason="data/footage/tree.avi absent (bash scripts/get_footage.sh)")
 def test_curation_reads_every_frame_of_tree_avi():
     # 68 coded frames over 444 frame slots at 15 frames/s: curation sees read_video's frames, not the 68
-    a = C._read_analysis(FOOTAGE, C.CurateConfig(ocr=False))
-    assert len(a["frames"]) == len(io.read_video(FOOTAGE)) > 400
+    a = C._scan(FOOTAGE, C.CurateConfig(ocr=False))
+    assert a["frames"] == len(io.read_video(FOOTAGE)) > 400
 
 
 def test_bad_inputs(tmp_path):

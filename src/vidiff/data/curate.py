@@ -24,6 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
+from typing import Iterator
 
 import cv2
 import numpy as np
@@ -152,41 +153,68 @@ def _decode_spans(path: Path, spans: list[tuple[int, int]], fps: float) -> dict[
     return out
 
 
-def _read_analysis(path: Path, cfg: CurateConfig) -> dict:
-    """Decode a source once (a video file streamed frame by frame, as `read_video` decodes it): analysis
-    frames, full-size frames for non-file sources, cuts, fps, size, and for files what the container says."""
+def _frames(path: Path, held: np.ndarray | None) -> Iterator[np.ndarray]:
+    """A source's full-size frames in order: a video file streamed one frame at a time (`iter_video`), else
+    those of the source already read whole (`held`: .npy, GIF or a folder of frames)."""
+    if held is not None:
+        yield from held
+        return
+    with closing(iter_video(path)) as stream:
+        yield from stream
+
+
+def _scan(path: Path, cfg: CurateConfig) -> dict:
+    """First pass over a source (a video file streamed frame by frame, as `read_video` decodes it; nothing
+    kept but the cut detector's state): "frames" (the count), "cuts", "fps", "size", "is_file", "container"
+    (what a file's container says) and "held" (the frames of a source that is not a video file, read whole)."""
     is_file = path.is_file() and path.suffix.lower() in VIDEO_EXTS
-    frames, full, info = [], None, {}
-    if is_file:
-        info = _container(path)
-        fps = info.get("fps") or video_fps(path)
-        det = S.CutDetector(cfg.detector, cfg.cut_threshold, cfg.min_scene_len, fps)
-        cuts, size = [], None
-        with closing(iter_video(path)) as stream:
-            for t, frame in enumerate(stream):
-                size = frame.shape[1], frame.shape[0]
-                frames.append(S.analysis_frame(frame))
-                cuts += det.push(t, frames[-1])
-        coded, declared = info.get("coded", 0), info.get("frames", 0)
-        if frames and any(k and k != len(frames) for k in (coded, declared)):
-            said = f"{coded} coded frames" + (f" in {declared} frame slots" if declared not in (0, coded) else "")
-            why = ("its time stamps leave gaps, filled by repeating the frame before"
-                   if len(frames) > (coded or declared) else "the file may be truncated or damaged")
-            notice(f"{path}: the container holds {said}; {len(frames)} were decoded at a constant {fps:.4g} "
-                   f"frames/s ({why}); clips and scores follow the decoded frames")
-    else:
-        full = read_video(path)
-        fps, size = video_fps(path), (full.shape[2], full.shape[1])
-        det = S.CutDetector(cfg.detector, cfg.cut_threshold, cfg.min_scene_len, fps)
-        cuts = []
-        for t, fr in enumerate(full):
-            frames.append(S.analysis_frame(fr))
-            cuts += det.push(t, frames[-1])
-    if not frames:
+    info = _container(path) if is_file else {}
+    held = None if is_file else read_video(path)
+    fps = info.get("fps") or video_fps(path)
+    det = S.CutDetector(cfg.detector, cfg.cut_threshold, cfg.min_scene_len, fps)
+    cuts, n, size = [], 0, None
+    with closing(_frames(path, held)) as stream:
+        for t, frame in enumerate(stream):
+            size, n = (frame.shape[1], frame.shape[0]), t + 1
+            cuts += det.push(t, S.analysis_frame(frame))
+    coded, declared = info.get("coded", 0), info.get("frames", 0)
+    if n and any(k and k != n for k in (coded, declared)):
+        said = f"{coded} coded frames" + (f" in {declared} frame slots" if declared not in (0, coded) else "")
+        why = ("its time stamps leave gaps, filled by repeating the frame before"
+               if n > (coded or declared) else "the file may be truncated or damaged")
+        notice(f"{path}: the container holds {said}; {n} were decoded at a constant {fps:.4g} "
+               f"frames/s ({why}); clips and scores follow the decoded frames")
+    if not n:
         raise VidiffError(f"cannot read video {path}: no frames could be decoded")
-    cuts = sorted({c for c in cuts + det.finish() if 0 < c < len(frames)})
-    return {"frames": frames, "full": full, "fps": float(fps), "size": size, "cuts": cuts, "is_file": is_file,
+    cuts = sorted({c for c in cuts + det.finish() if 0 < c < n})
+    return {"frames": n, "held": held, "fps": float(fps), "size": size, "cuts": cuts, "is_file": is_file,
             "container": info}
+
+
+def _clips(path: Path, held: np.ndarray | None,
+           spans: list[tuple[int, int]]) -> Iterator[tuple[int, S.ClipFrames]]:
+    """Second pass over a source: for each span (start, length), in order, (start, the analysis frames its
+    scores read, `S.needed_frames`), holding those of one clip at a time; ends early (leaving the rest out)
+    if the source cannot be decoded this time."""
+    todo = iter(sorted(spans))
+    span = next(todo, None)
+    want, got = (set(S.needed_frames(span[1])) if span else set()), {}
+    try:
+        with closing(_frames(path, held)) as stream:
+            for t, frame in enumerate(stream):
+                if span is None:
+                    return
+                start, n = span
+                if t - start in want:
+                    got[t - start] = S.analysis_frame(frame)
+                if t == start + n - 1:
+                    clip, got = S.ClipFrames(n, got), {}
+                    span = next(todo, None)
+                    want = set(S.needed_frames(span[1])) if span else set()
+                    yield start, clip
+                    del clip
+    except VidiffError:  # decoded fine the first time: the spans not reached are left out
+        return
 
 
 def clip_spans(num_frames: int, cuts: list[int], min_frames: int, max_frames: int) -> list[tuple[int, int]]:
@@ -202,67 +230,86 @@ def clip_spans(num_frames: int, cuts: list[int], min_frames: int, max_frames: in
     return spans
 
 
+def _clip_bytes(path: Path, start: int, clip: S.ClipFrames, a: dict) -> tuple[bytes | None, bool]:
+    """A clip of a source as mp4 bytes, and whether it is a stream copy: copied when it starts on a
+    keyframe, else an exact re-encode (None when seeking is not frame-exact in this file)."""
+    n, fps = len(clip), a["fps"]
+    if not a["is_file"]:
+        with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
+            return write_mp4(Path(d) / "clip.mp4", a["held"][start:start + n], fps=fps).read_bytes(), False
+    keyframes, codec = a["container"].get("keyframes", {}), a["container"].get("codec")
+    if start in keyframes and codec in COPYABLE_CODECS:
+        b = _ffmpeg_clip(path, keyframes[start], n, fps, copy=True)
+        if _matches(b, clip):
+            return b, True
+    b = _ffmpeg_clip(path, start / fps, n, fps, copy=False)
+    return (b if _matches(b, clip) else None), False
+
+
+def _clip_record(job: dict, key: str, start: int, clip: S.ClipFrames, a: dict, ocr: bool) -> tuple[dict, bytes]:
+    """A clip's manifest record (every score of `curate_scores`) and its thumbnail (PNG, 96 px high)."""
+    w, h = a["size"]
+    mid = clip[len(clip) // 2]
+    flows = S.pair_flows(clip)
+    scores = {"motion": S.flow_motion(clip, flows=flows), "camera": S.camera_motion(clip, flows=flows),
+              "sharpness": S.sharpness(clip), "brightness": S.brightness(clip), "aspect": w / h,
+              "text": S.text_area(mid) if ocr else None}
+    rec = {"key": key, "source": job["rel"], "start": start, "frames": len(clip), "fps": a["fps"], "width": w,
+           "height": h, "reencoded": True, "caption": job.get("caption"), "hashes": S.clip_hashes(clip),
+           "scores": scores}
+    th = cv2.resize(mid, (max(1, round(96 * mid.shape[1] / mid.shape[0])), 96), interpolation=cv2.INTER_AREA)
+    return rec, cv2.imencode(".png", cv2.cvtColor(th, cv2.COLOR_RGB2BGR))[1].tobytes()
+
+
 def process_source(job: dict) -> dict:
-    """Worker: cut, measure and store one source as parts/NNNNNN.tar + .json; returns {"index", "status"}."""
+    """Worker: cut, measure and store one source as parts/NNNNNN.tar + .json; returns {"index", "status"}.
+    Two passes over the source (cuts, then clips and scores), holding the few analysis frames that one
+    clip's scores read: memory does not grow with the source's length (a video file's; other sources are
+    read whole)."""
     cv2.setNumThreads(1)
     out, cfg = Path(job["out"]), CurateConfig(**job["config"])
     part = out / "parts" / f"{job['index']:06d}"
     path = Path(job["path"])
     summary = {"source": job["rel"], "index": job["index"], "status": "ok", "clips": []}
     try:
-        a = _read_analysis(path, cfg)
+        a = _scan(path, cfg)
     except VidiffError as e:
         summary.update(status="unreadable", error=str(e))
         atomic_write_text(part.with_suffix(".json"), json.dumps(summary))
         return {"index": job["index"], "status": "unreadable"}
-    frames, fps = a["frames"], a["fps"]
     w, h = a["size"]
-    keyframes, codec = a["container"].get("keyframes", {}), a["container"].get("codec")
-    summary.update(frames=len(frames), fps=fps, width=w, height=h, cuts=a["cuts"], codec=codec)
-    spans = clip_spans(len(frames), a["cuts"], cfg.min_frames, cfg.max_frames)
-    data, copied = {}, set()
-    for start, n in spans:  # a stream copy when the clip starts on a keyframe, else an exact re-encode
-        clip = frames[start:start + n]
-        if not a["is_file"]:
-            with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
-                data[start] = write_mp4(Path(d) / "clip.mp4", a["full"][start:start + n], fps=fps).read_bytes()
-            continue
-        if start in keyframes and codec in COPYABLE_CODECS:
-            b = _ffmpeg_clip(path, keyframes[start], n, fps, copy=True)
-            if _matches(b, clip):
-                data[start] = b
-                copied.add(start)
-                continue
-        b = _ffmpeg_clip(path, start / fps, n, fps, copy=False)
-        if _matches(b, clip):
-            data[start] = b
-    missing = [(st, n) for st, n in spans if st not in data]
-    if missing:  # seeking was not frame-exact in this file: decode it in order
-        data.update(_decode_spans(path, missing, fps))
+    summary.update(frames=a["frames"], fps=a["fps"], width=w, height=h, cuts=a["cuts"],
+                   codec=a["container"].get("codec"))
+    spans = clip_spans(a["frames"], a["cuts"], cfg.min_frames, cfg.max_frames)
+    keys = {start: f"{job['index']:06d}_{k:04d}" for k, (start, _) in enumerate(spans)}
+    recs, pending = {}, {}  # pending: clips whose seek was not frame-exact, {start: (record, thumbnail)}
     with atomic_path(part.with_suffix(".tar")) as tmp, tarfile.open(tmp, "w") as tar:
-        for k, (start, n) in enumerate(spans):
-            if start not in data:
-                continue
-            key = f"{job['index']:06d}_{k:04d}"
-            clip = frames[start:start + n]
-            copy = start in copied
-            mid = clip[len(clip) // 2]
-            flows = S.pair_flows(clip)
-            scores = {"motion": S.flow_motion(clip, flows=flows), "camera": S.camera_motion(clip, flows=flows),
-                      "sharpness": S.sharpness(clip),
-                      "brightness": S.brightness(clip), "aspect": w / h,
-                      "text": S.text_area(mid) if cfg.ocr else None}
-            rec = {"key": key, "source": job["rel"], "start": start, "frames": n, "fps": fps, "width": w,
-                   "height": h, "reencoded": not copy, "caption": job.get("caption"),
-                   "hashes": S.clip_hashes(clip), "scores": scores}
-            th = cv2.resize(mid, (max(1, round(96 * mid.shape[1] / mid.shape[0])), 96), interpolation=cv2.INTER_AREA)
-            png = cv2.imencode(".png", cv2.cvtColor(th, cv2.COLOR_RGB2BGR))[1].tobytes()
-            for name, payload in ((f"{key}.mp4", data[start]), (f"{key}.json", json.dumps(rec).encode()),
-                                  (f"{key}.thumb.png", png)):
-                _add(tar, name, payload)
-            summary["clips"].append(rec)
+        with closing(_clips(path, a["held"], spans)) as clips:
+            for start, clip in clips:
+                rec, png = _clip_record(job, keys[start], start, clip, a, cfg.ocr)
+                data, copied = _clip_bytes(path, start, clip, a)
+                del clip
+                rec["reencoded"] = not copied
+                if data is None:
+                    pending[start] = rec, png
+                    continue
+                _add_clip(tar, rec, data, png)
+                recs[start] = rec
+        if pending:  # seeking was not frame-exact in this file: decode it in order
+            found = _decode_spans(path, [(st, rec["frames"]) for st, (rec, _) in pending.items()], a["fps"])
+            for st, data in found.items():
+                rec, png = pending[st]
+                _add_clip(tar, rec, data, png)
+                recs[st] = rec
+    summary["clips"] = [recs[st] for st, _ in spans if st in recs]
     atomic_write_text(part.with_suffix(".json"), json.dumps(summary))  # written last: the part is finished
     return {"index": job["index"], "status": "ok"}
+
+
+def _add_clip(tar: tarfile.TarFile, rec: dict, data: bytes, png: bytes) -> None:
+    for name, payload in ((f"{rec['key']}.mp4", data), (f"{rec['key']}.json", json.dumps(rec).encode()),
+                          (f"{rec['key']}.thumb.png", png)):
+        _add(tar, name, payload)
 
 
 def _add(tar: tarfile.TarFile, name: str, payload: bytes) -> None:

@@ -4,7 +4,9 @@ share of it (`vidiff.metrics.camera`), sharpness, brightness, on-screen text (te
 hashes for near-duplicates, caption similarity.
 
 Every score is measured on "analysis frames": RGB uint8 frames resized so that the long side is
-`ANALYSIS_SIZE` pixels, so scores of sources of different resolutions are comparable.
+`ANALYSIS_SIZE` pixels, so scores of sources of different resolutions are comparable. A clip's scores read
+only a few of its frames (`needed_frames`: the flow pairs, first, middle and last), so a source is measured
+while it streams, holding those frames of one clip (`ClipFrames`) and never the whole video.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from ..utils import notice
 
 ANALYSIS_SIZE = 256  # long side (pixels) of the frames every score is measured on
 HASH_BITS = 64        # bits of one frame's perceptual hash
+PAIRS = 8             # consecutive-frame pairs per clip that the motion scores measure
 _notified: set[str] = set()
 
 
@@ -111,19 +114,54 @@ def detect_cuts(frames: np.ndarray, method: str = "content", threshold: float | 
     return sorted({c for c in cuts if 0 < c < len(frames)})
 
 
+# --- the frames a clip's scores read ------------------------------------------------------------------
+def pair_starts(n: int, pairs: int = PAIRS) -> np.ndarray:
+    """First frames t of the up to `pairs` evenly spaced consecutive-frame pairs (t, t + 1) of an n-frame
+    clip (n >= 2)."""
+    return np.unique(np.linspace(0, n - 2, min(pairs, n - 1)).round().astype(int))
+
+
+def needed_frames(n: int, pairs: int = PAIRS) -> list[int]:
+    """Indices of the frames of an n-frame clip that its scores read: the flow pairs (`pair_flows`), the
+    first, middle and last frames (sharpness, brightness, hashes, text, thumbnail); at most 2 * pairs + 3."""
+    idx = {0, n // 2, n - 1}
+    if n >= 2:
+        for t in pair_starts(n, pairs).tolist():
+            idx.update((t, t + 1))
+    return sorted(idx)
+
+
+class ClipFrames:
+    """An n-frame clip of which only some frames are held (`frames`: {index: analysis frame}, normally
+    `needed_frames(n)`), indexed like the whole clip (negative indices too) by every score here; reading a
+    frame that is not held is an IndexError."""
+
+    def __init__(self, n: int, frames: dict[int, np.ndarray]):
+        self.n, self.frames = n, frames
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        j = i + self.n if i < 0 else i
+        if j not in self.frames:
+            raise IndexError(f"frame {i} of a {self.n}-frame clip is not held")
+        return self.frames[j]
+
+
 # --- motion, sharpness, brightness ------------------------------------------------------------------
-def pair_flows(frames: list[np.ndarray] | np.ndarray, pairs: int = 8) -> np.ndarray:
+def pair_flows(frames: list[np.ndarray] | np.ndarray | ClipFrames, pairs: int = PAIRS) -> np.ndarray:
     """OpenCV DIS optical flows (P, H, W, 2), in pixels, of up to `pairs` evenly spaced consecutive-frame
     pairs (P = 0 for fewer than 2 frames)."""
     n = len(frames)
     if n < 2:
         return np.zeros((0, 0, 0, 2), np.float32)
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    starts = np.unique(np.linspace(0, n - 2, min(pairs, n - 1)).round().astype(int))
+    starts = pair_starts(n, pairs)
     return np.stack([dis.calc(grey(frames[t]), grey(frames[t + 1]), None) for t in starts])
 
 
-def flow_motion(frames: list[np.ndarray] | np.ndarray, pairs: int = 8, flows: np.ndarray | None = None) -> float:
+def flow_motion(frames: list[np.ndarray] | np.ndarray, pairs: int = PAIRS, flows: np.ndarray | None = None) -> float:
     """Mean optical-flow magnitude (pixels per frame at the frames' resolution) over up to `pairs`
     evenly spaced consecutive-frame pairs: SVD's motion score, with OpenCV's DIS flow (`flows`: those
     of `pair_flows`, when already computed)."""
@@ -133,7 +171,7 @@ def flow_motion(frames: list[np.ndarray] | np.ndarray, pairs: int = 8, flows: np
     return float(np.mean([float(np.sqrt((f ** 2).sum(-1)).mean()) for f in flows]))
 
 
-def camera_motion(frames: list[np.ndarray] | np.ndarray, pairs: int = 8, flows: np.ndarray | None = None) -> float:
+def camera_motion(frames: list[np.ndarray] | np.ndarray, pairs: int = PAIRS, flows: np.ndarray | None = None) -> float:
     """The camera's motion (pixels per frame): the mean displacement of the robust affine fit of the same
     flows as `flow_motion` (`metrics.camera`); a pan, zoom or shake scores its speed, things moving in
     front of a still camera score ~0."""

@@ -102,3 +102,14 @@ def test_a_clip_holds_only_the_frames_its_scores_read():
     with pytest.raises(IndexError, match="not held"):
         clip[next(i for i in range(n) if i not in need)]
     assert S.needed_frames(2) == [0, 1] and S.needed_frames(1) == [0]
+
+
+def test_a_source_whose_clip_buffers_cannot_fit_is_refused_in_one_line(tmp_path, monkeypatch):
+    io.write_mp4(tmp_path / "shots.mp4", _shots(20), fps=8)
+    monkeypatch.setenv("VIDIFF_MAX_MEMORY", "100K")                      # 33 frames of 64x64x3 need ~400 KB
+    part = _analyse(tmp_path / "shots.mp4", tmp_path / "out")
+    assert part["status"] == "unreadable" and not part["clips"]
+    assert "shots.mp4 (64x64) in clips of up to 32 frames needs about" in part["error"]
+    assert part["error"].endswith("lower --max-frames") and "\n" not in part["error"]
+    with pytest.raises(C.VidiffError, match="--workers must be at least 1"):
+        C.curate(tmp_path, tmp_path / "ds", CFG, workers=0, engine="process", progress=False)

@@ -29,6 +29,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from ..limits import check_memory, check_positive
 from ..utils import VidiffError, atomic_path, atomic_write_text, notice
 from . import curate_scores as S
 from .io import VIDEO_EXTS, iter_video, list_videos, read_video, video_fps, write_mp4
@@ -175,6 +176,9 @@ def _scan(path: Path, cfg: CurateConfig) -> dict:
     cuts, n, size = [], 0, None
     with closing(_frames(path, held)) as stream:
         for t, frame in enumerate(stream):
+            if size is None and is_file:  # a clip is extracted and checked with its full-size frames in memory
+                check_memory((cfg.max_frames + 1) * frame.size, f"curating {path.name} ({frame.shape[1]}x"
+                             f"{frame.shape[0]}) in clips of up to {cfg.max_frames} frames", "lower --max-frames")
             size, n = (frame.shape[1], frame.shape[0]), t + 1
             cuts += det.push(t, S.analysis_frame(frame))
     coded, declared = info.get("coded", 0), info.get("frames", 0)
@@ -445,8 +449,8 @@ def curate(raw: str | Path, out: str | Path, cfg: CurateConfig = CurateConfig(),
     if cfg.min_frames < 2 or cfg.max_frames < cfg.min_frames:
         raise VidiffError(f"clip lengths must satisfy 2 <= --min-frames <= --max-frames; got "
                           f"{cfg.min_frames}, {cfg.max_frames}")
-    if workers < 1 or shard_size < 1:
-        raise VidiffError("--workers and --shard-size must be at least 1")
+    check_positive(workers, "--workers")
+    check_positive(shard_size, "--shard-size")
     engine = pick_engine(engine, ray_address)
     if ray_address:
         _check_ray_address(ray_address)
@@ -474,7 +478,7 @@ def curate(raw: str | Path, out: str | Path, cfg: CurateConfig = CurateConfig(),
     if len(bad) == len(parts):
         raise VidiffError(f"none of the {len(parts)} video(s) in {raw} could be read ({bad[0]['error']})")
     for p in bad:
-        notice(f"skipped unreadable {p['source']}")
+        notice(f"skipped {p['source']}: {p['error']}")
     manifest = {"raw": str(raw.resolve()), "config": asdict(cfg), "engine": engine,
                 "sources": [{k: p.get(k) for k in ("source", "index", "status", "error", "frames", "fps",
                                                    "width", "height", "cuts", "codec")} for p in parts],

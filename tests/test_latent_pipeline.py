@@ -3,6 +3,7 @@ bit (same seed, sampler, CFG, autoguidance, long videos by windows); a latent ch
 autoencoder it was trained with."""
 import json
 import shutil
+from pathlib import Path
 from dataclasses import replace
 
 import pytest
@@ -119,3 +120,23 @@ def test_autoencoders_are_found_by_name_on_the_model_search_path(tmp_path, monke
     with pytest.raises(VidiffError,
                        match=f"autoencoder 'vae-other' not found: not a folder and not a name in .*{tmp_path}"):
         find_autoencoder("vae-other")
+
+
+def test_a_moved_autoencoder_is_found_by_its_sha256_on_the_search_path(tmp_path, monkeypatch):
+    """The recorded folder is gone, but the same weights sit under another name on $VIDIFF_MODELS: found by
+    fingerprint; other weights there are not taken."""
+    torch.manual_seed(0)
+    vae_folder = tmp_path / "vae"
+    save_vae(vae_folder, VideoAutoencoder(TINY_VAE))
+    folder = _latent_checkpoint(tmp_path, vae_folder)
+    models = tmp_path / "models"
+    torch.manual_seed(1)
+    save_vae(models / "vae-other", VideoAutoencoder(TINY_VAE))  # different weights
+    shutil.copytree(vae_folder, models / "vae-renamed")
+    shutil.rmtree(vae_folder)
+    monkeypatch.setenv("VIDIFF_MODELS", str(models))
+    pipe = load_pipeline(str(folder))
+    assert Path(pipe.autoencoder.source) == models / "vae-renamed"
+    shutil.rmtree(models / "vae-renamed")
+    with pytest.raises(VidiffError, match="and it is missing"):
+        load_pipeline(str(folder))

@@ -117,6 +117,7 @@ def test_autoencoders_are_found_by_name_on_the_model_search_path(tmp_path, monke
     monkeypatch.setenv("VIDIFF_MODELS", str(tmp_path))
     assert find_autoencoder("vae-mine") == tmp_path / "vae-mine"
     assert "vae-mine" not in available("model")  # an autoencoder is not a video model
+    assert available("autoencoder")["vae-mine"] == tmp_path / "vae-mine"
     with pytest.raises(VidiffError,
                        match=f"autoencoder 'vae-other' not found: not a folder and not a name in .*{tmp_path}"):
         find_autoencoder("vae-other")

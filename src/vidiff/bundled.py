@@ -40,26 +40,38 @@ def search_path() -> list[Path]:
     return dirs
 
 
-def _is_video_model(folder: Path) -> bool:
-    """A checkpoint folder whose config is a video model's (not the motion model or the renderer)."""
+def _sections(folder: Path) -> set[str] | None:
+    """The top-level keys of a checkpoint folder's config.json (None: no readable JSON object there)."""
     try:
         config = json.loads((folder / "config.json").read_text())
     except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and not NOT_VIDEO & set(config)
+        return None
+    return set(config) if isinstance(config, dict) else None
+
+
+def _is_video_model(folder: Path) -> bool:
+    """A checkpoint folder whose config is a video model's (not the motion model or the renderer)."""
+    sections = _sections(folder)
+    return sections is not None and not NOT_VIDEO & sections
+
+
+def _is_autoencoder(folder: Path) -> bool:
+    """A vidiff autoencoder folder (`vidiff vae train`'s: a "vae" config section and its weights)."""
+    return "vae" in (_sections(folder) or ()) and (folder / "model.safetensors").is_file()
 
 
 def available(kind: str = "model") -> dict[str, Path]:
-    """name -> path of every video model (`kind="model"`) or cascade config (`kind="cascade"`) on the
-    search path; a name found in several folders maps to the first."""
-    if kind not in ("model", "cascade"):
-        raise ValueError(f"kind must be 'model' or 'cascade', not {kind!r}")
+    """name -> path of every video model (`kind="model"`), vidiff autoencoder (`kind="autoencoder"`) or
+    cascade config (`kind="cascade"`) on the search path; a name found in several folders maps to the first."""
+    if kind not in ("model", "autoencoder", "cascade"):
+        raise ValueError(f"kind must be 'model', 'autoencoder' or 'cascade', not {kind!r}")
     found: dict[str, Path] = {}
     for folder in search_path():
         if not folder.is_dir():
             continue
-        if kind == "model":
-            entries = {p.name: p for p in folder.iterdir() if p.is_dir() and _is_video_model(p)}
+        if kind != "cascade":
+            wanted = _is_video_model if kind == "model" else _is_autoencoder
+            entries = {p.name: p for p in folder.iterdir() if p.is_dir() and wanted(p)}
         else:
             entries = {p.stem: p for p in folder.glob("*.yaml") if p.is_file()}
         for name in sorted(entries):

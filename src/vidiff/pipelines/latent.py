@@ -24,7 +24,6 @@ identity autoencoder each gives the pixel pipeline's result bit for bit.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -32,7 +31,7 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from ..bundled import find_autoencoder, search_path
+from ..bundled import available, find_autoencoder
 from ..checkpoint import read_config
 from ..conditioning import Cond
 from ..conditioning.image_embed import embeds_first_frame
@@ -86,7 +85,7 @@ def find_checkpoint_autoencoder(latent: dict, folder: str | Path, device: str | 
         if got == want:
             return load_autoencoder(path, device)
         seen.append(f"{weights_file(path)} has sha256 {got[:12]}…")
-    for path in _search_path_autoencoders():  # moved or renamed: the same weights under another name
+    for path in available("autoencoder").values():  # moved or renamed: the same weights, another name
         try:
             if vae_fingerprint(path) == want:
                 return load_autoencoder(path, device)
@@ -96,19 +95,6 @@ def find_checkpoint_autoencoder(latent: dict, folder: str | Path, device: str | 
     found = f"; found only other weights: {', '.join(seen)}" if seen else " and it is missing"
     raise VidiffError(f"latent model {folder} decodes with the autoencoder {expected} (sha256 {want}){found} — "
                       "restore that autoencoder (or copy it to the checkpoint's vae/ folder)")
-
-
-def _search_path_autoencoders() -> list[Path]:
-    """The vidiff autoencoder folders (a config.json with a "vae" section) on the model search path."""
-    found = []
-    for root in search_path():
-        for config in sorted(root.glob("*/config.json")) if root.is_dir() else []:
-            try:
-                if "vae" in json.loads(config.read_text()) and (config.parent / "model.safetensors").is_file():
-                    found.append(config.parent)
-            except (OSError, ValueError, TypeError):
-                continue
-    return found
 
 
 class LatentVideoPipeline(VideoPipeline):

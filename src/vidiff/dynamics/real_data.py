@@ -43,7 +43,7 @@ from torch import Tensor
 
 from ..checkpoint import load_state_dict, save_state_dict
 from ..data import io
-from ..metrics.camera import affine_flow, fit_affine
+from ..metrics.camera import global_flow
 from ..training import step_generator
 from ..utils import VidiffError, notice
 from .flow import flow_to_frames
@@ -120,8 +120,7 @@ def camera_shift(traj: Tensor | np.ndarray) -> float:
     """Global motion of trajectories (T, 2, H, W): max over t of the mean over pixels of |G_t(p)| (px), G_t the
     robust affine fit of D(t, ·) (a pan's shift, a zoom's or roll's mean displacement)."""
     d = torch.as_tensor(traj).permute(0, 2, 3, 1).numpy()  # (T, H, W, 2)
-    g = affine_flow(fit_affine(d), *d.shape[1:3])          # (T, H, W, 2)
-    return float(np.linalg.norm(g, axis=-1).mean((1, 2)).max())
+    return float(np.linalg.norm(global_flow(d), axis=-1).mean((1, 2)).max())
 
 
 def scene_change(clip: np.ndarray) -> float:

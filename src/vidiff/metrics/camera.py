@@ -103,6 +103,13 @@ def affine_flow(affines: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.einsum("nij,hwj->nhwi", A, p) - p[None, ..., :2]
 
 
+def global_flow(flows: np.ndarray) -> np.ndarray:
+    """The camera's part g = A p̃ − p, float32 (N, H, W, 2), of flow fields (N, H, W, 2): the flow of their
+    robust affine fit (`fit_affine`)."""
+    flows = np.asarray(flows)
+    return affine_flow(fit_affine(flows), *flows.shape[1:3])
+
+
 def estimate_camera_motion(video) -> np.ndarray:
     """Camera affines (F-1, 2, 3) of a uint8 video (F, H, W, 3) or a tensor (3, F, H, W) in [-1, 1]:
     frame t's pixel p (x = column, y = row) is at A_t p̃ in frame t+1 where the scene is static."""
@@ -113,13 +120,12 @@ def decompose_motion(video) -> tuple[np.ndarray, np.ndarray]:
     """(global_flow, local_flow), each float32 (F-1, H, W, 2): the flow u_t = g_t + l_t between consecutive
     frames split into the camera's affine flow g_t = A_t p̃ − p and the residual (object) motion l_t."""
     flows = video_flows(video)
-    g = affine_flow(fit_affine(flows), *flows.shape[1:3])
+    g = global_flow(flows)
     return g, flows - g
 
 
 def camera_motion_score(video=None, *, flows: np.ndarray | None = None) -> float:
     """How much the camera moves: the mean over frames and pixels of ‖g_t(p)‖ (px per frame), from a video
     or from precomputed consecutive-frame flows (N, H, W, 2)."""
-    flows = video_flows(video) if flows is None else np.asarray(flows)
-    g = affine_flow(fit_affine(flows), *flows.shape[1:3])
-    return float(np.linalg.norm(g, axis=-1).mean())
+    flows = video_flows(video) if flows is None else flows
+    return float(np.linalg.norm(global_flow(flows), axis=-1).mean())

@@ -1,7 +1,7 @@
 """Temporal mixers of UNet3D trained at equal wall clock from the same image model, on the shapes checker.
 
-    OMP_NUM_THREADS=2 python benchmarks/bench_mixers_train.py --init-image runs/bench-vldm/image --data data/shapes \\
-        --minutes 4 --out /tmp/bench_mixers_train.json
+    OMP_NUM_THREADS=2 python benchmarks/bench_mixers_train.py --init-image runs/bench-vldm/image --minutes 4 \\
+        --out /tmp/bench_mixers_train.json
     python benchmarks/bench_mixers_train.py --quick        # a reduced run (< 1 min) that only checks the script works
 
 Every row starts from the same image model (`--init-image`: a frames-1, temporal "none" UNet3D checkpoint, e.g.
@@ -125,7 +125,8 @@ def main(argv: list[str] | None = None) -> int:
                                                         "(default: train one for --image-minutes)")
     ap.add_argument("--image-minutes", type=float, default=8.0)
     ap.add_argument("--model", default="unet-nano-joint", help="preset of the image model trained without --init-image")
-    ap.add_argument("--data", default=None, help="shapes videos (default: 2048 generated into a temp folder)")
+    ap.add_argument("--data", default=None, help="shapes videos (default: 2048 generated as .npy into a temp folder, "
+                                                  "loaded in seconds; a folder of .mp4 is decoded again for each row)")
     ap.add_argument("--kinds", default=",".join(KINDS), help="comma-separated UNet3D temporal choices")
     ap.add_argument("--temporal-consistency", type=float, default=0.1,
                     help="weight W of the extra 'attention + temporal-consistency W' row (0: no such row)")

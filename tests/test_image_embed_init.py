@@ -1,7 +1,8 @@
 """Fine-tuning a model without an image embedding into an image-to-video model with one (`--init-from BASE
 --condition first_frame --image-embed`, as scripts/train_svd_shapes.sh does from shapes-tiny): the new
 cross-attention and pooled projection start as a no-op, so at step 0 the model computes the base model's output
-(the widened concat input is zero-weighted, as for any first-frame fine-tune), and training grows them."""
+(the widened concat input is zero-weighted, as for any first-frame fine-tune), and training grows them. So does
+a new noise-augmentation embedder (`--cond-noise-aug`), whatever the noise level."""
 import json
 
 import numpy as np
@@ -11,6 +12,7 @@ import torch
 from vidiff.checkpoint import load_state_dict, save_pretrained
 from vidiff.conditioning import Cond
 from vidiff.conditioning.image_embed import with_frame_embedding
+from vidiff.conditioning.micro import augment_first_frame
 from vidiff.conditioning.tasks import known_frames_concat, training_cond
 from vidiff.config import config_to_dict
 from vidiff.diffusion.loss import diffusion_loss
@@ -88,7 +90,8 @@ def test_a_checkpoint_that_has_the_paths_keeps_them(tmp_path, capsys):
 
 
 def test_training_grows_the_new_paths(tmp_path):
-    """From the zero start, a few optimiser steps move the output projections and then the image encoder
+    """From the zero start, a few optimiser steps move the output projections (the noise-augmentation
+    embedder's too, trained with the first frame noised as `--cond-noise-aug` does) and then the image encoder
     behind them (their gradient flows once the projections are non-zero)."""
     _base(tmp_path, TINY)
     model = _finetune(tmp_path).train()
@@ -98,6 +101,7 @@ def test_training_grows_the_new_paths(tmp_path):
     x0 = torch.rand(2, 3, 4, 16, 16, generator=g) * 2 - 1
     for _ in range(3):
         cond = training_cond(("first_frame",), x0=x0, drop_prob=0.0, generator=g, image_embed=True)
+        cond = augment_first_frame(cond, torch.rand(2, generator=g) * 0.5, torch.randn(cond.concat.shape, generator=g), 3)
         opt.zero_grad()
         diffusion_loss(model, x0, CosineSchedule(), cond=cond, generator=g).backward()
         opt.step()
@@ -123,3 +127,31 @@ def test_cli_fine_tune_from_a_plain_checkpoint(tmp_path, capsys):
     assert "output projections of new conditioning paths zeroed" in err
     weights = load_state_dict(tmp_path / "run" / "model.safetensors")
     assert weights["pooled_proj.weight"].abs().sum() > 0  # moved off its zero start (the EMA weights are saved)
+
+
+@pytest.mark.parametrize("arch", [TINY, DIT], ids=["unet3d", "dit"])
+def test_a_new_noise_augmentation_embedder_starts_as_a_no_op(tmp_path, capsys, arch):
+    """`--init-from BASE --condition first_frame --cond-noise-aug S` on a base without a concat condition (so
+    without a noise-augmentation embedder): the new embedder's last layer starts at zero, so at step 0 the
+    fine-tune computes the base model's output at any noise level s of the first frame."""
+    base = _base(tmp_path, arch)
+    model = build_model_for(TrainConfig(model=str(tmp_path / "arch.json"), frames=4, size=16,
+                                        condition="first_frame", cond_noise_aug=0.5,
+                                        init_from=str(tmp_path / "base"))).eval()
+    assert "noise_aug_embed.fc2.weight" in model.conditioning_outputs()
+    assert "output projections of new conditioning paths zeroed" in capsys.readouterr().err
+    g = torch.Generator().manual_seed(4)
+    x, t = torch.randn(2, 3, 4, 16, 16, generator=g), torch.tensor([0.3, 0.8])
+    frame = torch.rand(2, 3, 1, 16, 16, generator=g) * 2 - 1
+    concat = known_frames_concat(frame, 4)
+
+    def cond(s: float) -> Cond:
+        return augment_first_frame(Cond(concat=concat), torch.full((2,), s), torch.randn(concat.shape, generator=g), 3)
+
+    with torch.no_grad():
+        ref, low, high = base(x, t), model(x, t, cond(0.02)), model(x, t, cond(0.45))
+        assert ref.abs().mean() > 1e-2
+        assert torch.equal(low, high)  # the level (and the noised frame, on zero conv_in weights) adds nothing
+        torch.testing.assert_close(high, ref, rtol=0, atol=1e-5)  # the base's output (conv_in summed wider)
+        model.noise_aug_embed.fc2.weight.normal_(generator=g)  # a randomly initialised embedder would not be
+        assert (model(x, t, cond(0.45)) - ref).abs().max() > 1e-3

@@ -60,13 +60,17 @@ class Backbone(nn.Module):
             self.micro_embed = MicroEmbedder(micro, freq_dim, width)
 
     def conditioning_outputs(self) -> list[str]:
-        """Names of the last tensors on the paths by which text or an embedded image reach the features: every
-        cross-attention's output projection and the pooled projection into the time embedding. At zero those
-        paths add nothing (`training.surgery.init_weights_from` zeroes the ones its checkpoint lacks, so a
-        fine-tune that adds them starts as the checkpoint's model, as `MicroEmbedder` does by construction)."""
+        """Names of the last tensors on the paths by which text, an embedded image or the concat condition's
+        noise level reach the features: every cross-attention's output projection, the pooled projection into
+        the time embedding and the noise-augmentation embedder's last layer. At zero those paths add nothing
+        (`training.surgery.init_weights_from` zeroes the ones its checkpoint lacks, so a fine-tune that adds
+        them starts as the checkpoint's model whatever the noise level, as `MicroEmbedder` does by
+        construction)."""
         names = [f"{name}.to_out.{p}" for name, m in self.named_modules() if isinstance(m, CrossAttention)
                  for p in ("weight", "bias")]
-        return names + (["pooled_proj.weight", "pooled_proj.bias"] if self.pooled_proj is not None else [])
+        names += ["pooled_proj.weight", "pooled_proj.bias"] if self.pooled_proj is not None else []
+        return names + (["noise_aug_embed.fc2.weight", "noise_aug_embed.fc2.bias"]
+                        if self.noise_aug_embed is not None else [])
 
     @property
     def input_channels(self) -> int:

@@ -32,9 +32,10 @@ def init_weights_from(model: nn.Module, folder: str | Path) -> None:
     condition to a trained unconditional model); an input layer that gained channels gets the
     checkpoint's weights for the old ones and zeros for the new (`widen_input_channels`, as Stable
     Diffusion's inpainting model was made from the text-to-image one); the rest keep their initialisation,
-    except that the output projections of conditioning paths the checkpoint lacks (new cross-attention and
-    pooled projection: `Backbone.conditioning_outputs`, e.g. `--image-embed` on an unconditional model) start
-    at zero, so the model starts computing what the checkpoint did and training grows the new paths.
+    except that the output projections of conditioning paths the checkpoint lacks (new cross-attention, pooled
+    projection and noise-augmentation embedder: `Backbone.conditioning_outputs`, e.g. `--image-embed` or
+    `--cond-noise-aug` on an unconditional model) start at zero, so the model starts computing what the
+    checkpoint did and training grows the new paths.
     Weights holding NaN or inf are refused (`checkpoint.load_state_dict`)."""
     path = Path(folder) / WEIGHTS_NAME
     if not path.is_file():

@@ -24,7 +24,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import closing
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import cv2
 import numpy as np
@@ -37,6 +37,7 @@ from .synth import read_metadata
 
 MANIFEST, CONFIG = "manifest.json", "curate.json"
 COPYABLE_CODECS = ("h264", "hevc", "mpeg4", "av1", "vp9")  # stream-copied into .mp4 without re-encoding
+T = TypeVar("T")  # what a span walker keeps of each frame
 
 
 @dataclass(frozen=True)
@@ -134,23 +135,15 @@ def _matches(data: bytes | None, clip: list[np.ndarray]) -> bool:
 
 
 def _decode_spans(path: Path, spans: list[tuple[int, int]], fps: float) -> dict[int, bytes]:
-    """Fallback: decode the file once in order and encode the frames of each span; {start: mp4 bytes}."""
-    out, todo, buf = {}, sorted(spans), []
-    try:
-        with closing(iter_video(path)) as stream:
-            for t, frame in enumerate(stream):
-                if not todo:
-                    break
-                start, n = todo[0]
-                if t >= start:
-                    buf.append(frame)
-                    if len(buf) == n:
-                        with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
-                            out[start] = write_mp4(Path(d) / "clip.mp4", np.stack(buf), fps=fps).read_bytes()
-                        buf = []
-                        todo.pop(0)
-    except VidiffError:  # decoded fine the first time: keep the spans written, leave out the rest
-        pass
+    """Fallback: decode the file once in order and encode the full-size frames of each span; {start: mp4
+    bytes} (the spans reached when the file cannot be decoded to its end this time)."""
+    out = {}
+    with closing(_walk_spans(path, None, spans, range, lambda frame: frame)) as walk:
+        for start, n, frames in walk:  # frames: {offset: (H, W, 3) uint8} for every offset of the span
+            with tempfile.TemporaryDirectory(prefix="vidiff_clip_") as d:
+                out[start] = write_mp4(Path(d) / "clip.mp4", np.stack([frames[i] for i in range(n)]),
+                                       fps=fps).read_bytes()
+            del frames  # one span's full-size frames held at a time
     return out
 
 
@@ -162,6 +155,35 @@ def _frames(path: Path, held: np.ndarray | None) -> Iterator[np.ndarray]:
         return
     with closing(iter_video(path)) as stream:
         yield from stream
+
+
+def _walk_spans(path: Path, held: np.ndarray | None, spans: list[tuple[int, int]],
+                keep: Callable[[int], Iterable[int]],
+                transform: Callable[[np.ndarray], T]) -> Iterator[tuple[int, int, dict[int, T]]]:
+    """One in-order pass over a source's frames (`_frames`) for the spans (start, length), taken by start:
+    for each, (start, length, {offset: transform(frame)} for the offsets `keep(length)` names), holding those
+    of one span at a time; ends early (leaving the rest out) if the source cannot be decoded this time."""
+    todo = iter(sorted(spans))
+    span = next(todo, None)
+    if span is None:
+        return
+    want, got = set(keep(span[1])), {}
+    try:
+        with closing(_frames(path, held)) as stream:
+            for t, frame in enumerate(stream):
+                start, n = span
+                if t - start in want:
+                    got[t - start] = transform(frame)
+                if t == start + n - 1:
+                    kept, got = got, {}
+                    span = next(todo, None)
+                    yield start, n, kept
+                    del kept
+                    if span is None:
+                        return
+                    want = set(keep(span[1]))
+    except VidiffError:  # decoded fine the first time: the spans not reached are left out
+        return
 
 
 def _scan(path: Path, cfg: CurateConfig) -> dict:
@@ -200,25 +222,12 @@ def _clips(path: Path, held: np.ndarray | None,
     """Second pass over a source: for each span (start, length), in order, (start, the analysis frames its
     scores read, `S.needed_frames`), holding those of one clip at a time; ends early (leaving the rest out)
     if the source cannot be decoded this time."""
-    todo = iter(sorted(spans))
-    span = next(todo, None)
-    want, got = (set(S.needed_frames(span[1])) if span else set()), {}
-    try:
-        with closing(_frames(path, held)) as stream:
-            for t, frame in enumerate(stream):
-                if span is None:
-                    return
-                start, n = span
-                if t - start in want:
-                    got[t - start] = S.analysis_frame(frame)
-                if t == start + n - 1:
-                    clip, got = S.ClipFrames(n, got), {}
-                    span = next(todo, None)
-                    want = set(S.needed_frames(span[1])) if span else set()
-                    yield start, clip
-                    del clip
-    except VidiffError:  # decoded fine the first time: the spans not reached are left out
-        return
+    with closing(_walk_spans(path, held, spans, S.needed_frames, S.analysis_frame)) as walk:
+        for start, n, frames in walk:
+            clip = S.ClipFrames(n, frames)
+            del frames
+            yield start, clip
+            del clip
 
 
 def clip_spans(num_frames: int, cuts: list[int], min_frames: int, max_frames: int) -> list[tuple[int, int]]:

@@ -6,7 +6,9 @@
 #      of those clips with their captions (--frames 1: every clip gives one random frame per step),
 #      MiniLM text conditioning with 10 % caption dropout for classifier-free guidance,
 #   3. exports the EMA weights + config into models/shapes-t2i-tiny,
-#   4. makes one Text2Video-Zero video and one Tune-A-Video edit of a training clip from it.
+#   4. makes one Text2Video-Zero video and one Tune-A-Video edit of a training clip from it,
+#   5. measures both methods (benchmarks/bench_adapt.py: 32 Text2Video-Zero prompts against sampling every
+#      frame alone, 8 held-out clips tuned 300 steps and edited) into runs/shapes-t2i-tiny/bench_adapt.json.
 # Usage: bash scripts/train_t2i.sh [extra `vidiff train` flags, e.g. --minutes 60 --steps 20000]
 source "$(dirname "$0")/common.sh"
 export HF_HUB_OFFLINE=1
@@ -23,3 +25,5 @@ CAPTION=$($PY -c "import json; print(next(r['caption'] for r in map(json.loads, 
 $VIDIFF tune-a-video "$CLIP" --model models/shapes-t2i-tiny --frames 8 --prompt "$CAPTION" \
     --steps 300 --lr 1e-4 --out runs/shapes-t2i-tiny-tav --overwrite
 $VIDIFF edit "$CLIP" --model runs/shapes-t2i-tiny-tav --prompt "a blue square" --out outputs/tav_edit.mp4
+$PY benchmarks/bench_adapt.py --model models/shapes-t2i-tiny --num 32 --tav-num 8 --tav-steps 300 \
+    --out runs/shapes-t2i-tiny/bench_adapt.json

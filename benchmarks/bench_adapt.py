@@ -80,13 +80,19 @@ def track_distance(a: np.ndarray, b: np.ndarray) -> float:
     return float(d.mean()) if np.isfinite(d).all() else float("inf")
 
 
-def persists(video: np.ndarray, check: CheckResult | None = None) -> bool:
-    """One object in every frame on a clean background with constant colour, size and shape (the checker's
-    one_object, constant_colour, constant_size; the shape estimate of every frame alone is the same)."""
+def persistence(video: np.ndarray, check: CheckResult | None = None) -> dict[str, bool]:
+    """The persistence criteria: the checker's one_object (one object in every frame on a clean background),
+    constant_colour and constant_size, and constant_shape (the checker's shape estimate of every frame alone is
+    the same)."""
     r = check_video(video) if check is None else check
-    if not (r.one_object and r.constant_colour and r.constant_size):
-        return False
-    return len({check_video(frame[None]).shape for frame in video}) == 1
+    shapes = {check_video(frame[None]).shape for frame in video}
+    return {"one_object": r.one_object, "constant_colour": r.constant_colour, "constant_size": r.constant_size,
+            "constant_shape": len(shapes) == 1 and None not in shapes}
+
+
+def persists(video: np.ndarray, check: CheckResult | None = None) -> bool:
+    """All of `persistence`: the object persists with constant colour, size and shape."""
+    return all(persistence(video, check).values())
 
 
 def moves_along(velocity, delta, tol: tuple[float, float] = MOTION_TOL) -> bool:
@@ -100,7 +106,8 @@ def moves_along(velocity, delta, tol: tuple[float, float] = MOTION_TOL) -> bool:
 def score_motion(video: np.ndarray, want: dict) -> dict:
     """Per-video verdicts of a video meant to show `want` ({"colour", "shape", "delta"}) moving by δ per frame."""
     r = check_video(video)
-    keep = persists(video, r)
+    criteria = persistence(video, r)
+    keep = all(criteria.values())
     moves = moves_along(r.velocity, want["delta"])
     d = np.asarray(want["delta"], float)
     speed_ratio = float(np.linalg.norm(r.velocity) / np.linalg.norm(d)) if r.velocity is not None else float("nan")
@@ -108,15 +115,16 @@ def score_motion(video: np.ndarray, want: dict) -> dict:
     return {"persists": keep, "moves_along": moves,
             "direction": r.velocity is not None and r.direction == direction_name(*d),
             "speed_ratio": speed_ratio, "colour": colour, "shape": shape,
-            "all": bool(keep and moves and colour and shape),
+            "all": bool(keep and moves and colour and shape), "criteria": criteria,
             "got": {"colour": r.colour, "shape": r.shape,
                     "velocity": None if r.velocity is None else [round(x, 2) for x in r.velocity]}}
 
 
 def summarise(rows: list[dict]) -> dict:
-    """Shares of the boolean verdicts over videos, and the median speed ratio."""
+    """Shares of the verdicts and of each persistence criterion over videos, and the median speed ratio."""
     out = {k: float(np.mean([r[k] for r in rows])) for k in ("persists", "moves_along", "direction", "colour",
                                                              "shape", "all")}
+    out["criteria"] = {k: float(np.mean([r["criteria"][k] for r in rows])) for k in rows[0]["criteria"]}
     ratios = [r["speed_ratio"] for r in rows if np.isfinite(r["speed_ratio"])]
     out["speed_ratio"] = float(np.median(ratios)) if ratios else float("nan")
     return out
@@ -235,6 +243,11 @@ def print_tables(report: dict) -> None:
             print(f"| {r['method']} | {r['persists']:.0%} | {r['moves_along']:.0%} | {r['direction']:.0%} | "
                   f"{r['speed_ratio']:.2f} | {r['colour']:.0%} | {r['shape']:.0%} | {r['all']:.0%} | "
                   f"{r['seconds']:.0f} |")
+        names = list(t2v["rows"][0]["criteria"])
+        print(f"\npersistence criteria\n| method | {' | '.join(names)} |\n|---|{'---:|' * len(names)}")
+        for r in t2v["rows"]:
+            shares = " | ".join(f"{r['criteria'][k]:.0%}" for k in names)
+            print(f"| {r['method']} | {shares} |")
     tav = report.get("tune_a_video")
     if tav:
         print(f"\nTune-A-Video: {tav['num']} held-out clips × {tav['frames']} frames, {tav['steps']} tuning steps "

@@ -46,6 +46,8 @@ def test_a_colour_change_midway_breaks_persistence(bench, clip):
     changed = video.copy()
     changed[4:] = changed[4:, :, :, [1, 2, 0]]  # channels rotated from frame 4: same object, another colour
     assert bench.persists(video) and not bench.persists(changed)
+    assert bench.persistence(changed) == {"one_object": True, "constant_colour": False, "constant_size": True,
+                                          "constant_shape": True}
 
 
 def test_track_distance(bench, clip):

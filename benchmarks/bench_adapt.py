@@ -148,8 +148,8 @@ def run_t2v(args, save) -> dict:
         name = "Text2Video-Zero" + (" + background smoothing" if smooth else "")
         start, scored = time.perf_counter(), []
         for i, (prompt, want) in enumerate(prompts):
-            video = t2v(prompt, 1, frames=args.frames, motion=want["delta"], steps=args.steps,
-                        guidance=args.guidance, seed=args.seed + i, smooth_background=smooth)[0]
+            video = t2v(prompt, 1, frames=args.frames, motion=want["delta"], steps=args.steps, t0=args.t0,
+                        t1=args.t1, guidance=args.guidance, seed=args.seed + i, smooth_background=smooth)[0]
             scored.append(score_motion(video, want))
             save(f"t2v_zero{'_smooth' if smooth else ''}_{i:02d}", video)
         rows[name], seconds[name] = scored, time.perf_counter() - start
@@ -268,6 +268,8 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--steps", type=int, default=50, help="DDIM steps of Text2Video-Zero and of the baseline")
     ap.add_argument("--guidance", type=float, default=3.0, help="classifier-free guidance weight w")
+    ap.add_argument("--t0", type=int, default=None, help="Text2Video-Zero's t0 (default: 44 of 50 steps, scaled)")
+    ap.add_argument("--t1", type=int, default=None, help="Text2Video-Zero's t1 (default: 47 of 50 steps, scaled)")
     ap.add_argument("--smooth-background", choices=["off", "on", "both"], default="both")
     ap.add_argument("--plain-prompts", action="store_true", help='"a red circle" instead of the training caption')
     ap.add_argument("--tav-num", type=int, default=8, help="Tune-A-Video clips (0: skip)")
@@ -278,13 +280,13 @@ def main(argv=None) -> int:
     ap.add_argument("--edit-guidance", type=float, default=3.0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--quick", action="store_true", help="4 prompts, 10 steps, 1 clip tuned 5 steps: a smoke run")
+    ap.add_argument("--quick", action="store_true",
+                    help="defaults for a smoke run: 4 prompts, 10 steps, 1 clip tuned 5 steps")
     ap.add_argument("--save-videos", default=None, help="folder for the sampled and edited videos (.gif)")
     ap.add_argument("--out", default=None, help="JSON report (default: print only)")
+    if ap.parse_known_args(argv)[0].quick:  # smaller defaults; options given explicitly still win
+        ap.set_defaults(num=4, steps=10, tav_num=1, tav_steps=5, edit_steps=10, smooth_background="on")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.num, args.steps, args.tav_num, args.tav_steps, args.edit_steps = 4, 10, 1, 5, 10
-        args.smooth_background = "on"
     torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
 
@@ -297,7 +299,8 @@ def main(argv=None) -> int:
     if args.save_videos:
         Path(args.save_videos).mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    report = {"model": args.model, "num": args.num, "frames": args.frames, "steps": args.steps,
+    report = {"model": args.model, "num": args.num, "frames": args.frames, "steps": args.steps, "t0": args.t0,
+              "t1": args.t1,
               "guidance": args.guidance, "seed": args.seed, "motion_tol": list(MOTION_TOL), "track_tol": TRACK_TOL,
               "threads": args.threads}
     if args.num > 0:

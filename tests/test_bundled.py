@@ -301,3 +301,18 @@ def test_bundled_trajectory_model_follows_held_out_paths():
     videos = pipe(8, steps=10, sampler="ddpm", seed=0, cond=Cond(concat=encode_tracks(paths[:, None], 32, 32)))
     err = track_error(object_tracks(from_uint8(videos.numpy())), paths)       # (8,) mean pixels per video
     assert err.median() < 1.5 and (err < 3.0).all()
+
+
+def test_bundled_video_ldm_keeps_the_bundled_image_model_bit_for_bit():
+    """Video LDM's recipe (`--init-image shapes-image-tiny --train temporal`): every spatial tensor of
+    shapes-vldm-tiny is the image model's, bit for bit; only its α-merged temporal layers were trained."""
+    from vidiff.models.temporal import select_parameters
+
+    image = load_pipeline("shapes-image-tiny").model.state_dict()
+    video = load_pipeline("shapes-vldm-tiny").model
+    spatial = select_parameters(video, "spatial")
+    state = video.state_dict()
+    assert sorted(spatial) == sorted(n for n, _ in load_pipeline("shapes-image-tiny").model.named_parameters())
+    assert all(torch.equal(state[n], image[n]) for n in spatial)
+    temporal = [p for n, p in video.named_parameters() if n not in spatial]
+    assert sum(p.numel() for p in temporal) == 250_675 and any(p.abs().sum() > 0 for p in temporal)

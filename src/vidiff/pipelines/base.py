@@ -230,6 +230,11 @@ class VideoPipeline:
         given = cond is not None or prompt is not None or class_id is not None or image is not None
         if cond is None and (given or self.condition):
             cond = self.make_cond(num, frames, size, prompt=prompt, class_id=class_id, image=image)
+            conditioning = self.config.get("conditioning") or {}
+            if conditioning.get("micro") or conditioning.get("cond_noise_aug"):  # SVD-style: the trained defaults
+                from ..conditioning.micro import request_svd_cond
+
+                cond = request_svd_cond(cond, conditioning, num, channels=c, seed=seed)
         cond = frame_embedding_cond(cond, self.condition, getattr(self.model, "config", None), num)  # i2v: no frame
         if not given:
             guidance = 0.0  # nothing to guide towards: the model's null condition alone

@@ -363,3 +363,17 @@ def test_bundled_svd_style_model_starts_from_the_given_frame():
     cond = request_svd_cond(cond, pipe.config["conditioning"], 8, channels=3, seed=0, motion=150.0)
     videos = pipe(8, cond=cond, steps=10, seed=0)                              # Heun on EDM's grid (its default)
     assert psnr(from_uint8(videos[:, :1].numpy()), given)[:, 0].median() > 18.0
+
+
+def test_bundled_text_to_image_model_drives_text2video_zero_with_the_prompted_colour():
+    """Known ground truth: shapes-t2i-tiny (an image model, temporal none) animated by Text2Video-Zero draws the
+    prompt's colour in every video (benchmarks/bench_adapt.py, 32 prompts: 100 %; chance 25 %)."""
+    pytest.importorskip("sentence_transformers")
+    from vidiff.data.checker import check_video
+    from vidiff.pipelines.t2v_zero import TextToVideoZero
+
+    t2v = TextToVideoZero.from_pretrained(find_model("shapes-t2i-tiny"))
+    prompts = {"red": "a red circle", "blue": "a blue square", "green": "a green square", "yellow": "a yellow circle"}
+    got = [check_video(t2v(p, 1, frames=8, motion=(1.0, 0.0), steps=20, guidance=3.0, seed=i)[0]).colour
+           for i, p in enumerate(prompts.values())]
+    assert sum(g == c for g, c in zip(got, prompts)) >= 3

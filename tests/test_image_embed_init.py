@@ -101,7 +101,8 @@ def test_training_grows_the_new_paths(tmp_path):
     x0 = torch.rand(2, 3, 4, 16, 16, generator=g) * 2 - 1
     for _ in range(3):
         cond = training_cond(("first_frame",), x0=x0, drop_prob=0.0, generator=g, image_embed=True)
-        cond = augment_first_frame(cond, torch.rand(2, generator=g) * 0.5, torch.randn(cond.concat.shape, generator=g), 3)
+        level, noise = torch.rand(2, generator=g) * 0.5, torch.randn(cond.concat.shape, generator=g)
+        cond = augment_first_frame(cond, level, noise, 3)
         opt.zero_grad()
         diffusion_loss(model, x0, CosineSchedule(), cond=cond, generator=g).backward()
         opt.step()

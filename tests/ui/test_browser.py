@@ -140,8 +140,11 @@ def test_animate_and_two_clicks_on_the_photo_play_the_poke(page, tmp_path):
     canvas.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.25})
     page.wait_for_function("document.querySelector('#poke-dx input[type=number]').value === '0'")
     canvas.click(position={"x": box["width"] * 0.25, "y": box["height"] * 0.75})
-    page.wait_for_function("!document.querySelector('#poke-summary').innerText.includes('(32, 24)')")
+    # the summary is cleared when a new drag starts, so wait for the new point's, then for its response
+    page.wait_for_function("(t => t.includes('poke at (') && !t.includes('(32, 24)'))"
+                           "(document.querySelector('#poke-summary').innerText)")
     _video_plays(page, "#poke-video")
+    page.wait_for_function("parseFloat(document.querySelector('#poke-dy input[type=number]').value) > 0")
     assert float(page.locator("#poke-dy input[type=number]").input_value()) > 0
 
 

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vidiff.data.checker import CheckResult, check_video, direction_name, foreground_centroid
+from vidiff.data.checker import CheckResult, check_video, direction_name, track_distance
 from vidiff.data.synth import DEFAULT_COLOURS, DIRECTIONS, SHAPES, caption
 
 MOTION_TOL = (0.3, 0.2)  # ‖v − δ‖ ≤ rel·‖δ‖ + abs (px/frame)
@@ -66,18 +66,6 @@ def t2v_prompts(num: int, plain: bool = False) -> list[tuple[str, dict]]:
         out.append((prompt, {"colour": colour, "shape": shape, "direction": direction,
                              "delta": (float(s * ux), float(s * uy))}))
     return out
-
-
-def centroid_track(video: np.ndarray) -> np.ndarray:
-    """(F, 2) x, y of the object in each frame of a uint8 video (F, H, W, 3) (`foreground_centroid`), NaN where
-    a frame has no object."""
-    return np.array([foreground_centroid(f) or (np.nan, np.nan) for f in video], np.float64)
-
-
-def track_distance(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean distance (px) between two (F, 2) tracks; inf when either misses the object in some frame."""
-    d = np.hypot(*(a - b).T)
-    return float(d.mean()) if np.isfinite(d).all() else float("inf")
 
 
 def persistence(video: np.ndarray, check: CheckResult | None = None) -> dict[str, bool]:
@@ -209,7 +197,7 @@ def run_tav(args, save, tmp: Path) -> dict:
         db0 = float(psnr(from_uint8(recon0[None]), ref).mean())
         db = float(psnr(from_uint8(recon[None]), ref).mean())
         r = check_video(edited)
-        dist = track_distance(centroid_track(edited), centroid_track(source))
+        dist = track_distance(edited, source)
         rows.append({"caption": m["caption"], "edited": target, "psnr_no_guidance": db0, "psnr": db,
                      "new_colour": r.colour == new, "got_colour": r.colour, "shape_kept": r.shape == m["shape"],
                      "track_distance": dist, "ok": bool(r.colour == new and dist <= TRACK_TOL),

@@ -46,17 +46,10 @@ def pairs(num: int, frames: int, size: int, seed: int = 1):
     return pool[:num], meta[:num], np.stack(refs), ref_meta
 
 
-def track_error(out: np.ndarray, ref: np.ndarray) -> float:
-    """Mean over frames of the distance between the two videos' object centroids (inf if one is missing)."""
-    from vidiff.data.checker import centroid_distance
-
-    return float(np.mean([centroid_distance(a, b) for a, b in zip(out, ref)]))
-
-
 def score(outs: list[np.ndarray], inputs: np.ndarray, ref_meta: list[dict]) -> dict:
-    from vidiff.data.checker import check_video
+    from vidiff.data.checker import check_video, track_distance
 
-    errs = np.array([track_error(o, a) for o, a in zip(outs, inputs)])
+    errs = np.array([track_distance(o, a) for o, a in zip(outs, inputs)])
     checks = [check_video(o) for o in outs]
     kept = errs <= 1.5
     colour = np.array([c.colour == m["colour"] for c, m in zip(checks, ref_meta)])

@@ -50,14 +50,6 @@ def test_a_colour_change_midway_breaks_persistence(bench, clip):
                                           "constant_shape": True}
 
 
-def test_track_distance(bench, clip):
-    video, _ = clip
-    track = bench.centroid_track(video)
-    shifted = np.roll(video, 2, axis=2)  # 2 px to the right
-    assert bench.track_distance(bench.centroid_track(shifted), track) == pytest.approx(2.0, abs=0.01)
-    assert bench.track_distance(bench.centroid_track(np.zeros_like(video)), track) == float("inf")
-
-
 def test_prompts_and_colour_edits(bench):
     prompts = bench.t2v_prompts(32)
     deltas = {w["delta"] for _, w in prompts}

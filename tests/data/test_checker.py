@@ -167,6 +167,13 @@ def test_foreground_centroid_and_centroid_distance():
     moved[23:27, 14:20] = (230, 30, 30)  # the block shifted by (4, 3): 5 px away; no object: inf
     assert checker.centroid_distance(frame, moved) == 5.0
     assert checker.centroid_distance(frame, np.full((32, 32, 3), 128, np.uint8)) == float("inf")
+
+
+def test_track_distance_of_a_shifted_clip_and_of_a_clip_without_object():
+    video = synth.render_shapes(1, 8, 32, seed=1)[0][0]
+    shifted = np.roll(video, 2, axis=2)  # 2 px to the right
+    assert checker.track_distance(shifted, video) == pytest.approx(2.0, abs=0.01)
+    assert checker.track_distance(np.zeros_like(video), video) == float("inf")
     # on rendered circles and squares (symmetric: centre of mass = the metadata's box centre, in a
     # frame where pixel i spans [i, i+1), so half a pixel above the index) it is within the half pixel
     # that thresholding the antialiased edge can shift it

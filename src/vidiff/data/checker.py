@@ -81,6 +81,12 @@ def centroid_distance(a: np.ndarray, b: np.ndarray, cfg: CheckerConfig = Checker
     return float("inf") if ca is None or cb is None else float(np.hypot(ca[0] - cb[0], ca[1] - cb[1]))
 
 
+def track_distance(a: np.ndarray, b: np.ndarray, cfg: CheckerConfig = CheckerConfig()) -> float:
+    """Mean over frames of the `centroid_distance` between uint8 videos `a` and `b` (F, H, W, 3), in pixels; inf
+    when either misses the object in some frame."""
+    return float(np.mean([centroid_distance(fa, fb, cfg) for fa, fb in zip(a, b)]))
+
+
 def nearest_colour(rgb, palette: dict[str, tuple[int, int, int]] = PALETTE) -> str:
     """Palette name nearest in chromaticity (angle between RGB vectors), robust to brightness."""
     v = np.asarray(rgb, np.float64)

@@ -40,19 +40,12 @@ from vidiff.diffusion.loss import diffusion_loss
 from vidiff.metrics.temporal import flicker
 from vidiff.models.temporal import select_parameters, video_ldm_from_image
 from vidiff.pipelines import VideoPipeline, load_pipeline
-from vidiff.train import TrainConfig, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_video_ldm import RECIPE  # noqa: E402
+from bench_video_ldm import RECIPE, run  # noqa: E402
 
 KINDS = ("attention", "conv", "convgru", "biconvgru", "hierarchical", "dwconv")
 HELD_OUT_SEED = 1000  # the training videos are seed 0 (`vidiff data synth shapes` and this script)
-
-
-def train_row(name: str, out: Path, data: Path, budget: dict, **kw) -> Path:
-    """Train one model with the benchmark's recipe; returns its run folder."""
-    cfg = TrainConfig(data=str(data), out=str(out / name), **{**RECIPE, **budget, **kw})
-    return train(cfg)
 
 
 def validation_batch(folder: Path, frames: int, size: int, seed: int = 0) -> dict:
@@ -164,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             image = Path(args.init_image)
         else:
             image_budget = {"steps": 1, "warmup": 1, "batch": 2} if args.quick else {"minutes": args.image_minutes}
-            image = train_row("image", runs, data, image_budget, model=args.model, frames=1)
+            image, _ = run("image", runs, data, image_budget, model=args.model, frames=1)
         image_model = read_config(image)["train"].get("model", args.model)
         report = {"init_image": str(image), "minutes": None if args.quick else args.minutes, "quick": args.quick,
                   "frames": frames, "size": size, "samples": samples, "sample_steps": sample_steps,
@@ -176,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                             "temporal_params": 0}]}
         for name, kind, weight in rows:
             t0 = time.perf_counter()
-            folder = train_row(name.replace(" ", "_"), runs, data, budget, frames=frames, size=size, lr=args.lr,
-                               model=image_model, init_image=str(image), temporal=kind, temporal_consistency=weight)
+            folder, _ = run(name.replace(" ", "_"), runs, data, budget, frames=frames, size=size, lr=args.lr,
+                            model=image_model, init_image=str(image), temporal=kind, temporal_consistency=weight)
             summary = read_config(folder)["summary"]
             row = {"name": name, "kind": kind, "temporal_consistency": weight, "steps": summary["steps"],
                    "seconds_per_step": summary["elapsed_s"] / max(1, summary["steps"]),
